@@ -1,0 +1,5 @@
+import sys
+
+from pokewatch.cli import main
+
+sys.exit(main())

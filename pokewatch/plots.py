@@ -1,0 +1,133 @@
+"""Plots for runs and reports, as matplotlib Figures that work with or without a display.
+
+Figures are built with ``matplotlib.figure.Figure`` (not pyplot), so cron and
+papermill need no GUI backend and notebooks still show them inline. Every
+function takes the frames the package already produces and returns a Figure;
+:func:`save` writes one atomically as PNG.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from pokewatch import atomic
+
+logger = logging.getLogger(__name__)
+
+COLORS = {"BUY": "#1a9850", "HOLD": "#8c8c8c", "SELL": "#d73027"}
+
+
+def save(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
+    with atomic.atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
+    return Path(path)
+
+
+def price_with_band(series_signals: pd.DataFrame, buy_threshold: float, sell_threshold: float,
+                    title: str = "", ax=None) -> Figure:
+    """One series: market price, fair value, the HOLD band between the thresholds, and flags."""
+    fig = ax.figure if ax is not None else Figure(figsize=(9, 3.6))
+    ax = ax or fig.add_subplot()
+    frame = series_signals.sort_values("date")
+    ax.plot(frame["date"], frame["market_price"], color="#2c7bb6", lw=1.2, label="market price")
+    ax.plot(frame["date"], frame["fair_value"], color="#444444", lw=1.0, ls="--", label="fair value")
+    ax.fill_between(frame["date"], frame["fair_value"] * (1 - buy_threshold),
+                    frame["fair_value"] * (1 + sell_threshold), color="#bbbbbb", alpha=0.35,
+                    label="HOLD band")
+    for flag in ("BUY", "SELL"):
+        hits = frame[frame["signal"] == flag]
+        ax.scatter(hits["date"], hits["market_price"], s=22, color=COLORS[flag], zorder=3,
+                   marker="^" if flag == "BUY" else "v", label=flag)
+    ax.set_title(title, fontsize=10)
+    ax.set_ylabel(f"price ({frame['currency'].iloc[0] if 'currency' in frame and len(frame) else 'USD'})")
+    ax.legend(fontsize=7, loc="upper left", ncols=5)
+    ax.grid(alpha=0.3)
+    fig.autofmt_xdate()
+    return fig
+
+
+def top_cards(signals: pd.DataFrame, today: pd.DataFrame, buy_threshold: float, sell_threshold: float,
+              n: int = 4, days: int = 120) -> Figure:
+    """Price and fair-value band for the day's strongest BUY and SELL candidates."""
+    flagged = today[today["signal"].isin(["BUY", "SELL"])].copy()
+    flagged["strength"] = flagged["deviation"].abs()
+    picks = flagged.nlargest(n, "strength")
+    if picks.empty:
+        picks = today.nlargest(n, "market_price")
+    fig = Figure(figsize=(10, 2.8 * max(len(picks), 1)))
+    since = signals["date"].max() - pd.Timedelta(days=days)
+    recent = signals[signals["date"] >= since]
+    keys = ["card_id", "variant", "currency"]
+    for i, (_, pick) in enumerate(picks.iterrows(), start=1):
+        ax = fig.add_subplot(len(picks), 1, i)
+        mask = np.logical_and.reduce([recent[k].astype(str).to_numpy() == str(pick[k]) for k in keys])
+        label = f"{pick.get('name', '')} {pick['card_id']} ({pick['variant']}): {pick['signal']} " \
+                f"{pick['deviation']:+.0%} vs fair"
+        price_with_band(recent[mask], buy_threshold, sell_threshold, title=label, ax=ax)
+    fig.tight_layout()
+    return fig
+
+
+def error_distribution(scored_errors: pd.DataFrame) -> Figure:
+    """Absolute % error of fair value vs the naive last price, as overlaid histograms."""
+    fig = Figure(figsize=(7, 3.6))
+    ax = fig.add_subplot()
+    bins = np.linspace(0, 0.5, 51)
+    for column, color, label in (("abs_error_fair", "#2c7bb6", "fair value"),
+                                 ("abs_error_naive", "#fdae61", "naive last price")):
+        values = scored_errors[column].clip(upper=0.5)
+        ax.hist(values, bins=bins, alpha=0.6, color=color, label=f"{label} (MAPE {scored_errors[column].mean():.1%})")
+    ax.set_yscale("log")
+    ax.set_xlabel("absolute error vs next observed price (capped at 50%)")
+    ax.set_ylabel("observations")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def signal_distribution(today: pd.DataFrame) -> Figure:
+    fig = Figure(figsize=(5, 3.2))
+    ax = fig.add_subplot()
+    counts = today["signal"].value_counts().reindex(["BUY", "HOLD", "SELL"], fill_value=0)
+    bars = ax.bar(counts.index, counts.to_numpy(), color=[COLORS[s] for s in counts.index])
+    ax.bar_label(bars)
+    ax.set_ylabel("cards")
+    ax.set_title("today's signals", fontsize=10)
+    return fig
+
+
+def forward_return_by_signal(scored: pd.DataFrame, horizon_days: int) -> Figure:
+    """Distribution of the H-day forward return after each signal (box plot, outliers hidden)."""
+    fig = Figure(figsize=(6, 3.6))
+    ax = fig.add_subplot()
+    groups = [scored.loc[scored["signal"] == s, "forward_return"].dropna().to_numpy() for s in ("BUY", "HOLD", "SELL")]
+    labels = [f"{s}\n(n={len(g)})" for s, g in zip(("BUY", "HOLD", "SELL"), groups)]
+    box = ax.boxplot([g if len(g) else [np.nan] for g in groups], tick_labels=labels, showfliers=False,
+                     patch_artist=True)
+    for patch, s in zip(box["boxes"], ("BUY", "HOLD", "SELL")):
+        patch.set_facecolor(COLORS[s])
+        patch.set_alpha(0.5)
+    ax.axhline(0, color="black", lw=0.8)
+    ax.yaxis.set_major_formatter(lambda v, _: f"{v:+.0%}")
+    ax.set_ylabel(f"return {horizon_days} days later")
+    ax.grid(alpha=0.3, axis="y")
+    return fig
+
+
+def candidate_scores(candidates: pd.DataFrame) -> Figure:
+    """Mean lift of each (method, window) candidate from training, the winner first."""
+    fig = Figure(figsize=(8, 3.6))
+    ax = fig.add_subplot()
+    labels = candidates["method"] + "(" + candidates["window"].astype(str) + ")"
+    ax.barh(labels[::-1], candidates["buy_lift"][::-1], height=0.4, align="edge", color=COLORS["BUY"], label="BUY lift")
+    ax.barh(labels[::-1], candidates["sell_lift"][::-1], height=-0.4, align="edge", color=COLORS["SELL"],
+            label="SELL lift")
+    ax.axvline(1.0, color="black", lw=0.8)
+    ax.set_xlabel("lift (precision / base rate); 1.0 = chance")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, axis="x")
+    return fig

@@ -1,0 +1,158 @@
+"""The one long price format every PokeWatch step speaks, and its validation.
+
+Sources differ wildly (tcgcsv keys prices by product and sub-type, pokemontcg.io
+nests them per variant, trackers write ``{card: {date: price}}``); everything
+downstream only ever sees this table, so a new source is a parser and nothing else.
+
+One row is one observation: a card, in one printing variant, on one day, at one
+market price in one currency, from one source.
+
+============== ============== ====================================================
+column         dtype          meaning
+============== ============== ====================================================
+card_id        string         pokemontcg.io-style id (``sv3pt5-199``) or source id
+variant        string         printing: Normal, Holofoil, Reverse Holofoil, ...
+date           datetime64[ns] trading day (midnight, no time zone)
+market_price   float64        market price in ``currency``; > 0
+currency       string         ``USD`` (TCGplayer) or ``EUR`` (Cardmarket)
+source         string         ``demo``, ``tcgcsv``, ``pokemontcg``, ...
+name           string         card name (``Charizard ex``)          [descriptive]
+set_id         string         set id (``sv3pt5``)                    [descriptive]
+set_name       string         set name (``151``)                     [descriptive]
+number         string         collector number                        [descriptive]
+rarity         string         rarity                                  [descriptive]
+category       string         watchlist category (grail, chase, ...)  [descriptive]
+============== ============== ====================================================
+
+Sources may add further descriptive columns (``low_price``, ``product_id``,
+``updated_at`` ...); they are carried through untouched.
+
+A *series* is ``(card_id, variant, currency)``: USD and EUR prices of one card are
+never mixed. The primary key of an observation is a series plus ``date``.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from pokewatch.errors import SchemaError
+
+logger = logging.getLogger(__name__)
+
+REQUIRED_COLUMNS = ["card_id", "variant", "date", "market_price", "currency", "source"]
+DESCRIPTIVE_COLUMNS = ["name", "set_id", "set_name", "number", "rarity", "category"]
+SERIES_KEY = ["card_id", "variant", "currency"]
+PRIMARY_KEY = [*SERIES_KEY, "date"]
+CURRENCIES = frozenset({"USD", "EUR"})
+
+#: Why a row was rejected; the quality report counts rows per reason.
+REJECT_REASONS = {
+    "missing_key": "card_id or variant is empty",
+    "bad_date": "date is missing or not a date",
+    "missing_price": "market_price is null",
+    "non_numeric_price": "market_price is not a number",
+    "non_positive_price": "market_price is zero or negative",
+    "non_finite_price": "market_price is infinite",
+    "unknown_currency": f"currency is not one of {sorted(CURRENCIES)}",
+    "duplicate_key": "same card, variant, currency and date seen earlier in the batch",
+}
+
+
+@dataclass
+class ValidationResult:
+    """Rows that passed, rows that did not (with a ``reason``), and counts per reason."""
+
+    valid: pd.DataFrame
+    rejected: pd.DataFrame
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def n_input(self) -> int:
+        return len(self.valid) + len(self.rejected)
+
+    def summary(self) -> dict:
+        """JSON-ready summary for the run's data-quality report."""
+        return {
+            "rows_in": self.n_input,
+            "rows_valid": len(self.valid),
+            "rows_rejected": len(self.rejected),
+            "rejected_by_reason": {
+                reason: {"count": n, "meaning": REJECT_REASONS[reason]}
+                for reason, n in self.counts.items()
+            },
+        }
+
+
+def empty_prices() -> pd.DataFrame:
+    """An empty, correctly typed price table."""
+    frame = pd.DataFrame({c: pd.Series(dtype="string") for c in REQUIRED_COLUMNS + DESCRIPTIVE_COLUMNS})
+    frame["date"] = pd.Series(dtype="datetime64[ns]")
+    frame["market_price"] = pd.Series(dtype="float64")
+    return frame
+
+
+def conform(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return ``frame`` with the schema's dtypes and every descriptive column present.
+
+    Raises:
+        SchemaError: a required column is missing, naming the ones present.
+    """
+    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    if missing:
+        raise SchemaError(
+            f"price table is missing required column(s) {missing}; it has {list(frame.columns)}. "
+            f"Map your columns to {REQUIRED_COLUMNS} (see pokewatch.schema)."
+        )
+    out = frame.copy()
+    for col in ("card_id", "variant", "currency", "source", *DESCRIPTIVE_COLUMNS):
+        if col not in out.columns:
+            out[col] = pd.NA
+        out[col] = out[col].astype("string")
+    out["date"] = pd.to_datetime(out["date"], errors="coerce").dt.tz_localize(None).dt.normalize() \
+        if isinstance(out["date"].dtype, pd.DatetimeTZDtype) else \
+        pd.to_datetime(out["date"], errors="coerce").dt.normalize()
+    out["market_price"] = pd.to_numeric(out["market_price"], errors="coerce").astype("float64")
+    return out
+
+
+def validate_observations(frame: pd.DataFrame) -> ValidationResult:
+    """Split a batch of observations into valid rows and rejected rows with reasons.
+
+    Invalid rows never raise and are never dropped silently: each rejected row keeps
+    its original values plus a ``reason`` (the first rule it broke, in the order of
+    :data:`REJECT_REASONS`). Of rows sharing a primary key the first is kept.
+
+    Raises:
+        SchemaError: only when required columns are missing altogether.
+    """
+    raw_price = frame["market_price"] if "market_price" in frame.columns else None
+    table = conform(frame)
+    reason = pd.Series(pd.NA, index=table.index, dtype="string")
+
+    def mark(mask: pd.Series, why: str) -> None:
+        reason[mask.fillna(False).astype(bool) & reason.isna()] = why
+
+    mark(table["card_id"].fillna("").str.strip().eq("") | table["variant"].fillna("").str.strip().eq(""),
+         "missing_key")
+    mark(table["date"].isna(), "bad_date")
+    price_was_null = raw_price.isna() if raw_price is not None else pd.Series(True, index=table.index)
+    mark(price_was_null, "missing_price")
+    mark(table["market_price"].isna(), "non_numeric_price")
+    mark(table["market_price"] <= 0, "non_positive_price")
+    mark(~np.isfinite(table["market_price"].fillna(0.0)), "non_finite_price")
+    mark(~table["currency"].isin(CURRENCIES), "unknown_currency")
+    still_ok = reason.isna()
+    mark(table[PRIMARY_KEY].where(still_ok).duplicated(keep="first") & still_ok, "duplicate_key")
+
+    rejected_mask = reason.notna()
+    rejected = frame.loc[rejected_mask].copy()
+    rejected["reason"] = reason[rejected_mask].to_numpy()
+    valid = table.loc[~rejected_mask].reset_index(drop=True)
+    counts = {r: int(n) for r, n in reason[rejected_mask].value_counts().items()}
+    counts = {r: counts[r] for r in REJECT_REASONS if r in counts}
+    if counts:
+        logger.warning("rejected %d of %d rows: %s", int(rejected_mask.sum()), len(table), counts)
+    return ValidationResult(valid=valid, rejected=rejected.reset_index(drop=True), counts=counts)

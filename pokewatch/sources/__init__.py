@@ -1,0 +1,35 @@
+"""Price sources by name. ``get_source("demo")`` is the offline default.
+
+Each source is a :class:`~pokewatch.sources.base.PriceSource`; register new ones in
+:data:`SOURCES` (name -> "module:Class", imported lazily so optional network code is
+only loaded when used).
+"""
+from __future__ import annotations
+
+import importlib
+
+from pokewatch.errors import ParameterError
+from pokewatch.sources.base import CollectRequest, FetchReport, PriceSource
+
+SOURCES: dict[str, str] = {
+    "demo": "pokewatch.sources.demo:DemoSource",
+    "tcgcsv": "pokewatch.sources.tcgcsv:TcgcsvSource",
+    "pokemontcg": "pokewatch.sources.pokemontcg:PokemonTcgSource",
+    "pokemonpricetracker": "pokewatch.sources.pokemonpricetracker:PokemonPriceTrackerSource",
+    "file": "pokewatch.sources.file:FileSource",
+}
+
+
+def get_source(name: str) -> PriceSource:
+    """Instantiate the source called ``name``.
+
+    Raises:
+        ParameterError: unknown name, listing the known ones.
+    """
+    if name not in SOURCES:
+        raise ParameterError(f"unknown source {name!r}; known sources: {', '.join(sorted(SOURCES))}")
+    module_name, class_name = SOURCES[name].split(":")
+    return getattr(importlib.import_module(module_name), class_name)()
+
+
+__all__ = ["SOURCES", "CollectRequest", "FetchReport", "PriceSource", "get_source"]

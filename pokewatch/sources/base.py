@@ -1,0 +1,71 @@
+"""What a price source is: fetch raw responses, then parse them into the long schema.
+
+Splitting fetch from parse is what makes "nothing is lost" true: ``fetch`` only
+downloads and writes every response to the run's :class:`RawArchive`; ``parse`` is
+a pure function of that archive. A replay is ``parse`` alone.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from pokewatch.raw_archive import RawArchive
+
+
+@dataclass(frozen=True)
+class CollectRequest:
+    """What to collect: the days [start, end] (one day unless backfilling) and options.
+
+    ``options`` holds source-specific settings (``n_series`` for demo, ``category``
+    and ``archives`` for tcgcsv, a watchlist ...). Secrets never travel here; sources
+    read them from environment variables themselves.
+    """
+
+    start: pd.Timestamp
+    end: pd.Timestamp
+    options: dict = field(default_factory=dict)
+
+    @property
+    def days(self) -> pd.DatetimeIndex:
+        return pd.date_range(self.start, self.end, freq="D")
+
+
+@dataclass
+class FetchReport:
+    """What fetching achieved, for the data-quality report.
+
+    ``failures`` lists items (cards, sets, days) that could not be fetched, each as
+    ``{"item": ..., "error": ...}``; ``expected`` counts items attempted, so the
+    collect step can compute completeness and fail only below its threshold.
+    ``notes`` carries other findings worth reporting (stale prices, skipped rows).
+    """
+
+    expected: int = 0
+    failures: list[dict] = field(default_factory=list)
+    notes: list[dict] = field(default_factory=list)
+
+    @property
+    def completeness(self) -> float:
+        if self.expected == 0:
+            return 1.0
+        return 1.0 - len(self.failures) / self.expected
+
+
+class PriceSource:
+    """Base class: subclasses set ``name`` and implement ``fetch`` and ``parse``."""
+
+    name: str = ""
+    #: True for sources whose fetch touches the network (shown in --help and docs).
+    remote: bool = False
+    #: True when the source can produce past days on demand (the demo market, a
+    #: folder of archives): a first run then backfills ``history_days`` at once.
+    history_capable: bool = False
+
+    def fetch(self, request: CollectRequest, raw: RawArchive) -> FetchReport:
+        """Download everything ``request`` needs into ``raw``; never parse here."""
+        raise NotImplementedError
+
+    def parse(self, request: CollectRequest, raw: RawArchive) -> pd.DataFrame:
+        """Turn the responses in ``raw`` into long-schema rows (before validation)."""
+        raise NotImplementedError

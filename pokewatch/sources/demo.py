@@ -1,0 +1,36 @@
+"""The ``demo`` source: the simulated market of :mod:`pokewatch.demo_market`.
+
+It fetches nothing; its "raw response" is a small JSON note of the generator
+settings, so a replay regenerates exactly the same rows.
+"""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from pokewatch import demo_market
+from pokewatch.raw_archive import RawArchive
+from pokewatch.sources.base import CollectRequest, FetchReport, PriceSource
+
+
+class DemoSource(PriceSource):
+    name = "demo"
+    history_capable = True
+
+    def _settings(self, request: CollectRequest) -> dict:
+        return {
+            "n_series": int(request.options.get("n_series", demo_market.DEFAULT_N_SERIES)),
+            "seed": int(request.options.get("seed", demo_market.DEFAULT_SEED)),
+            "start": f"{request.start:%Y-%m-%d}",
+            "end": f"{request.end:%Y-%m-%d}",
+        }
+
+    def fetch(self, request: CollectRequest, raw: RawArchive) -> FetchReport:
+        raw.put("demo-settings.json", json.dumps(self._settings(request)).encode(), content_type="application/json")
+        return FetchReport(expected=1)
+
+    def parse(self, request: CollectRequest, raw: RawArchive) -> pd.DataFrame:
+        settings = json.loads(raw.get("demo-settings.json"))
+        return demo_market.demo_prices(settings["start"], settings["end"],
+                                       n_series=settings["n_series"], seed=settings["seed"])
