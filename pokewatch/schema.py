@@ -111,11 +111,18 @@ def conform(frame: pd.DataFrame) -> pd.DataFrame:
         if col not in out.columns:
             out[col] = pd.NA
         out[col] = out[col].astype("string")
-    out["date"] = pd.to_datetime(out["date"], errors="coerce").dt.tz_localize(None).dt.normalize() \
-        if isinstance(out["date"].dtype, pd.DatetimeTZDtype) else \
-        pd.to_datetime(out["date"], errors="coerce").dt.normalize()
+    out["date"] = _as_days(out["date"])
     out["market_price"] = pd.to_numeric(out["market_price"], errors="coerce").astype("float64")
     return out
+
+
+def _as_days(values: pd.Series) -> pd.Series:
+    """Dates as naive midnight ``datetime64[ns]``; unparseable values become NaT."""
+    if not pd.api.types.is_datetime64_any_dtype(values):
+        values = pd.to_datetime(values, errors="coerce", format="mixed")
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        values = values.dt.tz_localize(None)
+    return values.dt.normalize().astype("datetime64[ns]")
 
 
 def validate_observations(frame: pd.DataFrame) -> ValidationResult:

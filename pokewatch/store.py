@@ -11,6 +11,7 @@ Layout: ``<store>/<source>/date=YYYY-MM-DD.parquet``, each holding rows that pas
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,10 +64,24 @@ class PriceStore:
             )
         written = {}
         for date, day in table.groupby("date", sort=True):
-            atomic.write_parquet(self.day_path(source, date), day.reset_index(drop=True))
+            self._write_if_changed(self.day_path(source, date), day.reset_index(drop=True))
             written[f"{pd.Timestamp(date):%Y-%m-%d}"] = len(day)
         logger.info("stored %d rows over %d day(s) for source %s", len(table), len(written), source)
         return written
+
+    @staticmethod
+    def _write_if_changed(path: Path, day: pd.DataFrame) -> None:
+        """Write a day's file unless identical bytes are already there.
+
+        Re-collecting an unchanged day then keeps the file's mtime, so the store's
+        fingerprint, and every cache keyed on it, survives an idempotent re-run.
+        """
+        buffer = io.BytesIO()
+        day.to_parquet(buffer, index=False)
+        data = buffer.getvalue()
+        if path.exists() and path.stat().st_size == len(data) and path.read_bytes() == data:
+            return
+        atomic.write_bytes(path, data)
 
     def day_files(self, source: str, start=None, end=None) -> list[Path]:
         """Partition files of ``source`` within [start, end], oldest first."""

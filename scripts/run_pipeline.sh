@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # PokeWatch daily pipeline: collect -> train (weekly) -> evaluate, as papermill notebooks,
 # into a dated run folder that is published only when every step succeeded.
-set -euo pipefail
+set -Eeuo pipefail  # -E: the ERR trap also fires inside functions
 
 usage() {
   cat <<'USAGE'

@@ -1,0 +1,96 @@
+"""Builders shared by the API tests: a small fitted model, run folders, keys and settings.
+
+The model is fitted once per test process (about a second) and reused; each test
+gets its own runs folder under ``tmp_path``, so tests never touch ``runs/``.
+"""
+from __future__ import annotations
+
+import functools
+import threading
+import time
+import warnings
+from pathlib import Path
+
+from pokewatch import atomic, runs
+from pokewatch.api.settings import ApiSettings
+from pokewatch.demo_market import demo_prices
+from pokewatch.model import FairValueModel
+
+KEY = "pwk_test-key-number-one-0123456789abcdef"
+OTHER_KEY = "pwk_test-key-number-two-0123456789abcdef"
+RUN_DATE = "2026-11-28"
+
+
+@functools.lru_cache(maxsize=4)
+def demo_model(end: str = RUN_DATE, n_series: int = 200) -> FairValueModel:
+    """A model fitted on the demo market from 2026-08-01 to ``end`` (cached per process)."""
+    model = FairValueModel().fit(demo_prices("2026-08-01", end, n_series=n_series))
+    model.trained_on = end
+    return model
+
+
+def publish_run(runs_root: Path, run_date: str = RUN_DATE, model: FairValueModel | None = None) -> Path:
+    """Write and publish a good run folder for ``run_date``; returns the attempt folder."""
+    model = model or demo_model()
+    run_dir = runs.start_run(run_date, {}, runs_root=runs_root)
+    atomic.dump_joblib(run_dir / "model.joblib", model)
+    model.predict_all().to_csv(run_dir / "signals.csv")
+    runs.update_manifest(run_dir, model={"trained_on": model.trained_on or run_date})
+    runs.publish(run_dir, runs_root=runs_root)
+    return run_dir
+
+
+def settings(runs_root: Path, **overrides) -> ApiSettings:
+    """Test settings: two keys, the default limits, no background polling."""
+    values = {"api_keys": (KEY, OTHER_KEY), "runs_dir": Path(runs_root), "reload_check_seconds": 0}
+    values.update(overrides)
+    return ApiSettings(**values)
+
+
+def some_card(model: FairValueModel | None = None) -> dict:
+    """A card of the model with a fair value on its latest day, as predict returns it."""
+    model = model or demo_model()
+    frame = model.predict_all()
+    row = frame[frame["fair_value"].notna()].iloc[0]
+    return model.predict(row["card_id"], variant=row["variant"], currency=row["currency"])
+
+
+def make_client(app):
+    """Starlette's TestClient (runs the app's lifespan when used in a ``with`` block).
+
+    Imported here with its deprecation notice silenced: Starlette 1.x announces a
+    move to ``httpx2`` when the module is imported, which is noise for these tests.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+    return TestClient(app)
+
+
+class LiveServer:
+    """The app under a real uvicorn server in a background thread, on a free 127.0.0.1 port."""
+
+    def __init__(self, app) -> None:
+        import uvicorn
+
+        from redis_server import free_port
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None, access_log=False,
+                                lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)

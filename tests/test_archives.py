@@ -1,0 +1,132 @@
+"""The tcgcsv archive reader: generated PPMd 7z archives, failure modes, and the real archives in ../shared."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from sources_server import write_archive
+
+from pokewatch import archives
+from pokewatch.collect import collect
+from pokewatch.errors import ParameterError, SourceError
+from pokewatch.store import PriceStore
+
+REPO = Path(__file__).resolve().parents[1]
+REAL_ARCHIVES = REPO.parent / "shared" / "data" / "tcgcsv-archives"
+REAL_DAYS = pd.date_range("2025-09-21", "2025-09-27", freq="D")
+
+
+def test_reading_a_category_returns_its_groups_raw_files(tmp_path):
+    path = write_archive(tmp_path, "2025-09-21", {
+        3: {"604": [{"productId": 42382, "marketPrice": 455.47, "subTypeName": "Holofoil"}], "23237": []},
+        85: {"23000": [{"productId": 1, "marketPrice": 1.0, "subTypeName": "Normal"}]},
+    })
+
+    files = archives.read_category(path, 3, "2025-09-21")
+
+    assert sorted(files) == ["23237", "604"]
+    assert b'"productId": 42382' in files["604"]
+    assert list(archives.read_category(path, 85)) == ["23000"]
+
+
+def test_generated_archives_use_ppmd_like_tcgcsv(tmp_path):
+    import py7zr
+
+    path = write_archive(tmp_path, "2025-09-21", {3: {"1": []}})
+    with py7zr.SevenZipFile(path) as archive:
+        assert archive.archiveinfo().method_names == ["PPMd"]
+        assert archive.getnames() == ["2025-09-21/3/1/prices"]
+
+
+def test_an_archive_of_another_day_is_refused(tmp_path):
+    path = write_archive(tmp_path, "2025-09-21", {3: {"1": []}})
+    renamed = path.rename(tmp_path / "prices-2025-09-22.ppmd.7z")
+
+    with pytest.raises(SourceError, match=r"holds the day\(s\) \['2025-09-21'\], not 2025-09-22; was it renamed"):
+        archives.read_category(renamed, 3, "2025-09-22")
+
+
+def test_an_archive_without_the_category_says_so(tmp_path):
+    path = write_archive(tmp_path, "2025-09-21", {85: {"1": []}})
+
+    with pytest.raises(SourceError, match="has no files for category 3"):
+        archives.read_category(path, 3)
+
+
+def test_a_corrupt_archive_is_a_clear_error(tmp_path):
+    path = write_archive(tmp_path, "2025-09-21", {3: {"1": []}})
+    path.write_bytes(path.read_bytes()[:40])
+
+    with pytest.raises(SourceError, match="could not be read .*truncated or corrupt"):
+        archives.read_category(path, 3)
+
+
+def test_a_malformed_file_inside_an_archive_is_noted_and_skipped(tmp_path):
+    folder = tmp_path / "archives"
+    write_archive(folder, "2025-09-21", {3: {"1": [{"productId": 5, "marketPrice": 2.0, "subTypeName": "Normal"}],
+                                             "2": b'{"results": [{"productId": '}})
+
+    result = collect("tcgcsv", "2025-09-21", "2025-09-21", tmp_path / "run", store=PriceStore(tmp_path / "s"),
+                     options={"archives": str(folder)})
+
+    assert result.prices["card_id"].tolist() == ["5"]
+    note = next(n for n in result.fetch.notes if n["kind"] == "archive_files_unreadable")
+    assert note["files"] == ["2025-09-21/3/2/prices"]
+    assert any(n["kind"] == "set_names_unavailable" for n in result.fetch.notes)
+
+
+def test_groups_csv_is_read_with_or_without_a_header():
+    headerless = archives.parse_groups_csv(b'604,"Base Set",3,,"2025-10-10T23:59:11.597"\n')
+    with_header = archives.parse_groups_csv(b"groupId,name\n604,Base Set\n")
+    assert headerless.loc[0, ["groupId", "name"]].tolist() == ["604", "Base Set"]
+    assert with_header.loc[0, ["groupId", "name"]].tolist() == ["604", "Base Set"]
+
+
+def test_a_location_is_a_folder_a_url_or_tcgcsv(tmp_path, monkeypatch):
+    monkeypatch.setenv("POKEWATCH_TCGCSV_URL", "http://127.0.0.1:1")
+    assert archives.ArchiveLocation.parse(tmp_path).folder == tmp_path.resolve()
+    assert archives.ArchiveLocation.parse("https://example.org/a/").url == "https://example.org/a"
+    assert archives.ArchiveLocation.parse("tcgcsv").url == "http://127.0.0.1:1/archive/tcgplayer"
+    with pytest.raises(ParameterError, match="neither an existing folder nor an http"):
+        archives.ArchiveLocation.parse(tmp_path / "nope")
+
+
+needs_shared = pytest.mark.skipif(
+    not REAL_ARCHIVES.is_dir() or not all((REAL_ARCHIVES / archives.archive_name(d)).is_file() for d in REAL_DAYS),
+    reason=f"real tcgcsv archives not found in {REAL_ARCHIVES} (../shared is absent)",
+)
+
+
+@pytest.mark.shared
+@needs_shared
+def test_the_real_ppmd_archives_are_readable():
+    started = time.perf_counter()
+    files = archives.read_category(REAL_ARCHIVES / "prices-2025-09-21.ppmd.7z", 3, "2025-09-21")
+    seconds = time.perf_counter() - started
+
+    assert 180 <= len(files) <= 260
+    print(f"read one day of category 3 ({len(files)} groups) in {seconds:.2f}s")
+
+
+@pytest.mark.shared
+@needs_shared
+def test_a_7_day_backfill_of_the_real_archives_gives_43000_series_a_day_and_reruns_change_nothing(tmp_path):
+    store = PriceStore(tmp_path / "store")
+    options = {"archives": str(REAL_ARCHIVES), "category": 3}
+
+    result = collect("tcgcsv", REAL_DAYS[0], REAL_DAYS[-1], tmp_path / "run", store=store, options=options)
+    first = store.load("tcgcsv")
+    # re-run the last two days of the backfill: the full path (archives, parse, store) again
+    collect("tcgcsv", REAL_DAYS[-2], REAL_DAYS[-1], tmp_path / "rerun", store=store, options=options)
+    second = store.load("tcgcsv")
+
+    assert store.dates("tcgcsv") == list(REAL_DAYS)
+    series_per_day = first.groupby("date").size()
+    assert series_per_day.between(40_000, 46_000).all(), series_per_day.to_dict()
+    assert not first.duplicated(["card_id", "variant", "currency", "date"]).any()
+    assert set(result.validation.counts) <= {"missing_price"}  # null marketPrice, counted
+    assert first["set_name"].notna().mean() > 0.99  # from groups-category-3.csv
+    assert set(first["currency"]) == {"USD"}
+    pd.testing.assert_frame_equal(first, second)

@@ -1,0 +1,205 @@
+"""Behaviour of the demo market: realistic statistics, determinism, keys, schema, errors.
+
+The statistics test measures the stylized facts the module docstring promises, with
+the same definitions used to calibrate it (see :func:`market_facts`), on a market of
+1,500 series over 365 days, within loose bounds around the real-data targets.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pokewatch.demo_market import EPOCH, demo_catalogue, demo_prices, simulate_prices
+from pokewatch.errors import ParameterError
+
+STRING_COLUMNS = ["card_id", "variant", "currency", "name", "set_id", "set_name", "number",
+                  "rarity", "source", "category"]
+COLUMNS = ["card_id", "variant", "date", "market_price", "currency", "name", "set_id", "set_name",
+           "number", "rarity", "source", "category"]
+
+
+def market_facts(prices: pd.DataFrame) -> dict:
+    """The stylized facts of a long price table, measured as the calibration defines them.
+
+    A daily change is the log-price change of a series from one calendar day to the
+    next, counted only when both days are observed. A move is a non-zero change. A
+    series' level is its median price; its volatility is the standard deviation of its
+    daily changes, summarised per price tier by the median over series. The lag-1
+    correlation pairs each move with the series' next move (zero changes and missing
+    days skipped).
+    """
+    panel = prices.pivot(index="date", columns=["card_id", "variant"], values="market_price")
+    panel = panel.reindex(pd.date_range(panel.index.min(), panel.index.max(), freq="D"))
+    change = np.diff(np.log(panel.to_numpy()), axis=0)
+    seen = ~np.isnan(change)
+    moved = seen & (change != 0)
+    move_size = np.abs(change[moved])
+    level = panel.median().to_numpy()
+    volatility = np.nanstd(change, axis=0, ddof=1)
+    moves_by_series = change.T[moved.T]
+    series_of_move = np.nonzero(moved.T)[0]
+    same_series = series_of_move[1:] == series_of_move[:-1]
+    variants = panel.columns.get_level_values("variant").value_counts(normalize=True)
+    return {
+        "no_change": 1.0 - moved.sum() / seen.sum(),
+        "move_q50": np.quantile(move_size, 0.5),
+        "move_q90": np.quantile(move_size, 0.9),
+        "move_q99": np.quantile(move_size, 0.99),
+        "std_under_1": np.median(volatility[level < 1]),
+        "std_1_to_10": np.median(volatility[(level >= 1) & (level < 10)]),
+        "std_over_10": np.median(volatility[level >= 10]),
+        "missing": float(np.isnan(panel.to_numpy()).mean()),
+        "median_price": float(np.median(level)),
+        "share_10_plus": float((level >= 10).mean()),
+        "share_100_plus": float((level >= 100).mean()),
+        "max_price": float(level.max()),
+        "lag1_corr": float(np.corrcoef(moves_by_series[:-1][same_series],
+                                       moves_by_series[1:][same_series])[0, 1]),
+        "share_normal": float(variants.get("Normal", 0.0)),
+        "share_reverse_holofoil": float(variants.get("Reverse Holofoil", 0.0)),
+        "share_holofoil": float(variants.get("Holofoil", 0.0)),
+    }
+
+
+@pytest.fixture(scope="module")
+def year_of_prices() -> pd.DataFrame:
+    return demo_prices("2025-01-01", "2025-12-31", n_series=1500)
+
+
+@pytest.fixture(scope="module")
+def facts(year_of_prices: pd.DataFrame) -> dict:
+    return market_facts(year_of_prices)
+
+
+def test_most_days_show_no_price_change(facts):
+    assert 0.70 <= facts["no_change"] <= 0.82
+
+
+def test_moves_are_small_with_a_fat_but_bounded_tail(facts):
+    assert 0.02 <= facts["move_q50"] <= 0.045
+    assert 0.09 <= facts["move_q90"] <= 0.18
+    assert 0.20 <= facts["move_q99"] <= 0.45
+
+
+def test_cheap_cards_are_more_volatile_than_dear_ones(facts):
+    assert facts["std_under_1"] > facts["std_1_to_10"] > facts["std_over_10"]
+    assert 0.040 <= facts["std_under_1"] <= 0.070
+    assert 0.024 <= facts["std_1_to_10"] <= 0.042
+    assert 0.020 <= facts["std_over_10"] <= 0.036
+
+
+def test_about_two_percent_of_prices_are_missing(facts):
+    assert 0.01 <= facts["missing"] <= 0.03
+
+
+def test_price_levels_match_the_real_market(facts):
+    assert 0.6 <= facts["median_price"] <= 1.3
+    assert 0.14 <= facts["share_10_plus"] <= 0.25
+    assert 0.02 <= facts["share_100_plus"] <= 0.07
+    assert 1_000 <= facts["max_price"] <= 50_000
+
+
+def test_moves_mean_revert_mildly(facts):
+    assert -0.2 <= facts["lag1_corr"] <= 0.0
+
+
+def test_variant_shares_match_the_real_market(facts):
+    assert facts["share_normal"] == pytest.approx(0.43, abs=0.05)
+    assert facts["share_reverse_holofoil"] == pytest.approx(0.30, abs=0.05)
+    assert facts["share_holofoil"] == pytest.approx(0.23, abs=0.05)
+
+
+def test_prices_are_in_cents_and_at_least_one_cent(year_of_prices):
+    cents = year_of_prices["market_price"].to_numpy() * 100
+    assert np.allclose(cents, np.round(cents))
+    assert year_of_prices["market_price"].min() >= 0.01
+
+
+def test_a_hype_spike_lifts_a_price_and_then_fades():
+    # Spikes are rare (about one per series per nine years); 4,000 series over a
+    # year see several. A spike is a one-day jump of 25% or more.
+    base = simulate_prices(4000, 365, 7, np.full(4000, 20.0))
+    jump = np.diff(np.log(base), axis=0)
+    day, series = np.nonzero(jump > np.log(1.25))
+    assert len(day) > 0
+    fades = []
+    for d, s in zip(day, series, strict=True):
+        if d + 30 < len(jump):
+            peak, later = base[d + 1, s], np.nanmedian(base[d + 25:d + 32, s])
+            fades.append(later < peak)
+    assert np.mean(fades) > 0.7
+
+
+def test_the_same_seed_gives_the_same_prices():
+    first = demo_prices("2025-06-01", "2025-06-20", n_series=50, seed=3)
+    again = demo_prices("2025-06-01", "2025-06-20", n_series=50, seed=3)
+    pd.testing.assert_frame_equal(first, again)
+
+
+def test_a_different_seed_gives_a_different_market():
+    one = demo_prices("2025-06-01", "2025-06-20", n_series=50, seed=3)
+    other = demo_prices("2025-06-01", "2025-06-20", n_series=50, seed=4)
+    assert not one["market_price"].reset_index(drop=True).equals(other["market_price"].reset_index(drop=True))
+
+
+def test_a_day_does_not_depend_on_the_requested_window():
+    alone = demo_prices("2026-01-05", "2026-01-05", n_series=200)
+    in_backfill = demo_prices("2025-01-01", "2026-01-05", n_series=200)
+    same_day = in_backfill[in_backfill["date"] == "2026-01-05"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(alone, same_day)
+
+
+def test_epoch_at_start_simulates_only_the_window():
+    prices = demo_prices("2025-01-01", "2025-03-31", n_series=100, epoch="2025-01-01")
+    assert prices["date"].min() == pd.Timestamp("2025-01-01")
+    assert prices["date"].max() == pd.Timestamp("2025-03-31")
+    again = demo_prices("2025-01-01", "2025-03-31", n_series=100, epoch="2025-01-01")
+    pd.testing.assert_frame_equal(prices, again)
+
+
+def test_card_and_variant_identify_a_series():
+    catalogue = demo_catalogue(20_000, seed=11)
+    assert not catalogue.duplicated(["card_id", "variant"]).any()
+    assert catalogue["card_id"].duplicated().any(), "some cards should come in two printings"
+    assert catalogue["card_id"].str.fullmatch(r"[a-z0-9]+-\d+").all()
+
+
+def test_a_day_has_one_row_per_observed_series(year_of_prices):
+    assert not year_of_prices.duplicated(["card_id", "variant", "date"]).any()
+
+
+def test_prices_have_the_schema_columns_dtypes_and_order(year_of_prices):
+    assert list(year_of_prices.columns) == COLUMNS
+    assert year_of_prices["date"].dtype == "datetime64[ns]"
+    assert year_of_prices["market_price"].dtype == "float64"
+    for column in STRING_COLUMNS:
+        assert year_of_prices[column].dtype == "string", column
+    assert (year_of_prices["source"] == "demo").all()
+    assert (year_of_prices["currency"] == "USD").all()
+    assert year_of_prices["category"].isna().all()
+    key = year_of_prices[["card_id", "variant", "date"]]
+    assert key.equals(key.sort_values(["card_id", "variant", "date"]))
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"start": "2025-01-01", "end": "2025-01-02", "n_series": 0}, "n_series must be a positive integer"),
+    ({"start": "2025-01-01", "end": "2025-01-02", "n_series": 2.5}, "n_series must be a positive integer"),
+    ({"start": "2025-01-01", "end": "2025-01-02", "seed": -1}, "seed must be a non-negative integer"),
+    ({"start": "2019-12-31", "end": "2020-01-02"}, "starts on 2020-01-01"),
+    ({"start": "2025-01-10", "end": "2025-01-01"}, "end 2025-01-01 is before start 2025-01-10"),
+    ({"start": "not a date", "end": "2025-01-01"}, "start must be a date"),
+    ({"start": "2025-01-01", "end": "2025-01-31", "epoch": "2025-01-02"}, "starts on 2025-01-02"),
+])
+def test_bad_parameters_raise_a_helpful_parameter_error(kwargs, message):
+    with pytest.raises(ParameterError, match=message):
+        demo_prices(**kwargs)
+
+
+def test_an_empty_catalogue_is_refused():
+    with pytest.raises(ParameterError, match="n_series"):
+        demo_catalogue(0)
+
+
+def test_epoch_constant_is_the_documented_start():
+    assert EPOCH == pd.Timestamp("2020-01-01")

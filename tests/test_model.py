@@ -1,0 +1,78 @@
+import joblib
+import pandas as pd
+import pytest
+
+from pokewatch.errors import ParameterError, UnknownCardError, UnknownDateError
+from pokewatch.model import FairValueModel
+from tests.conftest import series
+
+
+@pytest.fixture
+def history():
+    return pd.concat([
+        series("sv3pt5-199", [100.0, 100.0, 100.0, 85.0], start="2026-11-25", name="Charizard ex"),
+        series("sv3pt5-199", [10.0, 10.0, 10.0, 12.0], start="2026-11-25", variant="Reverse Holofoil"),
+        series("base1-4", [300.0, None, 360.0, None], start="2026-11-25", variant="Holofoil"),
+    ])
+
+
+@pytest.fixture
+def model(history):
+    return FairValueModel(method="rolling_mean", window=3).fit(history)
+
+
+def test_predict_returns_the_documented_fields(model):
+    result = model.predict("sv3pt5-199", "2026-11-28")
+    assert result == {"card_id": "sv3pt5-199", "variant": "Holofoil", "currency": "USD", "date": "2026-11-28",
+                      "market_price": 85.0, "fair_value": 100.0, "deviation": pytest.approx(-0.15),
+                      "signal": "BUY"}
+
+
+def test_default_date_is_the_latest_day(model):
+    assert model.predict("sv3pt5-199")["date"] == "2026-11-28"
+
+
+def test_a_variant_can_be_asked_for(model):
+    result = model.predict("sv3pt5-199", variant="Reverse Holofoil")
+    assert result["variant"] == "Reverse Holofoil" and result["signal"] == "SELL"
+
+
+def test_a_day_without_a_price_answers_with_the_latest_earlier_price(model):
+    result = model.predict("base1-4", "2026-11-28")
+    assert result["date"] == "2026-11-27" and result["market_price"] == 360.0
+
+
+def test_unknown_card_error_names_the_card_and_known_ones(model):
+    with pytest.raises(UnknownCardError, match="'sv3pt5-999' is not in the model.*base1-4"):
+        model.predict("sv3pt5-999")
+
+
+@pytest.mark.parametrize("date, message", [("2025-01-01", "outside"), ("yesterday", "not a date")])
+def test_bad_dates_raise_clear_errors(model, date, message):
+    with pytest.raises(UnknownDateError, match=message):
+        model.predict("base1-4", date)
+
+
+def test_predict_all_covers_every_series_on_a_day(model):
+    day = model.predict_all("2026-11-28")
+    assert len(day) == 3
+    assert day.set_index("variant").loc["Reverse Holofoil", "signal"] == "SELL"
+    assert set(day.columns) >= {"card_id", "variant", "date", "market_price", "fair_value", "deviation", "signal"}
+
+
+def test_repeated_predictions_hit_the_in_process_cache(model):
+    for _ in range(3):
+        model.predict("base1-4")
+    assert model.cache_stats()["hits"] == 2 and model.cache_stats()["misses"] == 1
+
+
+def test_saved_model_predicts_the_same_after_loading(model, tmp_path):
+    joblib.dump(model, tmp_path / "model.joblib")
+    loaded = joblib.load(tmp_path / "model.joblib")
+    assert loaded.predict("sv3pt5-199") == model.predict("sv3pt5-199")
+    assert loaded.cache_stats()["hits"] == 0
+
+
+def test_invalid_parameters_are_refused():
+    with pytest.raises(ParameterError, match="buy_threshold"):
+        FairValueModel(buy_threshold=1.5)

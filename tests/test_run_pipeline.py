@@ -1,0 +1,143 @@
+"""scripts/run_pipeline.sh end to end: success, idempotent re-run, weekly training,
+bad parameters, a failing notebook and the lock. Each run uses a small demo market."""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.conftest import REPO
+
+SCRIPT = REPO / "scripts" / "run_pipeline.sh"
+SMALL = ["--param", "n_series=80", "--param", "history_days=150"]
+pytestmark = pytest.mark.slow
+
+
+class Home:
+    """A self-contained runs/, store and cache for pipeline runs."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.env = {**os.environ, "POKEWATCH_RUNS_DIR": str(root / "runs"),
+                    "POKEWATCH_DATA_DIR": str(root / "data"), "POKEWATCH_CACHE_DIR": str(root / "cache"),
+                    "TQDM_DISABLE": "1"}
+        self.runs = root / "runs"
+
+    def run(self, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, timeout=300,
+                              env={**self.env, **(env or {})}, cwd=REPO)
+
+    def manifest(self, date: str) -> dict:
+        return json.loads((self.runs / date / "manifest.json").read_text())
+
+    def attempts(self) -> list[Path]:
+        return sorted((self.runs / "attempts").iterdir())
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    home = Home(tmp_path_factory.mktemp("pipeline"))
+    first = home.run("--date", "2026-11-28", *SMALL)
+    assert first.returncode == 0, first.stderr
+    home.first = first
+    return home
+
+
+def test_a_run_publishes_a_complete_dated_folder(home):
+    folder = home.runs / "2026-11-28"
+    for name in ("collect.ipynb", "train.ipynb", "evaluate.ipynb", "prices.parquet", "quality.json",
+                 "model.joblib", "metrics.json", "signals.csv", "manifest.json"):
+        assert (folder / name).exists(), name
+    assert len(list((folder / "plots").glob("*.png"))) >= 4
+    manifest = home.manifest("2026-11-28")
+    assert manifest["status"] == "success"
+    assert manifest["parameters"]["collect"]["n_series"] == 80
+    assert {"git_commit", "package_version", "started_at", "finished_at"} <= set(manifest)
+    assert {"collect", "train", "evaluate"} <= set(manifest["steps"])
+    assert manifest["steps"]["train"]["data_fingerprint"]
+    assert (home.runs / "latest").resolve() == folder.resolve()
+    signals = pd.read_csv(folder / "signals.csv")
+    assert set(signals["signal"]) <= {"BUY", "HOLD", "SELL"} and len(signals) == 80
+
+
+def test_the_log_has_one_line_per_step_and_the_summary(home):
+    log = home.first.stderr
+    for step in ("collect", "train", "evaluate", "publish"):
+        assert f"step {step}: done in" in log
+    assert "BUY" in home.first.stdout and "run folder" in home.first.stdout
+
+
+def test_a_second_run_the_same_day_hits_the_cache_and_adds_no_duplicates(home):
+    again = home.run("--date", "2026-11-28", *SMALL)
+    assert again.returncode == 0, again.stderr
+    manifest = home.manifest("2026-11-28")
+    assert manifest["training"]["trained"] is False
+    assert manifest["steps"]["evaluate"]["cache_hits"] == {"signals": True, "backtest": True}
+    store = pd.read_parquet(home.root / "data" / "store" / "demo")
+    assert not store.duplicated(["card_id", "variant", "currency", "date"]).any()
+    assert store["date"].nunique() == 151
+
+
+def test_a_bad_parameter_fails_fast_naming_it_and_latest_is_untouched(home):
+    before = (home.runs / "latest").resolve()
+    attempts = home.attempts()
+    result = home.run("--date", "2026-11-29", "--param", "buy_threshold=-1")
+    assert result.returncode == 2
+    assert "buy_threshold" in result.stderr
+    assert (home.runs / "latest").resolve() == before
+    assert home.attempts() == attempts
+
+
+def test_an_unknown_parameter_lists_the_known_ones(home):
+    result = home.run("--param", "bye_threshold=0.1")
+    assert result.returncode == 2 and "bye_threshold" in result.stderr and "buy_threshold" in result.stderr
+
+
+def test_a_failing_notebook_is_named_kept_and_not_published(home, tmp_path):
+    broken_data_dir = tmp_path / "not-a-folder"
+    broken_data_dir.write_text("a file where the store should be")
+    before = (home.runs / "latest").resolve()
+    result = home.run("--date", "2026-11-30", *SMALL, env={"POKEWATCH_DATA_DIR": str(broken_data_dir)})
+    assert result.returncode == 1
+    assert "collect failed at cell" in result.stderr
+    failed = [a for a in home.attempts() if a.name.startswith("2026-11-30")]
+    assert len(failed) == 1 and (failed[0] / "collect.ipynb").exists()
+    manifest = json.loads((failed[0] / "manifest.json").read_text())
+    assert manifest["status"] == "failed" and manifest["failure"]["step"] == "collect"
+    assert "NotADirectoryError" in manifest["failure"]["cell"] or "FileExistsError" in manifest["failure"]["cell"]
+    assert (home.runs / "latest").resolve() == before
+    assert not (home.runs / "2026-11-30").exists()
+
+
+def test_an_overlapping_run_exits_clearly_while_the_lock_is_held(home):
+    with open(home.runs / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        result = home.run("--date", "2026-11-28")
+    assert result.returncode == 75
+    assert "another pipeline run holds" in result.stderr
+
+
+def test_help_explains_the_options():
+    result = subprocess.run(["bash", str(SCRIPT), "--help"], capture_output=True, text=True)
+    assert result.returncode == 0
+    for option in ("--date", "--source", "--force-train", "--param", "--backfill", "--archives"):
+        assert option in result.stdout
+
+
+def test_training_is_weekly_on_mondays(tmp_path):
+    home = Home(tmp_path)
+    monday = home.run("--date", "2026-01-05", *SMALL)
+    assert monday.returncode == 0, monday.stderr
+    tuesday = home.run("--date", "2026-01-06", *SMALL)
+    assert tuesday.returncode == 0, tuesday.stderr
+    assert home.manifest("2026-01-05")["training"]["trained"] is True
+    assert "Monday" in home.manifest("2026-01-05")["training"]["reason"]
+    tuesday_manifest = home.manifest("2026-01-06")
+    assert tuesday_manifest["training"]["trained"] is False
+    assert tuesday_manifest["model"]["trained_on"] == "2026-01-05"
+    assert not (home.runs / "2026-01-06" / "train.ipynb").exists()

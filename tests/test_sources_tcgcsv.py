@@ -1,0 +1,288 @@
+"""tcgcsv end to end through pokewatch.collect.collect, against recorded responses on a local server."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from sources_server import RecordedServer, Reply, fast_http, fixture, isolate_data, tcgcsv_routes, write_archive
+
+from pokewatch.cli import main
+from pokewatch.collect import collect, replay
+from pokewatch.errors import ParameterError, SourceError
+from pokewatch.store import PriceStore
+
+DAY = "2026-01-05"
+
+
+@pytest.fixture
+def server(monkeypatch, tmp_path):
+    fast_http(monkeypatch)
+    isolate_data(monkeypatch, tmp_path)
+    with RecordedServer() as srv:
+        monkeypatch.setenv("POKEWATCH_TCGCSV_URL", srv.url)
+        yield srv
+
+
+@pytest.fixture
+def store(tmp_path):
+    return PriceStore(tmp_path / "store")
+
+
+def quality(run_dir) -> dict:
+    return json.loads((run_dir / "quality.json").read_text())
+
+
+def test_a_day_of_tcgcsv_becomes_validated_long_rows(server, store, tmp_path):
+    tcgcsv_routes(server)
+    result = collect("tcgcsv", DAY, DAY, tmp_path / "run", store=store)
+
+    prices = result.prices.set_index(["card_id", "variant"])
+    assert len(prices) == 4
+    charizard = prices.loc[("517045", "Holofoil")]
+    assert charizard["market_price"] == 245.1 and charizard["currency"] == "USD"
+    assert charizard["source"] == "tcgcsv" and charizard["date"] == pd.Timestamp(DAY)
+    assert (charizard["name"], charizard["number"], charizard["rarity"]) == \
+        ("Charizard ex - 199/165", "199/165", "Special Illustration Rare")
+    assert (charizard["set_id"], charizard["set_name"]) == ("23237", "SV: Scarlet & Violet 151")
+    assert charizard["high_price"] == 999.99  # kept, descriptive only
+    assert prices.loc[("502550", "Reverse Holofoil"), "market_price"] == 0.88
+    assert prices.loc[("42382", "Holofoil"), "set_name"] == "Base Set"
+    report = quality(tmp_path / "run")
+    assert report["validation"]["rejected_by_reason"]["missing_price"]["count"] == 1  # sealed, null market
+    assert report["completeness"] == 1.0
+    assert any(n["kind"] == "prices_as_of" for n in report["notes"])
+    assert store.load("tcgcsv").shape[0] == 4
+
+
+def test_a_failing_group_is_listed_and_does_not_abort_the_collect(server, store, tmp_path):
+    tcgcsv_routes(server)
+    server.route("/tcgplayer/3/24380/products", Reply(500, "down"))
+    server.route("/tcgplayer/3/24380/prices", Reply(502, fixture("tcgcsv/error-502.html")))
+
+    result = collect("tcgcsv", DAY, DAY, tmp_path / "run", store=store, min_completeness=0.5)
+
+    assert len(result.prices) == 4
+    failures = {f["item"]: f["error"] for f in quality(tmp_path / "run")["fetch_failures"]}
+    assert set(failures) == {"group 24380 products", "group 24380 prices"}
+    assert "HTTP 502" in failures["group 24380 prices"] and "502 Bad Gateway" in failures["group 24380 prices"]
+    assert quality(tmp_path / "run")["completeness"] == pytest.approx(5 / 7, abs=1e-3)
+
+
+def test_the_run_fails_below_min_completeness_and_keeps_the_raw_data(server, store, tmp_path):
+    tcgcsv_routes(server)
+    server.route("/tcgplayer/3/24380/prices", Reply(500, "down"))
+
+    with pytest.raises(SourceError, match=r"below the min_completeness of 100%; nothing was stored"):
+        collect("tcgcsv", DAY, DAY, tmp_path / "run", store=store, min_completeness=1.0)
+    assert store.load("tcgcsv").empty
+    assert (tmp_path / "run" / "raw" / "tcgcsv" / "prices-3-23237.json.gz").exists()
+
+
+def test_500s_then_200_and_429_with_retry_after_are_retried(server, store, tmp_path, monkeypatch):
+    tcgcsv_routes(server)
+    server.route("/tcgplayer/3/24380/products", Reply(500), Reply(500), Reply(200, fixture("tcgcsv/products-604.json")))
+    server.route("/tcgplayer/3/24380/prices", Reply(429, {"error": "slow down"}, headers={"Retry-After": "0.05"}),
+                 Reply(200, {"success": True, "errors": [], "results": []}))
+
+    collect("tcgcsv", DAY, DAY, tmp_path / "run", store=store, min_completeness=1.0)
+
+    assert len(server.requests_to("/tcgplayer/3/24380/products")) == 3
+    assert len(server.requests_to("/tcgplayer/3/24380/prices")) == 2
+
+
+def test_a_timeout_is_a_listed_failure(server, store, tmp_path, monkeypatch):
+    monkeypatch.setenv("POKEWATCH_HTTP_TIMEOUT", "0.2")
+    monkeypatch.setenv("POKEWATCH_HTTP_RETRIES", "0")
+    tcgcsv_routes(server)
+    server.route("/tcgplayer/3/24380/products", Reply(200, fixture("tcgcsv/products-604.json")))
+    server.route("/tcgplayer/3/24380/prices", Reply(200, {"results": []}, delay=1.0))
+
+    collect("tcgcsv", DAY, DAY, tmp_path / "run", store=store, min_completeness=0.5)
+
+    failure = quality(tmp_path / "run")["fetch_failures"][0]
+    assert failure["item"] == "group 24380 prices" and "no answer within the 0.2s timeout" in failure["error"]
+
+
+def test_an_html_groups_page_fails_the_run_with_the_reason_in_the_report(server, store, tmp_path):
+    server.route("/tcgplayer/3/groups", Reply(200, fixture("tcgcsv/error-502.html").decode()))
+
+    with pytest.raises(SourceError, match="returned 0% of 1 item"):
+        collect("tcgcsv", DAY, DAY, tmp_path / "run", store=store)
+    failure = quality(tmp_path / "run")["fetch_failures"][0]
+    assert failure["item"] == "groups of category 3"
+    assert "HTML page titled '502 Bad Gateway' instead of JSON" in failure["error"]
+
+
+def test_malformed_prices_json_is_a_listed_failure(server, store, tmp_path):
+    tcgcsv_routes(server)
+    server.route("/tcgplayer/3/24380/products", Reply(200, fixture("tcgcsv/products-604.json")))
+    server.route("/tcgplayer/3/24380/prices", Reply(200, fixture("tcgcsv/malformed.json")))
+
+    collect("tcgcsv", DAY, DAY, tmp_path / "run", store=store, min_completeness=0.5)
+
+    failure = quality(tmp_path / "run")["fetch_failures"][0]
+    assert failure["item"] == "group 24380 prices" and "malformed JSON" in failure["error"]
+
+
+def test_products_are_cached_per_group_but_still_kept_in_the_run(server, store, tmp_path):
+    tcgcsv_routes(server)
+    server.route("/tcgplayer/3/24380/products", Reply(200, {"success": True, "errors": [], "results": []}))
+    server.route("/tcgplayer/3/24380/prices", Reply(200, {"success": True, "errors": [], "results": []}))
+    collect("tcgcsv", DAY, DAY, tmp_path / "run1", store=store)
+    first = len(server.requests_to("/tcgplayer/3/23237/products"))
+
+    result = collect("tcgcsv", DAY, DAY, tmp_path / "run2", store=store)
+
+    assert first == 1 and len(server.requests_to("/tcgplayer/3/23237/products")) == 1
+    assert result.prices.set_index("card_id").loc["517045", "rarity"] == "Special Illustration Rare"
+    cache_note = next(n for n in quality(tmp_path / "run2")["notes"] if n["kind"] == "products_cache")
+    assert cache_note["groups_from_cache"] == 3
+
+
+def test_a_watchlist_of_sets_limits_the_groups_fetched(server, store, tmp_path):
+    tcgcsv_routes(server)
+    watchlist = tmp_path / "watch.yaml"
+    watchlist.write_text("items:\n  - set: {tcgcsv: 'SV: Scarlet & Violet 151'}\n    category: chase\n")
+
+    result = collect("tcgcsv", DAY, DAY, tmp_path / "run", store=store, options={"watchlist": str(watchlist)})
+
+    assert not server.requests_to("/tcgplayer/3/604/prices")
+    assert set(result.prices["set_id"]) == {"23237"} and set(result.prices["category"]) == {"chase"}
+
+
+def test_a_watchlist_keeps_its_sets_and_cards_and_the_card_category_wins(server, store, tmp_path):
+    tcgcsv_routes(server)
+    watchlist = tmp_path / "watch.csv"
+    watchlist.write_text("kind,value,category,source\nset,23237,chase,tcgcsv\ncard,517045,grail,tcgcsv\n"
+                         "card,42382,,tcgcsv\nquery,name:x,meta,\n")
+
+    result = collect("tcgcsv", DAY, DAY, tmp_path / "run", store=store, options={"watchlist": str(watchlist)})
+
+    categories = result.prices.set_index(["card_id", "variant"])["category"]
+    assert categories[("517045", "Holofoil")] == "grail"
+    assert categories[("502550", "Normal")] == "chase"
+    assert pd.isna(categories[("42382", "Holofoil")])
+    assert len(categories) == 4
+
+
+def test_a_watchlist_naming_no_known_group_is_a_parameter_error(server, store, tmp_path):
+    tcgcsv_routes(server)
+    watchlist = tmp_path / "watch.yaml"
+    watchlist.write_text("items:\n  - set: {tcgcsv: Neo Destiny Typo}\n")
+
+    with pytest.raises(ParameterError, match="none of the watchlist sets \\['Neo Destiny Typo'\\]"):
+        collect("tcgcsv", DAY, DAY, tmp_path / "run", store=store, options={"watchlist": str(watchlist)})
+
+
+def test_the_category_is_a_parameter(server, store, tmp_path):
+    server.route("/tcgplayer/85/groups", Reply(200, {"success": True, "errors": [], "results": [
+        {"groupId": 23000, "name": "SV2a: Pokemon Card 151", "categoryId": 85, "modifiedOn": "2024-01-01T00:00:00"}]}))
+    server.route("/tcgplayer/85/23000/products", Reply(200, {"success": True, "errors": [], "results": []}))
+    server.route("/tcgplayer/85/23000/prices", Reply(200, {"success": True, "errors": [], "results": [
+        {"productId": 500001, "marketPrice": 3.1, "subTypeName": "Holofoil"}]}))
+
+    result = collect("tcgcsv", DAY, DAY, tmp_path / "run", store=store, options={"category": "85"})
+
+    assert result.prices["card_id"].tolist() == ["500001"]
+
+
+def test_a_range_without_archives_is_refused_with_advice(server, store, tmp_path):
+    with pytest.raises(ParameterError, match="tcgcsv serves only the current day's prices.*--archives DIR"):
+        collect("tcgcsv", "2026-01-01", DAY, tmp_path / "run", store=store)
+
+
+def test_replay_reparses_the_raw_responses_without_the_network(server, store, tmp_path):
+    tcgcsv_routes(server)
+    server.route("/tcgplayer/3/24380/prices", Reply(500))
+    first = collect("tcgcsv", DAY, DAY, tmp_path / "run", store=store, min_completeness=0.5)
+    requests_before = len(server.requests)
+
+    again = replay(tmp_path / "run", store=store)
+
+    assert len(server.requests) == requests_before
+    pd.testing.assert_frame_equal(first.prices, again.prices)
+    assert quality(tmp_path / "run")["fetch_failures"]  # the failures of the fetch are still reported
+
+
+# --------------------------------------------------------------------------- archives
+
+def archive_day(day: str, charizard: float) -> dict:
+    return {3: {"23237": [
+        {"productId": 517045, "marketPrice": charizard, "highPrice": 999.0, "subTypeName": "Holofoil"},
+        {"productId": 502550, "marketPrice": 0.21, "subTypeName": "Normal"},
+        {"productId": 502550, "marketPrice": None, "subTypeName": "Reverse Holofoil"},
+    ], "604": [{"productId": 42382, "marketPrice": 455.47, "subTypeName": "Holofoil"}]},
+        85: {"23000": [{"productId": 500001, "marketPrice": 3.1, "subTypeName": "Holofoil"}]}}
+
+
+@pytest.fixture
+def archive_dir(tmp_path):
+    folder = tmp_path / "archives"
+    for i, day in enumerate(["2025-09-21", "2025-09-22", "2025-09-23"]):
+        write_archive(folder, day, archive_day(day, 300.0 + i))
+    (folder / "groups-category-3.csv").write_text(
+        '23237,"SV: Scarlet & Violet 151",3,,"2025-10-15T02:13:51.447"\n604,"Base Set",3,,"2025-10-10T23:59:11.597"\n')
+    return folder
+
+
+def test_a_backfill_from_archives_yields_one_observation_per_day_and_is_idempotent(server, store, tmp_path,
+                                                                                   archive_dir):
+    options = {"archives": str(archive_dir), "category": 3}
+    collect("tcgcsv", "2025-09-21", "2025-09-23", tmp_path / "run", store=store, options=options)
+    first = store.load("tcgcsv")
+
+    collect("tcgcsv", "2025-09-21", "2025-09-23", tmp_path / "run2", store=store, options=options)
+    second = store.load("tcgcsv")
+
+    assert first.groupby(["card_id", "variant", "currency"]).size().eq(3).all()
+    assert not first.duplicated(["card_id", "variant", "currency", "date"]).any()
+    pd.testing.assert_frame_equal(first, second)
+    charizard = first[first["card_id"] == "517045"].sort_values("date")["market_price"].tolist()
+    assert charizard == [300.0, 301.0, 302.0]
+    assert set(first["set_name"]) == {"SV: Scarlet & Violet 151", "Base Set"}
+    assert "500001" not in set(first["card_id"])  # category 85 is not category 3
+    assert quality(tmp_path / "run2")["validation"]["rejected_by_reason"]["missing_price"]["count"] == 3
+    assert server.requests == []  # a local folder needs no network
+
+
+def test_a_missing_archive_day_is_a_listed_failure(server, store, tmp_path, archive_dir):
+    collect("tcgcsv", "2025-09-21", "2025-09-24", tmp_path / "run", store=store,
+            options={"archives": str(archive_dir)}, min_completeness=0.7)
+
+    failure = quality(tmp_path / "run")["fetch_failures"][0]
+    assert failure["item"] == "archive 2025-09-24"
+    assert "no archive prices-2025-09-24.ppmd.7z in" in failure["error"]
+    assert "2025-09-21..2025-09-23" in failure["error"]
+
+
+def test_the_archive_url_answering_403_says_to_pass_a_local_folder(server, store, tmp_path):
+    server.route("/archive/tcgplayer/prices-2025-09-21.ppmd.7z", Reply(403, "<html><title>403 Forbidden</title></html>"))
+
+    with pytest.raises(SourceError, match="archive not available from tcgcsv; pass a local folder of archives"):
+        collect("tcgcsv", "2025-09-21", "2025-09-21", tmp_path / "run", store=store, options={"archives": "tcgcsv"})
+
+
+def test_the_cli_reports_the_403_in_one_line(server, tmp_path, capsys):
+    server.route("/archive/tcgplayer/prices-2025-09-21.ppmd.7z", Reply(403, "forbidden"))
+
+    status = main(["collect", "--source", "tcgcsv", "--archives", f"{server.url}/archive/tcgplayer",
+                   "--backfill", "2025-09-21..2025-09-21", "--run-dir", str(tmp_path / "run")])
+
+    err = capsys.readouterr().err
+    assert status == 2
+    assert "pokewatch: error: archive not available from tcgcsv; pass a local folder of archives" in err
+    assert "Traceback" not in err
+
+
+def test_archives_from_a_url_are_downloaded_once(server, store, tmp_path, archive_dir):
+    data = (archive_dir / "prices-2025-09-21.ppmd.7z").read_bytes()
+    server.route("/mirror/prices-2025-09-21.ppmd.7z", Reply(200, data))
+    tcgcsv_routes(server)
+    options = {"archives": f"{server.url}/mirror"}
+
+    collect("tcgcsv", "2025-09-21", "2025-09-21", tmp_path / "run", store=store, options=options)
+    result = collect("tcgcsv", "2025-09-21", "2025-09-21", tmp_path / "run2", store=store, options=options)
+
+    assert len(server.requests_to("/mirror/prices-2025-09-21.ppmd.7z")) == 1
+    assert result.prices.set_index("card_id").loc["42382", "set_name"] == "Base Set"
