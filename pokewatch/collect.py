@@ -164,7 +164,7 @@ class CollectWindow:
 
 
 def plan_window(source: str, run_date, *, history_days: int = 365, backfill_from: str = "",
-                store: PriceStore | None = None) -> CollectWindow:
+                store: PriceStore | None = None, options: dict | None = None) -> CollectWindow:
     """Decide which days to collect for ``run_date``.
 
     An explicit ``backfill_from`` wins. Otherwise a source that can produce past
@@ -184,7 +184,7 @@ def plan_window(source: str, run_date, *, history_days: int = 365, backfill_from
         if start > end:
             raise ParameterError(f"backfill_from {start:%Y-%m-%d} is after run_date {end:%Y-%m-%d}")
         return CollectWindow(start, end, f"backfill of {(end - start).days + 1} day(s) requested")
-    if not get_source(source).history_capable:
+    if not get_source(source).can_backfill(options or {}):
         return CollectWindow(end, end, "daily collect of the run date")
     earliest = end - pd.Timedelta(days=history_days)
     stored = [d for d in (store or PriceStore.default()).dates(source) if earliest <= d < end]
@@ -196,9 +196,33 @@ def plan_window(source: str, run_date, *, history_days: int = 365, backfill_from
     return CollectWindow(end, end, "daily collect of the run date")
 
 
-def source_options(**values) -> dict:
-    """Keep the options a user actually set (drops empty strings and None)."""
-    return {k: v for k, v in values.items() if v not in ("", None)}
+def source_options(extra: str = "", **values) -> dict:
+    """Options for a source: the values a user actually set, plus ``extra`` settings.
+
+    ``extra`` carries source-specific settings the notebook has no parameter for, as
+    ``name:value`` pairs separated by commas or semicolons (``columns:price>market_price;
+    currency:EUR``) or as a JSON object. Empty strings and None are dropped.
+
+    Raises:
+        ParameterError: ``extra`` is neither JSON nor ``name:value`` pairs.
+    """
+    options = {k: v for k, v in values.items() if v not in ("", None)}
+    text = (extra or "").strip()
+    if not text:
+        return options
+    if text.startswith("{"):
+        try:
+            parsed = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ParameterError(f"source_options is not valid JSON: {exc}") from None
+    else:
+        parsed = {}
+        for item in filter(None, (part.strip() for part in text.replace(";", ",").split(","))):
+            name, sep, value = item.partition(":")
+            if not sep or not name.strip():
+                raise ParameterError(f"source_options expects name:value pairs, got {item!r} in {text!r}")
+            parsed[name.strip()] = value.strip()
+    return {**options, **parsed}
 
 
 def rejection_table(result: CollectResult) -> pd.DataFrame:

@@ -27,6 +27,7 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Self
 from urllib.parse import parse_qs, urlsplit
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "sources"
@@ -103,7 +104,7 @@ class RecordedServer:
             def log_message(self, *args) -> None:  # keep test output quiet
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802 - the http.server API
+            def do_GET(self) -> None:
                 parts = urlsplit(self.path)
                 query = parse_qs(parts.query, keep_blank_values=True)
                 reply = server._dispatch(parts.path, query, dict(self.headers.items()))
@@ -151,7 +152,7 @@ class RecordedServer:
                     return route.next_reply()
         return Reply(404, {"error": {"message": f"no recorded response for {path}", "code": 404}})
 
-    def __enter__(self) -> RecordedServer:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 

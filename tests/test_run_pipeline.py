@@ -141,3 +141,40 @@ def test_training_is_weekly_on_mondays(tmp_path):
     assert tuesday_manifest["training"]["trained"] is False
     assert tuesday_manifest["model"]["trained_on"] == "2026-01-05"
     assert not (home.runs / "2026-01-06" / "train.ipynb").exists()
+
+
+def test_tcgcsv_source_runs_end_to_end_against_a_local_server(tmp_path):
+    from sources_server import RecordedServer, tcgcsv_routes
+
+    home = Home(tmp_path)
+    with tcgcsv_routes(RecordedServer()) as server:
+        result = home.run("--source", "tcgcsv", "--date", "2026-01-05",
+                          env={"POKEWATCH_TCGCSV_URL": server.url, "POKEWATCH_HTTP_RETRIES": "1"})
+    assert result.returncode == 0, result.stderr
+    folder = home.runs / "2026-01-05"
+    signals = pd.read_csv(folder / "signals.csv")
+    assert len(signals) > 0 and (signals["currency"] == "USD").all()
+    assert any((folder / "raw" / "tcgcsv").glob("*.gz"))
+    assert home.manifest("2026-01-05")["parameters"]["collect"]["source"] == "tcgcsv"
+
+
+def test_a_backfill_from_archives_collects_every_day_and_is_idempotent(tmp_path):
+    from sources_server import write_archive
+
+    archive_dir = tmp_path / "archives"
+    days = pd.date_range("2025-09-01", "2025-09-20", freq="D")
+    for i, day in enumerate(days):
+        prices = [{"productId": 1000 + n, "subTypeName": "Holofoil", "marketPrice": round(5 + n + (i % 3), 2),
+                   "lowPrice": 1.0, "highPrice": 999.0} for n in range(12)]
+        write_archive(archive_dir, f"{day:%Y-%m-%d}", {3: {"604": prices}})
+    home = Home(tmp_path / "home")
+    args = ("--source", "tcgcsv", "--archives", str(archive_dir), "--backfill", "2025-09-01..2025-09-20")
+    first = home.run(*args)
+    assert first.returncode == 0, first.stderr
+    store = pd.read_parquet(home.root / "data" / "store" / "tcgcsv")
+    assert store["date"].nunique() == 20 and len(store) == 20 * 12
+    assert home.manifest("2025-09-20")["training"]["trained"] is True
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in (home.root / "data" / "store" / "tcgcsv").iterdir())
+    assert home.run(*args).returncode == 0
+    after = sorted((p.name, p.stat().st_mtime_ns) for p in (home.root / "data" / "store" / "tcgcsv").iterdir())
+    assert after == before

@@ -5,7 +5,15 @@ import json
 
 import pandas as pd
 import pytest
-from sources_server import RecordedServer, Reply, fast_http, fixture, isolate_data, tcgcsv_routes, write_archive
+from sources_server import (
+    RecordedServer,
+    Reply,
+    fast_http,
+    fixture,
+    isolate_data,
+    tcgcsv_routes,
+    write_archive,
+)
 
 from pokewatch.cli import main
 from pokewatch.collect import collect, replay

@@ -62,6 +62,10 @@ class PriceSource:
     #: folder of archives): a first run then backfills ``history_days`` at once.
     history_capable: bool = False
 
+    def can_backfill(self, options: dict) -> bool:
+        """Whether, with these options, past days can be collected on a first run."""
+        return self.history_capable
+
     def fetch(self, request: CollectRequest, raw: RawArchive) -> FetchReport:
         """Download everything ``request`` needs into ``raw``; never parse here."""
         raise NotImplementedError
@@ -69,3 +73,25 @@ class PriceSource:
     def parse(self, request: CollectRequest, raw: RawArchive) -> pd.DataFrame:
         """Turn the responses in ``raw`` into long-schema rows (before validation)."""
         raise NotImplementedError
+
+
+def int_option(options: dict, name: str, default: int, minimum: int | None = 1,
+               maximum: int | None = None) -> int:
+    """``options[name]`` as an int (``--param`` values arrive as strings), range-checked.
+
+    Raises:
+        ParameterError: not a whole number, or outside [minimum, maximum].
+    """
+    from pokewatch.errors import ParameterError
+
+    value = options.get(name, default)
+    if value in (None, ""):
+        value = default
+    try:
+        number = int(str(value).strip()) if not isinstance(value, int) else value
+    except ValueError:
+        raise ParameterError(f"option {name} must be a whole number, got {value!r}") from None
+    if minimum is not None and number < minimum or maximum is not None and number > maximum:
+        bounds = f"{minimum if minimum is not None else '-inf'}..{maximum if maximum is not None else 'inf'}"
+        raise ParameterError(f"option {name} must be in {bounds}, got {number}")
+    return number
