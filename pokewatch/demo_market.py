@@ -6,23 +6,53 @@ below is calibrated to stylized facts measured on 43,000 real TCGplayer Pokémon
 price series over 36 days in 2025, so the backtest exercises the same regimes as
 real data (mostly flat days, fat-tailed moves, cheap cards noisier than dear ones).
 
-CALIBRATION_PLACEHOLDER
+Calibration. "Target" is the real-data fact; "measured" is this market with the
+default seed, 1,500 series over 2025 (365 days), using ``market_facts`` in
+``tests/test_demo_market.py``. That test checks loose bounds around the targets.
+The definitions: a change is a series' log-price change between two consecutive
+calendar days, both observed. A move is a non-zero change. A series' tier is set by
+its median price. A tier's volatility is the median, over its series, of each
+series' standard deviation of daily changes.
 
-How: each series has a latent log price that only moves on "trade days" (so most
-days are flat, as TCGplayer's market price only moves after sales). A trade's move
-has a random sign and a size drawn from a fixed quantile table, scaled by how cheap
-the card currently is, pulled slightly against the previous move (mean reversion)
-and, very weakly, towards the series' long-run level. A rare hype spike adds a log
-component that fades with a ten-day half-life; while it lasts the card trades more
-often. Prices are rounded to cents (at least $0.01), then observations are masked
-at random to be missing.
+==========================================  =================  ====================
+fact                                        target             measured
+==========================================  =================  ====================
+series-days with no price change            76%                75.9%
+move size: median / p90 / p99               3% / 13% / 30%     3.2% / 13.9% / 32.9%
+daily volatility under $1                   5.5%               4.9%
+daily volatility $1-10                      3.3%               3.4%
+daily volatility above $10                  2.7-2.9%           2.7%
+missing series-days                         2%                 2.0%
+median price                                $0.90              $0.92
+series at $10 or more / $100 or more        19% / 4%           20.8% / 4.3%
+dearest series (median price)               thousands          $1,799
+lag-1 correlation of consecutive moves      -0.08              -0.081
+Normal / Reverse Holofoil / Holofoil        43% / 30% / 23%    44% / 28% / 23%
+==========================================  =================  ====================
+
+Known misses: cheap cards are about 10% too calm, and the 99th-percentile move is
+about 10% too large. Cent rounding sets the no-change share, the move quantiles and
+cheap-card volatility against each other, and these figures are the compromise.
+Of the lag-1 correlation, about -0.05 comes from ``_REVERSION`` and about -0.03
+from rounding cheap prices to cents. Spikes add almost nothing.
+
+How: each series has a latent log price that only moves on "trade days", so most
+days are flat: TCGplayer's market price only moves after sales. Cheap cards trade
+more often and move more. A trade's move has a random sign and a size drawn from a
+fixed quantile table, scaled by the card's current price. It is pulled slightly
+against the previous move (mean reversion) and, weakly, towards the series'
+long-run level. A rare hype spike (+30% to +150%, about one per series in nine
+years) adds a log component that fades with a ten-day half-life, and while it lasts
+the card trades more often. Prices are rounded to cents (at least $0.01). Then 2%
+of observations are dropped at random.
 
 Determinism: every random draw comes from generators spawned from one
-``SeedSequence(seed)``, drawn day-major in whole 64-day blocks from a fixed epoch
-(2020-01-01), so a day's prices never depend on which window was requested:
-collecting 2026-01-05 alone or as part of a 365-day backfill gives the same numbers
-on every machine. Benchmarks that need many series may pass ``epoch=start`` to skip
-the years before their window; their prices then differ from the default market's.
+``SeedSequence(seed)``. Draws are made day-major, in whole 64-day blocks, from a
+fixed epoch (2020-01-01). So a day's prices never depend on the requested window:
+collecting 2026-01-05 alone, or as part of a 365-day backfill, gives the same
+numbers on every machine. Benchmarks that need many series may pass
+``epoch=start`` to skip the years before their window. Their prices then differ
+from the default market's.
 """
 from __future__ import annotations
 
@@ -30,6 +60,7 @@ import logging
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from pokewatch.errors import ParameterError
 
@@ -40,38 +71,36 @@ DEFAULT_SEED = 20261128
 DEFAULT_N_SERIES = 500
 
 # ---- Calibrated parameters (the module docstring lists what they reproduce) ----
-# Price levels: log10 of a card's base price is a split normal around the median; above
-# the soft cap the excess is halved, so the top cards sit in the thousands.
-_LOG10_MEDIAN = -0.12
-_LOG10_SD_BELOW, _LOG10_SD_ABOVE = 0.55, 1.17
-_LOG10_FLOOR = np.log10(0.05)
-_LOG10_SOFT_CAP, _SOFT_CAP_SLOPE = 3.0, 0.5
+# Price levels: log10 of a card's base price is a split normal around the median. Above
+# the soft cap ($20) the excess shrinks by the slope, so the top cards sit in the thousands.
+_LOG10_MEDIAN = -0.19
+_LOG10_SD_BELOW, _LOG10_SD_ABOVE = 0.35, 1.35
+_LOG10_FLOOR = np.log10(0.08)
+_LOG10_SOFT_CAP, _SOFT_CAP_SLOPE = 1.3, 0.75
 # A second printing (Reverse Holofoil, 1st Edition) is priced off its card's first
 # printing: log10 offset ~ Normal(mean, sd), by variant.
 _SECOND_PRINTING_LOG10 = {"Reverse Holofoil": (0.15, 0.30), "1st Edition Holofoil": (0.45, 0.25),
                           "1st Edition Normal": (0.35, 0.25)}
 _P_SECOND_PRINTING = 0.6   # chance a Reverse Holofoil / 1st Edition series shares the previous card
 
-# Daily dynamics.
-# Chance a series trades (its latent price moves) on a given day, by current price
-# (log10 $, linear in between, flat outside): cheap cards sell more often.
-_TRADE_LOG10_PRICE = np.array([-1.0, 0.0, 1.0, 2.0])
-_P_TRADE = np.array([0.30, 0.28, 0.24, 0.22])
-# Size of a trade's log move at volatility scale 1, as (cumulative probability, size)
-# knots; sizes in between are interpolated log-linearly.
+# Daily dynamics. Curves "by price" are given at $0.10, $1 and $10, linear in log10
+# price in between and flat outside.
+_P_TRADE = np.array([0.41, 0.31, 0.25])   # chance a series trades: cheap cards sell more often
+_SCALE = np.array([1.42, 0.97, 0.76])     # volatility scale: cheap cards move more
+# Size of a trade's log move at scale 1, as (cumulative probability, size) knots;
+# sizes in between are interpolated log-linearly.
 _MOVE_SIZE_P = np.array([0.0, 0.5, 0.9, 0.99, 1.0])
-_MOVE_SIZE = np.array([0.002, 0.025, 0.10, 0.22, 0.40])
-# Volatility scale by current price (log10 $, linear in between, flat outside).
-_SCALE_LOG10_PRICE = np.array([-1.0, 0.0, 1.0, 2.0])
-_SCALE = np.array([1.6, 1.3, 0.85, 0.75])
-_REVERSION = 0.08          # pull of a move against the series' previous move
+_MOVE_SIZE = np.array([0.0015, 0.016, 0.10, 0.26, 0.40])
+_REVERSION = 0.05          # pull of a move against the series' previous move
 _ANCHOR_PULL = 0.01        # per trade, towards the series' long-run level
 _P_SPIKE = 0.0003          # chance of a hype spike per series-day
 _SPIKE_MIN, _SPIKE_MAX = 0.30, 1.50   # spike size: +30% to +150%
 _SPIKE_HALF_LIFE = 10.0    # days
 _HYPE_TRADE_BOOST = 0.5    # extra trade chance while a spike is above _HYPE_LEVEL
 _HYPE_LEVEL = np.log(1.05)
+_LOG_MIN_PRICE = np.log(0.01)   # a card never trades below a cent
 _P_MISSING = 0.02          # share of series-days with no observed price
+_NS_PER_DAY = 86_400_000_000_000
 _BLOCK_DAYS = 64           # random draws are made in whole blocks of days from the epoch
 
 VARIANTS = np.array(["Normal", "Reverse Holofoil", "Holofoil", "1st Edition Holofoil", "1st Edition Normal"])
@@ -251,17 +280,19 @@ def demo_catalogue(n_series: int = DEFAULT_N_SERIES, seed: int = DEFAULT_SEED) -
     return catalogue.sort_values(["card_id", "variant"], kind="stable", ignore_index=True)
 
 
-def _by_price(latent_log_price: np.ndarray, knots: np.ndarray, values: np.ndarray) -> np.ndarray:
-    return np.interp(latent_log_price * (1.0 / np.log(10.0)), knots, values)
+def _by_price(log_price: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """A curve given at $0.10, $1 and $10, linear in log10 price between, flat outside."""
+    t = np.clip(log_price * (1.0 / np.log(10.0)), -1.0, 1.0)
+    return values[1] + t * np.where(t < 0.0, values[1] - values[0], values[2] - values[1])
 
 
 def simulate_prices(n_series: int, n_days: int, seed: int, base_price: np.ndarray, *,
                     keep_from: int = 0) -> np.ndarray:
     """Observed prices for days ``keep_from .. n_days - 1`` counted from the epoch.
 
-    The loop runs over days, each step vectorized across every series; random numbers
-    are drawn per block of ``_BLOCK_DAYS`` days, always whole blocks, so day ``d``'s
-    draws do not depend on ``n_days``.
+    The loop runs over days, each step vectorized across every series. Random numbers
+    are drawn day-major in whole blocks of ``_BLOCK_DAYS`` days, so day ``d``'s draws,
+    and therefore its prices, do not depend on ``n_days`` or ``keep_from``.
 
     Args:
         n_series: number of series; must match ``base_price``.
@@ -275,8 +306,12 @@ def simulate_prices(n_series: int, n_days: int, seed: int, base_price: np.ndarra
         (at least 0.01), NaN where the observation is missing.
 
     Raises:
-        ParameterError: sizes that do not match or are out of range.
+        ParameterError: a size or seed out of range, or ``base_price`` not holding
+            ``n_series`` positive prices.
     """
+    _check(n_series, seed)
+    if isinstance(n_days, bool) or not isinstance(n_days, (int, np.integer)) or n_days < 1:
+        raise ParameterError(f"n_days must be a positive integer, got {n_days!r}")
     base_price = np.asarray(base_price, dtype=float)
     if base_price.shape != (n_series,) or not (base_price > 0).all():
         raise ParameterError(f"base_price must hold {n_series} positive prices, got shape {base_price.shape}")
@@ -285,38 +320,48 @@ def simulate_prices(n_series: int, n_days: int, seed: int, base_price: np.ndarra
     trade_rng, size_rng, sign_rng, spike_rng, missing_rng = (
         np.random.default_rng(s) for s in np.random.SeedSequence([seed, 2]).spawn(5))
     anchor = np.log(base_price)
-    latent = anchor.copy()
-    shown = anchor.copy()
-    spike = np.zeros(n_series)
+    latent = anchor.copy()        # log price the last trade left
+    shown = anchor.copy()         # log market price as published
+    spike = np.zeros(n_series)    # log size of the current hype spike
     last_move = np.zeros(n_series)
     decay = 0.5 ** (1.0 / _SPIKE_HALF_LIFE)
     log_move_size = np.log(_MOVE_SIZE)
     observed_log = np.empty((n_days - keep_from, n_series))
+    shape = (_BLOCK_DAYS, n_series)
     for block_start in range(0, n_days, _BLOCK_DAYS):
-        shape = (_BLOCK_DAYS, n_series)
         trade_u = trade_rng.random(shape)
-        signed_size = np.exp(np.interp(size_rng.random(shape), _MOVE_SIZE_P, log_move_size))
-        signed_size[sign_rng.random(shape) < 0.5] *= -1.0
+        size_u = size_rng.random(shape)
+        goes_up = sign_rng.random(shape) < 0.5
         spike_u = spike_rng.random(shape)
-        # Given a hit (u < p), u / p is uniform on [0, 1): it also sets the spike's size.
-        spike_jump = np.where(spike_u < _P_SPIKE,
-                              np.log1p(_SPIKE_MIN + (_SPIKE_MAX - _SPIKE_MIN) * spike_u / _P_SPIKE), 0.0)
         missing = missing_rng.random(shape) < _P_MISSING
-        for offset in range(min(_BLOCK_DAYS, n_days - block_start)):
-            spike = spike * decay + spike_jump[offset]
-            p_trade = (_by_price(latent, _TRADE_LOG10_PRICE, _P_TRADE)
-                       + np.where(spike > _HYPE_LEVEL, _HYPE_TRADE_BOOST, 0.0))
-            trades = trade_u[offset] < p_trade
-            move = (signed_size[offset] * _by_price(latent, _SCALE_LOG10_PRICE, _SCALE)
-                    - _REVERSION * last_move - _ANCHOR_PULL * (latent - anchor))
-            move = np.where(trades, move, 0.0)
-            latent += move
-            last_move = np.where(trades, move, last_move)
+        hit_day, hit_series = np.nonzero(spike_u < _P_SPIKE)
+        # Given a hit (u < p), u / p is uniform on [0, 1): it also sets the spike's size.
+        hit_size = np.log1p(_SPIKE_MIN + (_SPIKE_MAX - _SPIKE_MIN) * spike_u[hit_day, hit_series] / _P_SPIKE)
+        hit_bounds = np.searchsorted(hit_day, np.arange(_BLOCK_DAYS + 1))
+        block_days = min(_BLOCK_DAYS, n_days - block_start)
+        for offset in range(block_days):
+            hits = hit_series[hit_bounds[offset]:hit_bounds[offset + 1]]
+            spike *= decay
+            spike[hits] += hit_size[hit_bounds[offset]:hit_bounds[offset + 1]]
+            p_trade = _by_price(latent, _P_TRADE) + (spike > _HYPE_LEVEL) * _HYPE_TRADE_BOOST
+            traders = np.flatnonzero(trade_u[offset] < p_trade)
+            before = latent[traders]
+            size = (np.exp(np.interp(size_u[offset][traders], _MOVE_SIZE_P, log_move_size))
+                    * _by_price(before, _SCALE))
+            move = (np.where(goes_up[offset][traders], size, -size)
+                    - _REVERSION * last_move[traders] - _ANCHOR_PULL * (before - anchor[traders]))
+            after = np.maximum(before + move, _LOG_MIN_PRICE)
+            latent[traders] = after
+            last_move[traders] = after - before
             # The market price only updates on trade days or when a spike breaks out.
-            shown = np.where(trades | (spike_jump[offset] > 0), latent + spike, shown)
-            day = block_start + offset
-            if day >= keep_from:
-                observed_log[day - keep_from] = np.where(missing[offset], np.nan, shown)
+            shown[traders] = after + spike[traders]
+            shown[hits] = latent[hits] + spike[hits]
+            if block_start + offset >= keep_from:
+                observed_log[block_start + offset - keep_from] = shown
+        first = max(block_start, keep_from)
+        if first < block_start + block_days:
+            kept = observed_log[first - keep_from:block_start + block_days - keep_from]
+            kept[missing[first - block_start:block_days]] = np.nan
     prices = np.exp(observed_log, out=observed_log)
     np.maximum(np.round(prices, 2, out=prices), 0.01, out=prices)   # NaN stays NaN
     return prices
@@ -377,18 +422,25 @@ def demo_prices(
                              keep_from=keep_from)
     # Series-major order: the catalogue is sorted by card_id and variant, so the rows
     # come out sorted by card_id, variant and date without sorting the long table.
-    observed = ~np.isnan(window.T)
-    counts = observed.sum(axis=1)
-    series_of_row = np.repeat(np.arange(n_series, dtype=np.int32), counts)
-    dates = pd.date_range(start, end, freq="D").to_numpy().astype("datetime64[ns]")
-    series = catalogue.drop(columns="base_price").assign(source="demo", category=pd.NA)
-    series = series.astype({"source": "string", "category": "string"})
-    columns = {"card_id": None, "variant": None,
-               "date": np.broadcast_to(dates, observed.shape)[observed],
-               "market_price": window.T[observed]}
-    for name in ["card_id", "variant", "currency", "name", "set_id", "set_name", "number", "rarity",
-                 "source", "category"]:
-        columns[name] = series[name].array.take(series_of_row)
+    by_series = np.ascontiguousarray(window.T).ravel()
+    del window
+    observed = ~np.isnan(by_series)
+    n_days_kept = (end - start).days + 1
+    rows_per_series = observed.reshape(n_series, n_days_kept).sum(axis=1)
+    day_ns = pd.Timestamp(start).as_unit("ns").value + np.arange(n_days_kept, dtype=np.int64) * _NS_PER_DAY
+    columns = {
+        "card_id": None, "variant": None,
+        "date": np.tile(day_ns, n_series)[observed].view("datetime64[ns]"),
+        "market_price": by_series[observed],
+    }
+    del by_series, observed
+    series_of_row = pa.array(np.repeat(np.arange(n_series, dtype=np.int32), rows_per_series))
+    series = catalogue.assign(source="demo")
+    for name in ["card_id", "variant", "currency", "name", "set_id", "set_name", "number", "rarity", "source"]:
+        values = pa.array(series[name].to_numpy(dtype=object), type=pa.large_string())
+        columns[name] = pd.arrays.ArrowStringArray(
+            pa.DictionaryArray.from_arrays(series_of_row, values).dictionary_decode())
+    columns["category"] = pd.arrays.ArrowStringArray(pa.nulls(len(series_of_row), pa.large_string()))
     frame = pd.DataFrame(columns, copy=False)
-    logger.debug("demo market: %d series x %d days -> %d rows", n_series, len(dates), len(frame))
+    logger.debug("demo market: %d series x %d days -> %d rows", n_series, n_days_kept, len(frame))
     return frame
