@@ -9,7 +9,9 @@ a judgement lives here and is called as ``python -m pokewatch.pipeline COMMAND``
 * ``start``         create the attempt folder and its manifest.
 * ``should-train``  Mondays, when no model exists on or before the date, or when forced.
 * ``fail``          mark the attempt failed, naming the notebook and the cell that failed.
-* ``finish``        publish the attempt and print the day's BUY/SELL counts.
+* ``finish``        render ``report.html``, publish the attempt, print the day's BUY/SELL
+                    counts and the steps that hit the cache, regenerate ``runs/index.html``
+                    and post the webhook alert when ``POKEWATCH_WEBHOOK_URL`` is set.
 """
 from __future__ import annotations
 
@@ -125,6 +127,16 @@ def _counts(run_dir: Path) -> dict[str, int]:
     return pd.read_csv(signals, usecols=["signal"])["signal"].value_counts().to_dict()
 
 
+def _cache_summary(manifest: dict) -> str:
+    """'evaluate: signals hit, backtest hit; train: train miss' from the manifest's steps."""
+    parts = []
+    for step, info in manifest.get("steps", {}).items():
+        hits = info.get("cache_hits") or {}
+        if hits:
+            parts.append(f"{step}: " + ", ".join(f"{name} {'hit' if hit else 'miss'}" for name, hit in hits.items()))
+    return "; ".join(parts) or "no cached steps ran"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pokewatch.pipeline", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -184,15 +196,57 @@ def _dispatch(args) -> int:
         cell = failing_cell(Path(args.notebook)) if args.notebook else None
         runs.fail(Path(args.attempt), args.step, args.message or "step failed", cell)
         print(f"{args.step} failed" + (f" at {cell}" if cell else "") + f"; kept in {args.attempt}")
+        _refresh_index()
         return 0
     if args.command == "finish":
         attempt = Path(args.attempt)
+        _render_report(attempt)
         link = runs.publish(attempt)
         counts = _counts(attempt)
         print(f"run folder: {link} -> {attempt.name}; BUY {counts.get('BUY', 0)}, SELL {counts.get('SELL', 0)}, "
               f"HOLD {counts.get('HOLD', 0)}")
+        print(f"cache: {_cache_summary(runs.read_manifest(attempt))}")
+        index = _refresh_index()
+        if (attempt / "report.html").exists():
+            print(f"report: {link / 'report.html'}" + (f"; all runs: {index}" if index else ""))
+        _send_alert(attempt, link)
         return 0
     return 1
+
+
+# -- after a run: report, index of runs, alert (none of them can fail a run) ------------------
+def _render_report(attempt: Path) -> None:
+    """Render report.html into the attempt before it is published; a failure is recorded, not raised."""
+    from pokewatch import report  # nbconvert only when finishing
+
+    try:
+        path = report.render_report(attempt)
+        runs.update_manifest(attempt, report={"status": "rendered", "file": path.name})
+    except Exception as exc:  # noqa: BLE001 - a report problem must not hold back a good run
+        logger.warning("could not render the report of %s: %s: %s", attempt.name, type(exc).__name__, exc)
+        runs.update_manifest(attempt, report={"status": "failed", "error": f"{type(exc).__name__}: {exc}"})
+
+
+def _refresh_index() -> Path | None:
+    """Regenerate runs/index.html; a failure is logged, never raised."""
+    from pokewatch import report
+
+    try:
+        return report.write_index()
+    except Exception as exc:  # noqa: BLE001 - the index is a convenience
+        logger.warning("could not regenerate %s: %s: %s", config.runs_dir() / "index.html", type(exc).__name__, exc)
+        return None
+
+
+def _send_alert(attempt: Path, link: Path) -> None:
+    """Post the webhook alert when POKEWATCH_WEBHOOK_URL is set; the outcome goes in the manifest."""
+    from pokewatch import alerts
+
+    report_path = link / "report.html"
+    result = alerts.notify_run(attempt, report=str(report_path) if report_path.exists() else None)
+    if result is not None:
+        print(f"alert to {result.target}: " + ("sent" if result.ok else
+                                                f"FAILED after {result.attempts} attempt(s): {result.error}"))
 
 
 if __name__ == "__main__":

@@ -1,15 +1,20 @@
 """Plots for runs and reports, as matplotlib Figures that work with or without a display.
 
 Figures are built with ``matplotlib.figure.Figure`` (not pyplot), so cron and
-papermill need no GUI backend and notebooks still show them inline. Every
-function takes the frames the package already produces and returns a Figure;
-:func:`save` writes one atomically as PNG.
+papermill need no GUI backend. Importing this module inside a Jupyter kernel
+registers a PNG formatter for Figure, so a cell ending in ``fig`` shows the plot
+inline and executed notebooks (and reports rendered from them) carry the image.
+Every function takes the frames the package already produces and returns a
+Figure; :func:`save` writes one atomically as PNG.
 """
 from __future__ import annotations
 
+import io
 import logging
+import sys
 from pathlib import Path
 
+import matplotlib.dates as mdates
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
@@ -131,3 +136,107 @@ def candidate_scores(candidates: pd.DataFrame) -> Figure:
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, axis="x")
     return fig
+
+
+def kpi_trends(trends: pd.DataFrame) -> Figure:
+    """BUY/SELL precision, lift and forecast error per run, oldest run on the left.
+
+    Args:
+        trends: one row per run date (see :func:`pokewatch.explore.kpi_trends`), with
+            columns buy_precision, sell_precision, buy_lift, sell_lift, mape_fair, mape_naive.
+    """
+    fig = Figure(figsize=(10, 3.4))
+    axes = fig.subplots(1, 3)
+    if trends.empty:
+        for ax in axes:
+            ax.set_axis_off()
+        axes[1].text(0.5, 0.5, "no finished runs yet", ha="center", va="center", fontsize=11)
+        return fig
+    dates = pd.to_datetime(trends.index)
+    panels = (
+        (axes[0], "precision", (("buy_precision", "BUY"), ("sell_precision", "SELL")), "{:.0%}"),
+        (axes[1], "lift (1.0 = chance)", (("buy_lift", "BUY"), ("sell_lift", "SELL")), "{:.1f}"),
+        (axes[2], "MAPE vs next price", (("mape_fair", "fair value"), ("mape_naive", "naive last price")),
+         "{:.2%}"),
+    )
+    styles = {"BUY": COLORS["BUY"], "SELL": COLORS["SELL"], "fair value": "#2c7bb6",
+              "naive last price": "#fdae61"}
+    for ax, title, lines, fmt in panels:
+        for column, label in lines:
+            if column in trends:
+                ax.plot(dates, trends[column], marker="o", ms=3, lw=1.2, color=styles[label], label=label)
+        ax.set_title(title, fontsize=10)
+        ax.yaxis.set_major_formatter(lambda v, _, fmt=fmt: fmt.format(v))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[1].axhline(1.0, color="black", lw=0.8)
+    _date_axis(axes, dates)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    return fig
+
+
+def _date_axis(axes, dates: pd.DatetimeIndex) -> None:
+    """Whole days on the x axis, with a day's margin (one run alone must not span years)."""
+    span = (dates.max() - dates.min()).days if len(dates) else 0
+    pad = pd.Timedelta(days=max(1, span // 20))
+    for ax in axes:
+        ax.set_xlim(dates.min() - pad, dates.max() + pad)
+        if span <= 60:
+            ax.xaxis.set_major_locator(mdates.DayLocator(interval=max(1, (span + 2) // 6)))
+        else:
+            ax.xaxis.set_major_locator(mdates.AutoDateLocator(maxticks=8))
+        ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d" if span > 60 else "%m-%d"))
+
+
+def portfolio_value(value: pd.DataFrame) -> Figure:
+    """A portfolio's market value against what it cost, per currency, over time.
+
+    Args:
+        value: rows of date, currency, value and cost (see :func:`pokewatch.portfolio.value_over_time`).
+    """
+    fig = Figure(figsize=(9, 3.4))
+    ax = fig.add_subplot()
+    if value.empty:
+        ax.set_axis_off()
+        ax.text(0.5, 0.5, "no portfolio", ha="center", va="center", fontsize=11)
+        return fig
+    for currency, part in value.groupby("currency", sort=True):
+        part = part.sort_values("date")
+        ax.plot(part["date"], part["value"], lw=1.4, color="#2c7bb6", label=f"market value ({currency})")
+        ax.plot(part["date"], part["cost"], lw=1.0, ls="--", color="#444444", label=f"cost ({currency})")
+        ax.fill_between(part["date"], part["cost"], part["value"], where=part["value"] >= part["cost"],
+                        color=COLORS["BUY"], alpha=0.15, interpolate=True)
+        ax.fill_between(part["date"], part["cost"], part["value"], where=part["value"] < part["cost"],
+                        color=COLORS["SELL"], alpha=0.15, interpolate=True)
+    ax.set_ylabel("value")
+    ax.set_title("portfolio value vs cost", fontsize=10)
+    ax.legend(fontsize=8, loc="upper left")
+    ax.grid(alpha=0.3)
+    _date_axis([ax], pd.DatetimeIndex(value["date"]))
+    fig.autofmt_xdate()
+    return fig
+
+
+def to_png(fig: Figure, dpi: int = 100) -> bytes:
+    """A Figure as PNG bytes (for embedding in pages and notebook outputs)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def _show_figures_inline() -> None:
+    """Let IPython display a returned Figure as a PNG.
+
+    Figures built without pyplot never activate the inline backend, so a notebook cell
+    ending in ``fig`` would show ``<Figure size ...>`` and executed notebooks (and the
+    HTML reports rendered from them) would carry no image. Registering a PNG formatter
+    for :class:`Figure` fixes that wherever this module is imported inside a kernel.
+    """
+    ipython = sys.modules.get("IPython")  # a kernel has imported it already; never import it here
+    shell = ipython.get_ipython() if ipython is not None else None
+    if shell is not None and hasattr(shell, "display_formatter"):
+        shell.display_formatter.formatters["image/png"].for_type(Figure, to_png)
+
+
+_show_figures_inline()

@@ -64,3 +64,60 @@ def plain_summary(kpis: dict, today: pd.DataFrame, quality: dict | None = None) 
         parts.append(f"Data quality: {quality.get('completeness', 1):.0%} of requested items fetched, "
                      f"{rejected:,} row(s) rejected by validation.")
     return " ".join(parts)
+
+
+def kpi_comparison(before: dict, after: dict) -> pd.DataFrame:
+    """KPIs of two runs side by side, formatted, with the change in the KPI's own unit.
+
+    Only KPIs present in either run are listed; a side without the KPI shows ``n/a``.
+    """
+    rows = []
+    for key, label, pattern in _ROWS:
+        if key not in before and key not in after:
+            continue
+        old, new = before.get(key), after.get(key)
+        change = "n/a"
+        if all(isinstance(v, (int, float)) and not math.isnan(v) for v in (old, new)):
+            change = _fmt(new - old, pattern.replace("{:", "{:+") if "{:+" not in pattern else pattern)
+        rows.append({"KPI": label, "before": _fmt(old, pattern), "after": _fmt(new, pattern), "change": change})
+    return pd.DataFrame(rows, columns=["KPI", "before", "after", "change"]).set_index("KPI")
+
+
+_SYMBOLS = {"USD": "$", "EUR": "€"}
+
+
+def money(amount, currency: str = "USD", signed: bool = False) -> str:
+    """``$1,234.50``, ``-€3.20`` or ``+$12.00`` (``signed``); ``n/a`` for a missing amount."""
+    if amount is None or (isinstance(amount, float) and math.isnan(amount)):
+        return "n/a"
+    symbol = _SYMBOLS.get(str(currency), f"{currency} ")
+    sign = "-" if amount < 0 else ("+" if signed else "")
+    return f"{sign}{symbol}{abs(amount):,.2f}"
+
+
+def portfolio_sentence(totals: list[dict] | pd.DataFrame, rejected: int = 0, label: str = "Portfolio") -> str:
+    """One sentence on a portfolio: value, cost, profit and loss, the day's change.
+
+    Args:
+        totals: one record per currency with lots, cards, cost, value, pnl, pnl_pct and
+            value_change_1d (see :func:`pokewatch.portfolio.totals`).
+        rejected: portfolio rows skipped as bad.
+        label: how the sentence names the portfolio.
+    """
+    records = totals.to_dict(orient="records") if isinstance(totals, pd.DataFrame) else list(totals)
+    if not records:
+        return "No portfolio is valued in this run." + (
+            f" {rejected} portfolio row(s) were skipped as bad." if rejected else "")
+    parts = []
+    for t in records:
+        cur = t.get("currency", "USD")
+        pct = t.get("pnl_pct")
+        pct_text = f", {pct:+.1%}" if isinstance(pct, (int, float)) and not math.isnan(pct) else ""
+        parts.append(f"{int(t.get('cards', 0)):,} card(s) in {int(t.get('lots', 0)):,} lot(s) worth "
+                     f"{money(t.get('value'), cur)} against a cost of {money(t.get('cost'), cur)} "
+                     f"(profit and loss {money(t.get('pnl'), cur, signed=True)}{pct_text}; "
+                     f"{money(t.get('value_change_1d'), cur, signed=True)} since the day before)")
+    text = f"{label}: " + "; ".join(parts) + "."
+    if rejected:
+        text += f" {rejected} portfolio row(s) were skipped as bad (see portfolio_rejected.csv)."
+    return text

@@ -1,0 +1,265 @@
+"""Tell people when a run finished: a short JSON post to a Slack or Discord incoming webhook.
+
+Why: collectors should not have to open a report to learn that today has a strong BUY,
+or that their portfolio moved. When ``POKEWATCH_WEBHOOK_URL`` is set, the pipeline's
+``finish`` step posts a few lines (top BUY and SELL, portfolio value and movers, how
+far to trust the flags) after publishing a run.
+
+Shape: ``{"text": ..., "content": ..., "username": "PokeWatch", "allowed_mentions": ...}``.
+Slack reads ``text``, Discord reads ``content`` (at most 2,000 characters, so the
+message is kept shorter), and each ignores the other's keys, so one URL of either
+kind works (see :func:`payload`).
+
+Failure policy: an alert is a courtesy, never a reason to fail a run. Timeouts,
+connection errors, HTTP 429 and 5xx are retried a bounded number of times with
+exponential backoff (``Retry-After`` honoured up to :data:`MAX_RETRY_AFTER`); other
+4xx answers (a revoked or mistyped webhook) are not retried. The outcome, sent or
+failed, is recorded under ``alert`` in the run's manifest.
+
+Secrecy: a webhook URL's path is its password. It is never logged, printed or stored;
+messages show only the scheme and host (``https://hooks.slack.com/***``). The stdlib
+``urllib`` is used because it logs nothing of its own.
+
+Settings (environment): ``POKEWATCH_WEBHOOK_URL``; ``POKEWATCH_WEBHOOK_TIMEOUT``
+(seconds per attempt, default 5); ``POKEWATCH_WEBHOOK_RETRIES`` (retries after the
+first attempt, default 2, at most 5).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pandas as pd
+
+from pokewatch import runs, summary
+
+logger = logging.getLogger(__name__)
+
+WEBHOOK_ENV = "POKEWATCH_WEBHOOK_URL"
+TIMEOUT_ENV = "POKEWATCH_WEBHOOK_TIMEOUT"
+RETRIES_ENV = "POKEWATCH_WEBHOOK_RETRIES"
+DEFAULT_TIMEOUT = 5.0
+DEFAULT_RETRIES = 2
+MAX_RETRIES = 5
+#: First backoff in seconds; doubles after each failed attempt.
+BACKOFF_SECONDS = 1.0
+MAX_RETRY_AFTER = 10.0
+#: Discord rejects content over 2,000 characters.
+MAX_CHARS = 1900
+TOP_N = 3
+
+
+# -- the message ------------------------------------------------------------------------------
+def _card_line(row: dict) -> str:
+    return (f"{row['signal']}  {row['name']} ({row['card_id']}, {row['variant']}) "
+            f"{summary.money(row['market_price'], row.get('currency', 'USD'))}, fair "
+            f"{summary.money(row['fair_value'], row.get('currency', 'USD'))} ({row['deviation']:+.0%})")
+
+
+def build_message(run_date: str, today: pd.DataFrame, kpis: dict | None = None, book: dict | None = None,
+                  report: str | None = None, top_n: int = TOP_N) -> str:
+    """The alert text: counts, top BUY and SELL, portfolio and movers, trust, report path.
+
+    Args:
+        today: the run's signals (``signals.csv``).
+        kpis: the backtest KPIs (``metrics.json`` ``kpis``).
+        book: the run's ``portfolio.json`` (totals and movers), if any.
+        report: where the report is, shown as the last line.
+    """
+    counts = today["signal"].value_counts()
+    lines = [(f"PokeWatch {run_date}: {counts.get('BUY', 0)} BUY, {counts.get('SELL', 0)} SELL "
+              f"out of {len(today):,} cards.")]
+    buys = today[today["signal"] == "BUY"].nsmallest(top_n, "deviation")
+    sells = today[today["signal"] == "SELL"].nlargest(top_n, "deviation")
+    lines += [_card_line(r) for r in pd.concat([buys, sells]).to_dict(orient="records")]
+    if book and book.get("totals"):
+        for t in book["totals"]:
+            cur = t.get("currency", "USD")
+            pct = t.get("pnl_pct")
+            lines.append(f"Portfolio: {summary.money(t.get('value'), cur)}, P&L "
+                         f"{summary.money(t.get('pnl'), cur, signed=True)}"
+                         + (f" ({pct:+.1%})" if isinstance(pct, (int, float)) and math.isfinite(pct) else "")
+                         + f", {summary.money(t.get('value_change_1d'), cur, signed=True)} since yesterday")
+        movers = [f"{m['name']} ({m['card_id']}) {summary.money(m.get('value_change_1d'), m.get('currency'), True)}"
+                  for m in book.get("movers", [])]
+        if movers:
+            lines.append("Movers: " + "; ".join(movers))
+    if kpis and kpis.get("buy_lift") is not None:
+        lines.append(f"Backtest: BUY lift {_lift(kpis.get('buy_lift'))}, SELL lift {_lift(kpis.get('sell_lift'))} "
+                     f"({kpis.get('horizon_days', 7)}-day horizon; 1.0x is chance).")
+    if report:
+        lines.append(f"Report: {report}")
+    text = "\n".join(lines)
+    return text if len(text) <= MAX_CHARS else text[:MAX_CHARS - 1] + "…"
+
+
+def _lift(value) -> str:
+    return f"{value:.1f}x" if isinstance(value, (int, float)) and math.isfinite(value) else "n/a"
+
+
+def payload(text: str) -> dict:
+    """JSON body accepted by both Slack (``text``) and Discord (``content``) incoming webhooks.
+
+    Slack gets ``&``, ``<`` and ``>`` escaped as its formatting rules require (so a card
+    name can never become a ``<!channel>`` ping); Discord gets the raw text with every
+    mention disabled (``allowed_mentions``), so "Pikachu & Zekrom" reads as written.
+    """
+    slack = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return {"text": slack, "content": text[:2000], "username": "PokeWatch", "allowed_mentions": {"parse": []}}
+
+
+# -- posting ------------------------------------------------------------------------------------
+def redact(url: str) -> str:
+    """``scheme://host[:port]/***``: enough to tell webhooks apart, never the secret path."""
+    parts = urlsplit(str(url))
+    host = parts.hostname or "?"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme or '?'}://{host}{port}/***"
+
+
+def _scrub(message: str, url: str) -> str:
+    parts = urlsplit(url)
+    for secret in (url, parts.path + (f"?{parts.query}" if parts.query else ""), parts.path, parts.query):
+        if secret and secret not in ("/", ""):
+            message = message.replace(secret, "/***")
+    return message
+
+
+@dataclass
+class PostResult:
+    """What happened to one alert: sent or not, after how many attempts, and why."""
+
+    ok: bool
+    attempts: int
+    http_status: int | None
+    error: str | None
+    seconds: float
+    target: str
+
+    def to_manifest(self) -> dict:
+        return {"status": "sent" if self.ok else "failed", **asdict(self),
+                "at": pd.Timestamp.now(tz="UTC").isoformat()}
+
+
+def post_json(url: str, body: dict, *, timeout: float = DEFAULT_TIMEOUT, retries: int = DEFAULT_RETRIES,
+              backoff: float | None = None, sleep: Callable[[float], None] = time.sleep) -> PostResult:
+    """POST ``body`` as JSON, retrying transient failures; never raises.
+
+    Args:
+        url: the webhook URL (kept secret: it never appears in the result or logs).
+        timeout: seconds per attempt.
+        retries: retries after the first attempt (bounded by :data:`MAX_RETRIES`).
+        backoff: first wait between attempts (default :data:`BACKOFF_SECONDS`), doubled each time.
+    """
+    retries = max(0, min(int(retries), MAX_RETRIES))
+    wait = BACKOFF_SECONDS if backoff is None else backoff
+    data = json.dumps(body).encode("utf-8")
+    started = time.monotonic()
+    status: int | None = None
+    error: str | None = None
+    attempt = 0
+    for attempt in range(1, retries + 2):
+        request = urllib.request.Request(url, data=data, method="POST", headers={
+            "Content-Type": "application/json", "User-Agent": "PokeWatch-alerts"})
+        retry_after = None
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:  # the user's own webhook URL
+                status = response.status
+            return PostResult(True, attempt, status, None, round(time.monotonic() - started, 3), redact(url))
+        except urllib.error.HTTPError as exc:
+            status, error = exc.code, f"HTTP {exc.code} {exc.reason}"
+            retryable = exc.code == 429 or exc.code >= 500
+            retry_after = _retry_after(exc.headers.get("Retry-After") if exc.headers else None)
+            exc.close()
+        except (urllib.error.URLError, TimeoutError, OSError) as exc:
+            status = None
+            reason = getattr(exc, "reason", exc)
+            error = f"{type(reason).__name__}: {reason}" if not isinstance(reason, str) else reason
+            retryable = True
+        error = _scrub(error or "", url)
+        if not retryable or attempt > retries:
+            break
+        logger.info("webhook %s: attempt %d failed (%s); retrying", redact(url), attempt, error)
+        sleep(retry_after if retry_after is not None else wait)
+        wait *= 2
+    return PostResult(False, attempt, status, error, round(time.monotonic() - started, 3), redact(url))
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return min(max(float(value), 0.0), MAX_RETRY_AFTER) if value else None
+    except ValueError:
+        return None
+
+
+# -- a run's alert --------------------------------------------------------------------------------
+def _env_number(env: dict, name: str, default: float) -> float:
+    try:
+        return float(env.get(name) or default)
+    except ValueError:
+        logger.warning("%s=%r is not a number; using %s", name, env.get(name), default)
+        return default
+
+
+def run_message(run_dir: Path | str, report: str | None = None) -> str:
+    """The alert text of a finished run folder."""
+    from pokewatch.explore import read_signals  # avoid a circular import at start-up
+
+    run_dir = Path(run_dir)
+    manifest = runs.read_manifest(run_dir)
+    metrics = _read_json(run_dir / "metrics.json")
+    return build_message(manifest.get("run_date", run_dir.name[:10]), read_signals(run_dir / "signals.csv"),
+                         metrics.get("kpis"), _read_json(run_dir / "portfolio.json") or None, report)
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text()) if path.exists() else {}
+    except json.JSONDecodeError:
+        return {}
+
+
+def notify_run(run_dir: Path | str, env: dict | None = None, report: str | None = None) -> PostResult | None:
+    """Post a finished run's alert when ``POKEWATCH_WEBHOOK_URL`` is set, and record it in the manifest.
+
+    Never raises: a broken run folder or an unreachable webhook is logged and recorded
+    as ``alert.status = failed``.
+
+    Returns:
+        None when no webhook is configured, else the :class:`PostResult`.
+    """
+    env = os.environ if env is None else env
+    url = (env.get(WEBHOOK_ENV) or "").strip()
+    if not url:
+        return None
+    run_dir = Path(run_dir)
+    if urlsplit(url).scheme not in ("http", "https"):
+        result = PostResult(False, 0, None, f"{WEBHOOK_ENV} is not an http(s) URL", 0.0, redact(url))
+    else:
+        try:
+            body = payload(run_message(run_dir, report))
+        except Exception as exc:  # noqa: BLE001 - an alert must never fail a run
+            result = PostResult(False, 0, None, f"could not build the message: {type(exc).__name__}: {exc}",
+                                0.0, redact(url))
+        else:
+            result = post_json(url, body, timeout=_env_number(env, TIMEOUT_ENV, DEFAULT_TIMEOUT),
+                               retries=int(_env_number(env, RETRIES_ENV, DEFAULT_RETRIES)))
+    if result.ok:
+        logger.info("alert sent to %s", result.target)
+    else:
+        logger.warning("alert to %s failed after %d attempt(s): %s (the run itself is fine)", result.target,
+                       result.attempts, result.error)
+    try:
+        runs.update_manifest(run_dir, alert=result.to_manifest())
+    except Exception as exc:  # noqa: BLE001 - recording is best effort too
+        logger.warning("could not record the alert outcome in %s: %s", run_dir, exc)
+    return result

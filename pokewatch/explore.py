@@ -1,0 +1,551 @@
+"""Looking back at finished runs: find a card, follow its price, compare runs, track KPIs.
+
+Why this module exists: the explore notebook, the ``pokewatch`` command line and the
+run index all answer the same questions ("which run?", "which card did they mean?",
+"what changed since yesterday?", "are the flags getting better?"). Answering them
+here, once, keeps the notebook cells one-liners and the three front ends in agreement.
+
+Where runs come from (see :func:`locate_run`): a published run ``runs/<date>``
+(what the pipeline leaves), or, when none is published for that date, the folder
+the notebooks write to in JupyterLab, ``runs/interactive/<date>``. Every function
+here only reads run folders; nothing in a run is changed.
+
+A card's history comes from the run's ``model.joblib``, which keeps the last
+``keep_days`` days (90 by default) of market and fair prices for every series, so
+looking at a card needs neither the price store nor a recomputation.
+"""
+from __future__ import annotations
+
+import difflib
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+
+from pokewatch import config, params, runs, summary
+from pokewatch.errors import RunError, UnknownCardError
+from pokewatch.model import VARIANT_PREFERENCE, FairValueModel
+from pokewatch.schema import SERIES_KEY
+from pokewatch.signals import SIGNAL_DTYPE, as_labels, classify, deviation
+
+logger = logging.getLogger(__name__)
+
+INTERACTIVE = "interactive"
+#: KPIs followed from run to run (precision, lift, forecast error against naive).
+TREND_KPIS = ("buy_precision", "buy_lift", "sell_precision", "sell_lift", "mape_fair", "mape_naive")
+#: Fuzzy matches at least this similar (difflib ratio, 0..1) are accepted as the card meant: one
+#: slipped letter in a name ("Charzard"), but not another Pokémon ("Pichu" is not "Pikachu", 0.83).
+ACCEPT_SIMILARITY = 0.88
+#: Matches at least this similar are offered as suggestions when none is accepted.
+SUGGEST_SIMILARITY = 0.5
+_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_STRING_COLUMNS = ("card_id", "variant", "currency", "name", "set_id", "set_name", "number", "rarity",
+                   "category")
+_CANDIDATE_COLUMNS = ["signal", "name", "card_id", "set_name", "variant", "market_price", "fair_value",
+                      "deviation"]
+
+
+# -- finding and loading runs ---------------------------------------------------------------
+def _root(runs_root: Path | str | None) -> Path:
+    return Path(runs_root) if runs_root else config.runs_dir()
+
+
+def interactive_folders(runs_root: Path | str | None = None) -> list[Path]:
+    """``runs/interactive/<date>`` folders whose evaluate notebook finished, oldest first."""
+    folder = _root(runs_root) / INTERACTIVE
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if _DATE_RE.match(p.name) and (p / "signals.csv").exists())
+
+
+def locate_run(run_date: str = "latest", run_dir: str | Path = "", runs_root: Path | str | None = None) -> Path:
+    """The folder of the run to look at.
+
+    Args:
+        run_date: ``latest`` (the newest published run, or the newest interactive one
+            when nothing is published yet), ``today`` or ``YYYY-MM-DD``. A date means
+            its published run, else ``runs/interactive/<date>``.
+        run_dir: an explicit run folder; wins over ``run_date``.
+        runs_root: the runs folder (default ``$POKEWATCH_RUNS_DIR`` or ``runs/``).
+
+    Raises:
+        RunError: no such run, with the dates there are (and why a date failed, if it did).
+        ParameterError: ``run_date`` is neither ``latest``, ``today`` nor a date.
+    """
+    root = _root(runs_root)
+    if run_dir:
+        folder = Path(run_dir).expanduser()
+        if not (folder / "signals.csv").exists():
+            raise RunError(f"{folder} has no signals.csv; point run_dir at a finished run folder "
+                           f"such as {root / 'latest'}")
+        return folder.resolve()
+    spec = str(run_date or "latest").strip()
+    if spec == "latest":
+        latest = runs.latest_run(root)
+        if latest is not None:
+            return latest
+        interactive = interactive_folders(root)
+        if interactive:
+            return interactive[-1]
+        raise RunError(f"no runs in {root} yet; run scripts/run_pipeline.sh (make pipeline), or the collect, "
+                       "train and evaluate notebooks")
+    date = params.run_date("run_date", spec)
+    if (root / date).exists():
+        return (root / date).resolve()
+    interactive = root / INTERACTIVE / date
+    if (interactive / "signals.csv").exists():
+        return interactive
+    raise RunError(_no_run_message(date, root))
+
+
+def _no_run_message(date: str, root: Path) -> str:
+    known = runs.published_dates(root)
+    failed = [a for a in _attempt_rows(root) if a["run_date"] == date and a["status"] == "failed"]
+    why = ""
+    if failed:
+        failure = failed[-1]["manifest"].get("failure") or {}
+        why = (f" (its last attempt failed at step {failure.get('step', '?')}; see "
+               f"{failed[-1]['path']} or 'pokewatch runs show {date}')")
+    recent = ", ".join(known[-5:]) or "none yet"
+    return f"no finished run for {date} in {root}{why}; recent runs: {recent}"
+
+
+def _attempt_rows(root: Path) -> list[dict]:
+    table = runs.attempts(root)
+    return table.to_dict(orient="records")
+
+
+def read_signals(path: Path | str) -> pd.DataFrame:
+    """A run's ``signals.csv`` with ids as strings, ``date`` as dates and ``signal`` categorical."""
+    frame = pd.read_csv(path, dtype=dict.fromkeys(_STRING_COLUMNS, "string"), parse_dates=["date"])
+    frame["signal"] = frame["signal"].astype(SIGNAL_DTYPE)
+    return frame
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text()) if path.exists() else {}
+    except json.JSONDecodeError:
+        logger.warning("%s is not valid JSON; ignoring it", path)
+        return {}
+
+
+@dataclass
+class Run:
+    """One finished run, read-only: its folder, manifest, metrics and the day's signals."""
+
+    dir: Path
+    run_date: str
+    kind: str  # published, interactive, superseded or failed
+    manifest: dict = field(repr=False)
+    metrics: dict = field(repr=False)
+    today: pd.DataFrame = field(repr=False)
+
+    def __repr__(self) -> str:
+        counts = self.today["signal"].value_counts()
+        return (f"{self.kind} run of {self.run_date} in {self.dir}: {len(self.today):,} cards, "
+                f"BUY {counts.get('BUY', 0)}, SELL {counts.get('SELL', 0)}")
+
+    @property
+    def kpis(self) -> dict:
+        return self.metrics.get("kpis", {})
+
+    @property
+    def thresholds(self) -> tuple[float, float]:
+        """(buy_threshold, sell_threshold) the run's signals used."""
+        model = self.metrics.get("model", {})
+        evaluate = self.manifest.get("parameters", {}).get("evaluate", {})
+        buy = model.get("buy_threshold", evaluate.get("buy_threshold", 0.10))
+        sell = model.get("sell_threshold", evaluate.get("sell_threshold", 0.15))
+        return float(buy), float(sell)
+
+    @cached_property
+    def model(self) -> FairValueModel:
+        """The run's fitted model (loaded on first use).
+
+        Raises:
+            RunError: the run folder has no ``model.joblib``.
+        """
+        path = self.dir / "model.joblib"
+        if not path.exists():
+            raise RunError(f"{self.dir} has no model.joblib, so card histories are not available for it")
+        return joblib.load(path)
+
+
+def load_run(folder: Path | str, runs_root: Path | str | None = None) -> Run:
+    """Read a run folder.
+
+    Raises:
+        RunError: the folder has no ``signals.csv`` (the evaluate step did not finish).
+    """
+    folder = Path(folder)
+    if not (folder / "signals.csv").exists():
+        raise RunError(f"{folder} has no signals.csv; its evaluate step did not finish")
+    manifest = _read_json(folder / runs.MANIFEST)
+    root = _root(runs_root)
+    published = {(root / d).resolve() for d in runs.published_dates(root)}
+    status = manifest.get("status")
+    if folder.resolve() in published:
+        kind = "published"
+    elif status == INTERACTIVE or folder.parent.name == INTERACTIVE:
+        kind = INTERACTIVE
+    else:
+        kind = "failed" if status == "failed" else "superseded"
+    run_date = manifest.get("run_date") or folder.name[:10]
+    return Run(folder, run_date, kind, manifest, _read_json(folder / "metrics.json"),
+               read_signals(folder / "signals.csv"))
+
+
+def open_run(run_date: str = "latest", run_dir: str | Path = "", runs_root: Path | str | None = None) -> Run:
+    """:func:`locate_run` then :func:`load_run`."""
+    return load_run(locate_run(run_date, run_dir, runs_root), runs_root)
+
+
+def comparison_run(compare_to: str, run: Run, runs_root: Path | str | None = None) -> Run | None:
+    """The run to compare ``run`` with.
+
+    Args:
+        compare_to: ``previous`` (the newest published run dated before ``run``),
+            a date, or empty for no comparison.
+
+    Returns:
+        None when ``compare_to`` is empty or there is no earlier run yet.
+    """
+    spec = str(compare_to or "").strip()
+    if not spec:
+        return None
+    if spec != "previous":
+        return open_run(spec, runs_root=runs_root)
+    earlier = [d for d in runs.published_dates(_root(runs_root)) if d < run.run_date]
+    return open_run(earlier[-1], runs_root=runs_root) if earlier else None
+
+
+# -- cards -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CardMatch:
+    """The series a query resolved to, how it matched, and other cards it could have meant."""
+
+    card_id: str
+    variant: str
+    currency: str
+    name: str
+    set_name: str
+    matched_by: str
+    alternatives: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.card_id}, {self.variant}, {self.set_name})"
+
+    def describe(self) -> str:
+        """One line for people: what was found, how, and what else matched."""
+        text = f"{self} matched by {self.matched_by}"
+        if self.alternatives:
+            text += f"; also matching: {', '.join(self.alternatives)}"
+        return text
+
+
+def strongest_flag(today: pd.DataFrame) -> str:
+    """Card id of the day's strongest BUY or SELL flag, else of the most valuable card."""
+    flagged = today[today["signal"].isin(["BUY", "SELL"])]
+    if len(flagged):
+        return str(flagged.loc[flagged["deviation"].abs().idxmax(), "card_id"])
+    return str(today.loc[today["market_price"].idxmax(), "card_id"])
+
+
+def _similarity(query: str, candidates: pd.Series) -> pd.Series:
+    unique = candidates.dropna().unique()
+    scores = {c: difflib.SequenceMatcher(None, query, str(c).casefold()).ratio() for c in unique}
+    return candidates.map(scores).fillna(0.0)
+
+
+def find_card(cards: pd.DataFrame, query: str, variant: str | None = None, where: str = "this run") -> CardMatch:
+    """Resolve a card name or id typed by a person to one series.
+
+    Tries, in order: the exact id, the exact name, names containing the query, then
+    the closest name or id (difflib) when it is at least :data:`ACCEPT_SIMILARITY`
+    alike. Several cards share a name (a Pikachu in every set); the most valuable one
+    is chosen and the others are listed in ``alternatives``. Case is ignored.
+
+    Args:
+        cards: one row per series with card_id, variant, currency, name, set_name and
+            ideally market_price (a run's ``signals.csv`` or ``model.cards()``).
+        query: a card id (``sv3pt5-199``) or name (``Charizard ex``, ``charizard``).
+        variant: the printing wanted (``Holofoil``); empty picks the usual printing.
+        where: how to name the searched cards in error messages.
+
+    Raises:
+        UnknownCardError: nothing matches (the message lists close matches), or the
+            card has no such variant (the message lists its variants).
+    """
+    text = str(query or "").strip()
+    if not text:
+        raise UnknownCardError("no card given; pass a card name (Charizard ex) or id (sv3pt5-199)")
+    wanted = text.casefold()
+    ids = cards["card_id"].astype("string").str.casefold()
+    names = cards["name"].astype("string").fillna("").str.casefold()
+    attempts = (("id", ids == wanted), ("name", names == wanted),
+                ("part of the name", names.str.contains(wanted, regex=False)))
+    for how, mask in attempts:
+        mask = mask.fillna(False).to_numpy(bool)
+        if mask.any():
+            return _pick(cards[mask], how, variant, where)
+    score = np.maximum(_similarity(wanted, ids).to_numpy(), _similarity(wanted, names).to_numpy())
+    best = float(score.max()) if len(score) else 0.0
+    if best >= ACCEPT_SIMILARITY:
+        return _pick(cards[score >= best - 1e-9], f"similar name or id ({best:.0%} alike)", variant, where)
+    close = cards.assign(score=score)[score >= SUGGEST_SIMILARITY].sort_values("score", ascending=False)
+    suggestions = list(dict.fromkeys(f"{n} ({c})" for n, c in zip(close["name"], close["card_id"])))[:8]
+    hint = f"close matches: {', '.join(suggestions)}" if suggestions else "nothing similar"
+    raise UnknownCardError(f"no card matches {text!r} in {where} ({cards['card_id'].nunique():,} cards); {hint}. "
+                           "Try a card id such as "
+                           f"{cards['card_id'].iloc[0] if len(cards) else 'sv3pt5-199'}, or 'pokewatch signals'")
+
+
+def _pick(matches: pd.DataFrame, how: str, variant: str | None, where: str) -> CardMatch:
+    if variant:
+        same = matches["variant"].astype("string").str.casefold() == str(variant).strip().casefold()
+        if not same.fillna(False).any():
+            have = ", ".join(sorted(set(matches["variant"].astype(str))))
+            raise UnknownCardError(f"{matches['name'].iloc[0]} ({', '.join(sorted(set(matches['card_id'])))}) "
+                                   f"has no {variant!r} printing in {where}; it has {have}")
+        matches = matches[same.fillna(False).to_numpy(bool)]
+    rank = {v: i for i, v in enumerate(VARIANT_PREFERENCE)}
+    price = matches["market_price"] if "market_price" in matches else pd.Series(0.0, index=matches.index)
+    ordered = matches.assign(
+        _card_value=price.groupby(matches["card_id"]).transform("max").fillna(0.0),
+        _usd=(matches["currency"] != "USD").astype(int),
+        _variant=matches["variant"].map(rank).fillna(len(rank)),
+    ).sort_values(["_card_value", "_usd", "_variant", "card_id"], ascending=[False, True, True, True])
+    best = ordered.iloc[0]
+    others = ordered[ordered["card_id"] != best["card_id"]].drop_duplicates("card_id")
+    alternatives = tuple(f"{n} ({c}, {s})" for n, c, s in
+                         zip(others["name"], others["card_id"], others["set_name"]))[:8]
+    return CardMatch(str(best["card_id"]), str(best["variant"]), str(best["currency"]), str(best["name"]),
+                     str(best.get("set_name", "")), how, alternatives)
+
+
+def card_history(model: FairValueModel, match: CardMatch, days: int | None = None) -> pd.DataFrame:
+    """A series' daily market price, fair value, deviation and signal from a fitted model.
+
+    Signals use the model's own thresholds and ``min_price``, so they agree with the
+    run's ``signals.csv``. Days without an observation are left out.
+
+    Args:
+        model: a run's fitted model (``Run.model``).
+        match: the series (from :func:`find_card`).
+        days: only the last ``days`` calendar days (default: all the model keeps).
+
+    Raises:
+        UnknownCardError: the series is not in the model.
+    """
+    series = model.cards()
+    position = np.flatnonzero((series["card_id"] == match.card_id) & (series["variant"] == match.variant)
+                              & (series["currency"] == match.currency))
+    if not len(position):
+        raise UnknownCardError(f"{match} is not in the model fitted through {model.fitted_through}")
+    market = model.market[position[0]]
+    fair = model.fair[position[0]]
+    dev = deviation(market, fair)
+    codes = classify(dev, market, model.buy_threshold, model.sell_threshold, model.min_price)
+    frame = pd.DataFrame({"date": model.dates, "market_price": market, "fair_value": fair, "deviation": dev,
+                          "signal": as_labels(codes)})
+    frame = frame[~np.isnan(market)].reset_index(drop=True)
+    if days:
+        frame = frame[frame["date"] > frame["date"].max() - pd.Timedelta(days=int(days))].reset_index(drop=True)
+    return frame.assign(card_id=match.card_id, variant=match.variant, currency=match.currency, name=match.name)
+
+
+def style_history(history: pd.DataFrame):
+    """A pandas Styler of :func:`card_history` rows: prices, deviation and coloured signals."""
+    columns = ["date", "market_price", "fair_value", "deviation", "signal"]
+    return (history[columns].style.hide(axis="index")
+            .format({"date": "{:%Y-%m-%d}", "market_price": "{:,.2f}", "fair_value": "{:,.2f}",
+                     "deviation": "{:+.1%}"}, na_rep="n/a", escape="html")
+            .map(_signal_colour, subset=["signal"]))
+
+
+def _signal_colour(value) -> str:
+    from pokewatch.plots import COLORS  # matplotlib stays out of the CLI's start-up
+
+    if str(value) == "HOLD":
+        return ""
+    return f"color: white; background-color: {COLORS.get(str(value), '#8c8c8c')}; font-weight: bold"
+
+
+# -- the day's candidates ------------------------------------------------------------------
+def top_candidates(today: pd.DataFrame, n: int = 10) -> pd.DataFrame:
+    """The ``n`` strongest BUY (most under fair value) and SELL (most over) flags of a day."""
+    buys = today[today["signal"] == "BUY"].nsmallest(n, "deviation")
+    sells = today[today["signal"] == "SELL"].nlargest(n, "deviation")
+    return pd.concat([buys, sells])[_CANDIDATE_COLUMNS].reset_index(drop=True)
+
+
+def style_candidates(candidates: pd.DataFrame):
+    """A pandas Styler of :func:`top_candidates`: money, percentages and signal colours."""
+    return (candidates.style.hide(axis="index")
+            .format({"market_price": "{:,.2f}", "fair_value": "{:,.2f}", "deviation": "{:+.1%}"}, na_rep="n/a",
+                    escape="html")
+            .map(_signal_colour, subset=["signal"]))
+
+
+# -- comparing runs --------------------------------------------------------------------------
+def compare_signals(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
+    """Series-by-series comparison of two days' signals (``signals.csv`` frames).
+
+    Returns:
+        One row per series in either day, with name, set_name, market/fair/deviation/
+        signal ``_before`` and ``_after``, ``price_change`` (relative) and ``change``:
+        ``new card``, ``dropped``, ``HOLD -> BUY`` style transitions, or ``unchanged``.
+    """
+    columns = [*SERIES_KEY, "name", "set_name", "market_price", "fair_value", "deviation", "signal"]
+    left = before[columns].assign(signal=before["signal"].astype("string"))
+    right = after[columns].assign(signal=after["signal"].astype("string"))
+    merged = left.merge(right, on=SERIES_KEY, how="outer", suffixes=("_before", "_after"), validate="1:1",
+                        indicator=True)
+    merged["name"] = merged["name_after"].fillna(merged["name_before"])
+    merged["set_name"] = merged["set_name_after"].fillna(merged["set_name_before"])
+    merged["price_change"] = merged["market_price_after"] / merged["market_price_before"] - 1.0
+    transition = merged["signal_before"].fillna("") + " -> " + merged["signal_after"].fillna("")
+    merged["change"] = np.select(
+        [merged["_merge"] == "right_only", merged["_merge"] == "left_only",
+         (merged["signal_before"] != merged["signal_after"]).fillna(False)],
+        ["new card", "dropped", transition.to_numpy(dtype=object)], default="unchanged")
+    keep = [*SERIES_KEY, "name", "set_name", "signal_before", "signal_after", "change", "market_price_before",
+            "market_price_after", "price_change", "deviation_before", "deviation_after"]
+    return merged[keep].sort_values(SERIES_KEY, ignore_index=True)
+
+
+@dataclass
+class Comparison:
+    """What changed between two runs: per-card table, KPI table and a one-line summary."""
+
+    before_date: str | None
+    after_date: str
+    table: pd.DataFrame = field(repr=False)
+    kpis: pd.DataFrame = field(repr=False)
+
+    @property
+    def signal_changes(self) -> pd.DataFrame:
+        """Cards whose signal changed (new flags first, then cleared ones), then new and dropped cards."""
+        changed = self.table[self.table["change"] != "unchanged"]
+        order = changed["signal_after"].map({"BUY": 0, "SELL": 1}).fillna(2)
+        return changed.assign(_order=order).sort_values(["_order", "change", "name"]).drop(columns="_order")
+
+    def biggest_moves(self, n: int = 10) -> pd.DataFrame:
+        """The ``n`` cards whose price moved most (either way) between the two runs."""
+        moved = self.table.dropna(subset=["price_change"])
+        return moved.loc[moved["price_change"].abs().sort_values(ascending=False).index[:n]]
+
+    @property
+    def summary(self) -> str:
+        if self.before_date is None:
+            return f"No earlier run to compare {self.after_date} with yet."
+        table = self.table
+        changed = table["change"].str.contains("->", regex=False)
+        new_buy = int((changed & (table["signal_after"] == "BUY")).sum())
+        new_sell = int((changed & (table["signal_after"] == "SELL")).sum())
+        cleared = int((changed & (table["signal_after"] == "HOLD")).sum())
+        moves = table["price_change"].dropna()
+        moved = moves[moves != 0]
+        median = f", median move {moved.median():+.1%}" if len(moved) else ""
+        return (f"{self.after_date} vs {self.before_date}: {int(changed.sum())} card(s) changed signal "
+                f"({new_buy} new BUY, {new_sell} new SELL, {cleared} flag(s) cleared); prices moved on "
+                f"{len(moved):,} of {len(moves):,} cards{median}; "
+                f"{int((table['change'] == 'new card').sum())} card(s) added, "
+                f"{int((table['change'] == 'dropped').sum())} dropped.")
+
+
+def compare(before: Run | None, after: Run) -> Comparison:
+    """Compare two runs (``before`` may be None when there is no earlier run)."""
+    if before is None:
+        empty = compare_signals(after.today.iloc[:0], after.today.iloc[:0])
+        return Comparison(None, after.run_date, empty, summary.kpi_comparison({}, after.kpis))
+    return Comparison(before.run_date, after.run_date, compare_signals(before.today, after.today),
+                      summary.kpi_comparison(before.kpis, after.kpis))
+
+
+# -- run history and KPI trends ------------------------------------------------------------
+HISTORY_COLUMNS = ["run_date", "state", "status", "published", "attempt", "path", "started_at", "finished_at",
+                   "cards", "buy", "sell", "hold", "model", *TREND_KPIS, "mean_forward_return_buy",
+                   "mean_forward_return_sell", "failure", "report", "portfolio_value", "portfolio_pnl",
+                   "portfolio_currency", "alert"]
+
+
+def _history_row(folder: Path, manifest: dict, published: bool) -> dict:
+    kpis = _read_json(folder / "metrics.json").get("kpis", {})
+    evaluate = manifest.get("steps", {}).get("evaluate", {})
+    model = manifest.get("model") or {}
+    failure = manifest.get("failure") or {}
+    book = _read_json(folder / "portfolio.json")
+    totals = (book.get("totals") or [{}])[0]
+    status = manifest.get("status")
+    state = ("published" if published else "superseded" if status == "success" else status or "unknown")
+    return {
+        "run_date": manifest.get("run_date") or folder.name[:10], "state": state, "status": status,
+        "published": published, "attempt": folder.name, "path": folder,
+        "started_at": manifest.get("started_at"), "finished_at": manifest.get("finished_at"),
+        "cards": evaluate.get("cards"), "buy": evaluate.get("buy"), "sell": evaluate.get("sell"),
+        "hold": evaluate.get("hold"),
+        "model": f"{model['method']}({model['window']})" if model.get("method") else None,
+        **{k: kpis.get(k) for k in (*TREND_KPIS, "mean_forward_return_buy", "mean_forward_return_sell")},
+        "failure": (f"{failure.get('step')}: {failure.get('cell') or failure.get('error')}" if failure else None),
+        "report": (folder / "report.html").exists(),
+        "portfolio_value": totals.get("value"), "portfolio_pnl": totals.get("pnl"),
+        "portfolio_currency": totals.get("currency"), "alert": (manifest.get("alert") or {}).get("status"),
+    }
+
+
+def run_history(runs_root: Path | str | None = None, interactive: bool = False) -> pd.DataFrame:
+    """Every pipeline attempt (published, superseded, failed, running) with its KPIs, oldest first.
+
+    Args:
+        interactive: also list ``runs/interactive/<date>`` folders (state ``interactive``).
+
+    Returns:
+        One row per attempt with :data:`HISTORY_COLUMNS`; ``state`` is ``published``
+        (what ``runs/<date>`` points at), ``superseded`` (an older success of that date),
+        ``failed`` or ``running``.
+    """
+    root = _root(runs_root)
+    rows = [_history_row(Path(a["path"]), a["manifest"], bool(a["published"])) for a in _attempt_rows(root)]
+    if interactive:
+        for folder in interactive_folders(root):
+            manifest = {"run_date": folder.name, "status": INTERACTIVE, **_read_json(folder / runs.MANIFEST)}
+            rows.append(_history_row(folder, manifest, False) | {"state": INTERACTIVE})
+    history = pd.DataFrame(rows, columns=HISTORY_COLUMNS)
+    for column in ("cards", "buy", "sell", "hold"):
+        history[column] = pd.to_numeric(history[column], errors="coerce").astype("Int64")
+    for column in (*TREND_KPIS, "mean_forward_return_buy", "mean_forward_return_sell", "portfolio_value",
+                   "portfolio_pnl"):
+        history[column] = pd.to_numeric(history[column], errors="coerce").astype("float64")
+    return history.sort_values(["run_date", "attempt"], ignore_index=True)
+
+
+def kpi_trends(history: pd.DataFrame) -> pd.DataFrame:
+    """One row per run date (published runs, else interactive ones) with :data:`TREND_KPIS`.
+
+    Args:
+        history: :func:`run_history` output.
+
+    Returns:
+        Indexed by ``run_date`` (oldest first): the day's BUY and SELL counts, the
+        trend KPIs and ``mape_ratio`` (fair-value MAPE / naive MAPE; below 1 is better).
+    """
+    usable = history[history["state"].isin(["published", INTERACTIVE])]
+    usable = usable.assign(_rank=(usable["state"] != "published").astype(int))
+    usable = usable.sort_values(["run_date", "_rank"]).drop_duplicates("run_date", keep="first")
+    trends = usable.set_index("run_date")[["buy", "sell", *TREND_KPIS]]
+    return trends.assign(mape_ratio=trends["mape_fair"] / trends["mape_naive"])
+
+
+def style_trends(trends: pd.DataFrame):
+    """A pandas Styler of :func:`kpi_trends`: percentages, lifts and ratios formatted."""
+    percent = dict.fromkeys(["buy_precision", "sell_precision", "mape_fair", "mape_naive"], "{:.1%}")
+    ratio = dict.fromkeys(["buy_lift", "sell_lift", "mape_ratio"], "{:.2f}")
+    return trends.style.format(percent | ratio, na_rep="n/a")

@@ -1,0 +1,123 @@
+"""Small, real run folders for the analyst-facing tests (explore, report, portfolio, alerts, CLI).
+
+A run built here has what the pipeline leaves, made by the same package functions on
+a 60-series demo market in a fraction of a second: ``signals.csv``, ``metrics.json``,
+``model.joblib``, ``quality.json``, a manifest with step facts, optionally a valued
+portfolio, and a tiny *executed* ``evaluate.ipynb`` (markdown, printed text, a log
+line on stderr, an image, a path repr) for the report to render.
+"""
+from __future__ import annotations
+
+import json
+import math
+from functools import lru_cache
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+from matplotlib.figure import Figure
+
+from pokewatch import atomic, plots, portfolio, runs
+from pokewatch.backtest import run_backtest
+from pokewatch.demo_market import demo_prices
+from pokewatch.model import FairValueModel
+from pokewatch.signals import compute_signals
+
+N_SERIES = 60
+HISTORY_START = "2026-07-01"
+CODE_MARKER = "print('this code must not show in the report')"
+LOG_MARKER = "INFO pokewatch.test: a log line readers do not need"
+
+
+@lru_cache(maxsize=2)
+def demo_history(n_series: int = N_SERIES, end: str = "2026-11-30") -> pd.DataFrame:
+    """The demo market's prices from :data:`HISTORY_START` to ``end`` (cached per process)."""
+    return demo_prices(HISTORY_START, end, n_series=n_series)
+
+
+def _clean(obj):
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def _png() -> bytes:
+    fig = Figure(figsize=(2, 1))
+    fig.add_subplot().plot([1, 2, 3], [1, 3, 2])
+    return plots.to_png(fig, dpi=40)
+
+
+def executed_notebook(title: str = "Evaluate: a test run") -> nbformat.NotebookNode:
+    """An evaluate-like notebook as papermill leaves it, outputs included."""
+    import base64
+
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell('run_date = "2026-11-28"', metadata={"tags": ["parameters"]})
+    shown = nbformat.v4.new_code_cell(CODE_MARKER, outputs=[
+        nbformat.v4.new_output("stream", name="stdout", text="model rolling_mean(7), trained in this run\n"),
+        nbformat.v4.new_output("stream", name="stderr", text=LOG_MARKER + "\n")])
+    image = nbformat.v4.new_code_cell("fig", outputs=[nbformat.v4.new_output(
+        "execute_result", execution_count=3,
+        data={"image/png": base64.b64encode(_png()).decode(), "text/plain": "<Figure size 200x100 with 1 Axes>"})])
+    path_repr = nbformat.v4.new_code_cell("ctx.write_csv('x.csv', frame)", outputs=[nbformat.v4.new_output(
+        "execute_result", execution_count=4, data={"text/plain": "PosixPath('/somewhere/x.csv')"})])
+    nb.cells = [nbformat.v4.new_markdown_cell(f"# {title}"), params, shown,
+                nbformat.v4.new_markdown_cell("## Plots"), image, path_repr]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    return nb
+
+
+def make_run(runs_root: Path, run_date: str = "2026-11-28", *, publish: bool = True, holdings: str | None = None,
+             notebook: bool = True, n_series: int = N_SERIES) -> Path:
+    """Build one finished attempt under ``runs_root`` (published unless told otherwise).
+
+    Args:
+        holdings: portfolio CSV text to value into the run (as the evaluate notebook does).
+        notebook: write an executed ``evaluate.ipynb`` (needed to render a report).
+    """
+    history = demo_history(n_series)
+    history = history[history["date"] <= pd.Timestamp(run_date)]
+    signals = compute_signals(history, "rolling_mean", 7)
+    model = FairValueModel(method="rolling_mean", window=7, trained_on=run_date).fit(signals=signals)
+    today = model.predict_all(run_date)
+    kpis = run_backtest(signals).kpis
+    attempt = runs.start_run(run_date, {"collect": {"source": "demo"}, "evaluate": {"buy_threshold": 0.1}},
+                             runs_root=runs_root)
+    atomic.dump_joblib(attempt / "model.joblib", model)
+    atomic.write_csv(attempt / "signals.csv", today.sort_values("deviation"))
+    atomic.write_json(attempt / "metrics.json", _clean({"run_date": run_date, "model": model.params, "kpis": kpis}))
+    atomic.write_json(attempt / "quality.json", {"completeness": 1.0, "validation": {"rows_rejected": 0}})
+    counts = today["signal"].value_counts()
+    runs.record_step(attempt, "evaluate", 1.5, {"signals": False}, cards=len(today),
+                     **{s.lower(): int(counts.get(s, 0)) for s in ("BUY", "HOLD", "SELL")})
+    runs.update_manifest(attempt, model={"trained_on": run_date, "method": model.method, "window": model.window})
+    if holdings is not None:
+        book = portfolio.build(portfolio.parse_holdings(holdings), history, today, run_date,
+                               path=Path("portfolio.csv"))
+        portfolio.write_outputs(book, attempt)
+    if notebook:
+        nbformat.write(executed_notebook(), str(attempt / "evaluate.ipynb"))
+    if publish:
+        runs.publish(attempt, runs_root)
+    return attempt
+
+
+def failed_run(runs_root: Path, run_date: str, step: str = "evaluate") -> Path:
+    """An attempt that failed at ``step``, its executed notebook kept."""
+    attempt = runs.start_run(run_date, runs_root=runs_root)
+    nbformat.write(executed_notebook(), str(attempt / f"{step}.ipynb"))
+    runs.fail(attempt, step, "exit status 1", "cell 3 (In [2]): ValueError: boom")
+    return attempt
+
+
+def held_cards(n: int = 3, run_date: str = "2026-11-28") -> pd.DataFrame:
+    """``n`` series of the demo history priced at least $1 on ``run_date`` (for portfolios)."""
+    day = demo_history()
+    day = day[(day["date"] == pd.Timestamp(run_date)) & (day["market_price"] >= 1)]
+    return day.drop_duplicates("card_id").head(n)[["card_id", "variant", "market_price", "name"]]
+
+
+def manifest(folder: Path) -> dict:
+    return json.loads((Path(folder) / "manifest.json").read_text())
