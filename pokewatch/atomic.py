@@ -58,7 +58,8 @@ def write_parquet(path: str | os.PathLike, frame: pd.DataFrame) -> Path:
 
 def write_csv(path: str | os.PathLike, frame: pd.DataFrame) -> Path:
     with atomic_path(path) as tmp:
-        frame.to_csv(tmp, index=False)
+        # Ten significant digits: exact for cents, free of float noise like 0.18333333331005
+        frame.to_csv(tmp, index=False, float_format="%.10g")
     return Path(path)
 
 

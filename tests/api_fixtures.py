@@ -10,6 +10,7 @@ import threading
 import time
 import warnings
 from pathlib import Path
+from typing import Self
 
 from pokewatch import atomic, runs
 from pokewatch.api.settings import ApiSettings
@@ -72,7 +73,6 @@ class LiveServer:
 
     def __init__(self, app) -> None:
         import uvicorn
-
         from redis_server import free_port
 
         self.port = free_port()
@@ -82,7 +82,7 @@ class LiveServer:
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
-    def __enter__(self) -> LiveServer:
+    def __enter__(self) -> Self:
         self.thread.start()
         deadline = time.monotonic() + 10
         while not self.server.started:

@@ -90,12 +90,13 @@ def test_a_malformed_date_is_422(client, date):
     assert "'date'" in answer.json()["detail"]
 
 
-def test_a_date_outside_the_model_is_422_saying_which_days_it_has(client):
+def test_a_well_formed_date_outside_the_model_is_404_saying_which_days_it_has(client):
     answer = client.post("/fair_price", json={"card_id": some_card()["card_id"], "date": "2020-01-01"},
                          headers=AUTH)
-    assert answer.status_code == 422
-    assert answer.json()["error"] == "bad_date"
+    assert answer.status_code == 404
+    assert answer.json()["error"] == "unknown_date"
     assert "outside this model's days" in answer.json()["detail"]
+    assert client.get("/signals", params={"date": "2020-01-01"}, headers=AUTH).status_code == 404
 
 
 @pytest.mark.parametrize("body", [b"{not json", b"[1, 2", b"\xff\xfe", b""])
@@ -156,12 +157,13 @@ def test_signals_filter_by_price_and_category(client):
     dear = client.get("/signals", params={"min_price": cutoff, "page_size": 500}, headers=AUTH).json()
     assert all(f["market_price"] >= cutoff for f in dear["signals"])
     assert dear["total"] == sum(f["market_price"] >= cutoff for f in flags)
-    none = client.get("/signals", params={"category": "no-such-category"}, headers=AUTH).json()
-    assert none["total"] == 0
+    grails = client.get("/signals", params={"category": "grail", "page_size": 500}, headers=AUTH).json()
+    assert all(f["category"] == "grail" for f in grails["signals"])
+    assert client.get("/signals", params={"category": "no-such-category"}, headers=AUTH).status_code == 422
 
 
 @pytest.mark.parametrize("query", [{"signal": "HOLDING"}, {"min_price": "-1"}, {"min_price": "nan"},
-                                   {"page": "0"}, {"page_size": "501"}, {"date": "2020-01-01"}])
+                                   {"page": "0"}, {"page_size": "501"}, {"sigal": "BUY"}])
 def test_bad_signal_queries_are_422(client, query):
     assert client.get("/signals", params=query, headers=AUTH).status_code == 422
 
@@ -174,6 +176,31 @@ def test_metrics_count_requests_by_route_and_status(client):
     assert 'pokewatch_http_requests_total{method="GET",route="/fair_price",status="401"} 1.0' in text
     assert "pokewatch_http_request_duration_seconds_bucket" in text
     assert "pokewatch_model_series" in text
+
+
+def test_an_unknown_query_parameter_is_422_naming_the_ones_the_route_takes(client):
+    answer = client.get("/signals", params={"sigal": "BUY"}, headers=AUTH)
+    assert answer.status_code == 422
+    assert "unknown query parameter(s) 'sigal'" in answer.json()["detail"]
+    assert "signal" in answer.json()["detail"]
+
+
+def test_a_repeated_query_parameter_is_422(client):
+    answer = client.get("/signals?signal=BUY&signal=SELL", headers=AUTH)
+    assert answer.status_code == 422
+    assert "'signal' given more than once" in answer.json()["detail"]
+
+
+def test_a_wrong_method_lists_every_allowed_one(client):
+    answer = client.put("/fair_price", headers=AUTH)
+    assert answer.status_code == 405
+    assert answer.headers["allow"] == "GET, POST"
+
+
+def test_a_body_that_is_not_utf8_is_422(client):
+    answer = client.post("/fair_price", content=b"\xff", headers={**AUTH, "Content-Type": "application/json"})
+    assert answer.status_code == 422
+    assert answer.json()["error"] == "invalid_request"
 
 
 def test_unknown_routes_need_a_key_and_then_are_404(client):

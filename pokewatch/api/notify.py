@@ -1,0 +1,95 @@
+"""The pipeline's client of a running API: ``python -m pokewatch.api.notify health|reload``.
+
+``scripts/run_pipeline.sh`` calls it after a good run when ``POKEWATCH_API_URL`` is
+set: ``reload`` makes the server switch to the new run (with the key in
+``POKEWATCH_API_KEY``), ``health`` checks it is serving. Each prints exactly one
+line and exits 0 on success, 1 when the API failed or could not be reached, and 2
+when the client itself is misconfigured. The pipeline treats a non-zero exit as a
+warning, not a failed run. Only the standard library is used, so the check works
+in any environment that can run the pipeline. The key is never printed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+
+DEFAULT_TIMEOUT = 10.0
+
+
+def _safe_url(url: str) -> str:
+    """``url`` without any user:password part, fit to print."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def _call(method: str, url: str, key: str | None, timeout: float) -> tuple[int, dict]:
+    headers = {"Accept": "application/json", "User-Agent": "pokewatch-notify"}
+    if key:
+        headers["X-API-Key"] = key
+    request = urllib.request.Request(url, method=method, headers=headers, data=b"" if method == "POST" else None)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            status, raw = response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        status, raw = exc.code, exc.read()
+    try:
+        body = json.loads(raw or b"{}")
+    except ValueError:
+        body = {"detail": raw[:200].decode("utf-8", "replace")}
+    return status, body if isinstance(body, dict) else {"detail": str(body)[:200]}
+
+
+def check(action: str, base_url: str, key: str | None, timeout: float = DEFAULT_TIMEOUT) -> tuple[int, str]:
+    """Run ``action`` against the API at ``base_url``; returns (exit status, one-line message)."""
+    shown = _safe_url(base_url)
+    if urllib.parse.urlsplit(base_url).scheme not in ("http", "https"):
+        return 2, f"api {action}: FAILED: POKEWATCH_API_URL={shown!r} is not an http(s) URL"
+    if action == "reload" and not key:
+        return 2, "api reload: FAILED: POKEWATCH_API_KEY is not set (the client key for POST /reload)"
+    method, path = ("POST", "/reload") if action == "reload" else ("GET", "/health")
+    try:
+        status, body = _call(method, base_url.rstrip("/") + path, key, timeout)
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return 1, f"api {action}: FAILED: cannot reach {shown} ({reason})"
+    if status != 200:
+        detail = str(body.get("detail") or body.get("error") or "no detail")[:300]
+        return 1, f"api {action}: FAILED: HTTP {status} from {shown}{path}: {detail}"
+    if action == "reload":
+        if body.get("status") == "unchanged":
+            return 0, f"api reload: ok, already serving run {body.get('run_date')} at {shown}"
+        return 0, (f"api reload: ok, now serving run {body.get('run_date')} "
+                   f"(was {body.get('previous_run_date') or 'none'}) at {shown}")
+    return 0, (f"api health: ok, serving run {body.get('run_date')} ({body.get('cards')} cards, data "
+               f"{body.get('data_freshness_days')} day(s) old) at {shown}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m pokewatch.api.notify",
+        description="Check a running PokeWatch API (health) or make it serve the newest run (reload). "
+                    "Reads POKEWATCH_API_URL and, for reload, POKEWATCH_API_KEY.")
+    parser.add_argument("action", choices=["health", "reload"])
+    parser.add_argument("--timeout", type=float, default=float(os.environ.get("POKEWATCH_API_TIMEOUT",
+                                                                              DEFAULT_TIMEOUT)),
+                        help="seconds to wait for the API (default 10)")
+    args = parser.parse_args(argv)
+    url = os.environ.get("POKEWATCH_API_URL", "").strip()
+    if not url:
+        status, line = 2, f"api {args.action}: FAILED: POKEWATCH_API_URL is not set"
+    else:
+        status, line = check(args.action, url, os.environ.get("POKEWATCH_API_KEY", "").strip() or None,
+                             args.timeout)
+    print(line)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
