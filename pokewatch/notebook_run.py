@@ -55,7 +55,7 @@ class RunContext:
     dir: Path
 
     @classmethod
-    def open(cls, notebook: str, run_date: str = "today", run_dir: str = "", **parameters) -> "RunContext":
+    def open(cls, notebook: str, run_date: str = "today", run_dir: str = "", **parameters) -> RunContext:
         """Resolve the date and folder, validate parameters, and record them in the manifest.
 
         Raises:

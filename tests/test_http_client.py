@@ -223,7 +223,8 @@ def test_secrets_are_masked_in_urls_headers_and_stored_bodies(server, raw, caplo
     assert redact_url("https://user:pw@x.io/a?token=zzz") == "https://***@x.io/a?token=***"
     assert redact_headers({"Authorization": "Bearer sekrit-token-123", "X-Api-Key": "k", "Accept": "x"}) == \
         {"Authorization": "***", "X-Api-Key": "***", "Accept": "x"}
-    server.route("/echo", Reply(500, {"error": {"message": "bad key sekrit-token-123"}}), Reply(200, {"key": "sekrit-token-123"}))
+    server.route("/echo", Reply(500, {"error": {"message": "bad key sekrit-token-123"}}),
+                 Reply(200, {"key": "sekrit-token-123"}))
     client, _ = client_for(server, headers={"Authorization": "Bearer sekrit-token-123"})
 
     with caplog.at_level(logging.DEBUG):

@@ -63,7 +63,8 @@ def test_a_set_is_paged_by_has_more(server, store, tmp_path):
 
 
 def test_a_429_stops_at_once_and_lists_what_was_not_fetched(server, store, tmp_path):
-    server.route("/api/v2/cards", Reply(429, fixture("pokemonpricetracker/error-429.json"), headers={"Retry-After": "0"}),
+    server.route("/api/v2/cards",
+                 Reply(429, fixture("pokemonpricetracker/error-429.json"), headers={"Retry-After": "0"}),
                  query={"setId": "23237", "offset": "0"})
 
     with pytest.raises(SourceError, match="returned 33% of 3 item"):

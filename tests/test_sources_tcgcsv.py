@@ -265,7 +265,8 @@ def test_a_missing_archive_day_is_a_listed_failure(server, store, tmp_path, arch
 
 
 def test_the_archive_url_answering_403_says_to_pass_a_local_folder(server, store, tmp_path):
-    server.route("/archive/tcgplayer/prices-2025-09-21.ppmd.7z", Reply(403, "<html><title>403 Forbidden</title></html>"))
+    server.route("/archive/tcgplayer/prices-2025-09-21.ppmd.7z",
+                 Reply(403, "<html><title>403 Forbidden</title></html>"))
 
     with pytest.raises(SourceError, match="archive not available from tcgcsv; pass a local folder of archives"):
         collect("tcgcsv", "2025-09-21", "2025-09-21", tmp_path / "run", store=store, options={"archives": "tcgcsv"})

@@ -217,7 +217,8 @@ class PokemonPriceTrackerSource(PriceSource):
                 offset += len(cards)  # not += limit: a plan may cap the page below the limit asked
         if stopped is not None:
             report.notes.append({"kind": "credits_exhausted", "detail": str(stopped),
-                                 "not_fetched": sum(1 for f in report.failures if f["error"].startswith("not fetched"))})
+                                 "not_fetched": sum(1 for f in report.failures
+                                                    if f["error"].startswith("not fetched"))})
         return report
 
     def parse(self, request: CollectRequest, raw: RawArchive) -> pd.DataFrame:
