@@ -218,23 +218,23 @@ def test_settings_come_from_env_then_options(monkeypatch):
 
 
 def test_secrets_are_masked_in_urls_headers_and_stored_bodies(server, raw, caplog):
-    register_secret("sekrit-token-123")
+    register_secret("fake-sekrit-token-123")
     assert redact_url("https://x.io/v2/cards?q=a&api_key=abc123&page=2") == "https://x.io/v2/cards?q=a&api_key=***&page=2"
     assert redact_url("https://user:pw@x.io/a?token=zzz") == "https://***@x.io/a?token=***"
-    assert redact_headers({"Authorization": "Bearer sekrit-token-123", "X-Api-Key": "k", "Accept": "x"}) == \
+    assert redact_headers({"Authorization": "Bearer fake-sekrit-token-123", "X-Api-Key": "k", "Accept": "x"}) == \
         {"Authorization": "***", "X-Api-Key": "***", "Accept": "x"}
-    server.route("/echo", Reply(500, {"error": {"message": "bad key sekrit-token-123"}}),
-                 Reply(200, {"key": "sekrit-token-123"}))
-    client, _ = client_for(server, headers={"Authorization": "Bearer sekrit-token-123"})
+    server.route("/echo", Reply(500, {"error": {"message": "bad key fake-sekrit-token-123"}}),
+                 Reply(200, {"key": "fake-sekrit-token-123"}))
+    client, _ = client_for(server, headers={"Authorization": "Bearer fake-sekrit-token-123"})
 
     with caplog.at_level(logging.DEBUG):
-        client.fetch(raw, "echo.json", "/echo", {"apikey": "sekrit-token-123"})
+        client.fetch(raw, "echo.json", "/echo", {"apikey": "fake-sekrit-token-123"})
 
-    assert server.requests[0].headers["Authorization"] == "Bearer sekrit-token-123"  # it was sent ...
+    assert server.requests[0].headers["Authorization"] == "Bearer fake-sekrit-token-123"  # it was sent ...
     stored = raw.index_path.read_text() + gzip.decompress((raw.root / "echo.json.gz").read_bytes()).decode()
-    assert "sekrit-token-123" not in stored  # ... but never written
+    assert "fake-sekrit-token-123" not in stored  # ... but never written
     assert json.loads(raw.get("echo.json")) == {"key": "***"}
-    assert "sekrit-token-123" not in caplog.text
+    assert "fake-sekrit-token-123" not in caplog.text
 
 
 def test_api_error_messages_are_extracted_from_known_shapes():

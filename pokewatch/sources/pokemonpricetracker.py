@@ -50,7 +50,7 @@ from pokewatch.watchlist import Selection, selection_from_options
 logger = logging.getLogger(__name__)
 
 DEFAULT_URL = "https://www.pokemonpricetracker.com/api/v2"
-API_KEY_ENV = "POKEMONPRICETRACKER_API_KEY"
+KEY_VARIABLE = "POKEMONPRICETRACKER_API_KEY"
 MAX_LIMIT = 200
 DEFAULT_CONDITION = "Near Mint"
 DEFAULT_VARIANT = "Normal"
@@ -153,10 +153,10 @@ class PokemonPriceTrackerSource(PriceSource):
             SourceError: the key is missing or rejected (HTTP 401/403).
             ParameterError: nothing to fetch (no watchlist, ``tcgplayer_id`` or ``set_id``).
         """
-        key = os.environ.get(API_KEY_ENV, "").strip()
+        key = os.environ.get(KEY_VARIABLE, "").strip()
         if not key:
             raise SourceError(
-                f"the pokemonpricetracker source needs an API key: export {API_KEY_ENV}=<your key> "
+                f"the pokemonpricetracker source needs an API key: export {KEY_VARIABLE}=<your key> "
                 "(free keys at https://www.pokemonpricetracker.com); it is read from the environment "
                 "only and never written to the run folder"
             )
@@ -201,7 +201,7 @@ class PokemonPriceTrackerSource(PriceSource):
                     break
                 except HttpError as exc:
                     if exc.status in (401, 403):
-                        raise SourceError(f"{API_KEY_ENV} was rejected (HTTP {exc.status}): "
+                        raise SourceError(f"{KEY_VARIABLE} was rejected (HTTP {exc.status}): "
                                           f"{exc.api_message or exc}; check the key") from None
                     report.failures.append(exc.as_failure(item))
                     break

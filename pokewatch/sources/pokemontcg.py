@@ -62,7 +62,7 @@ from pokewatch.watchlist import Selection, selection_from_options
 logger = logging.getLogger(__name__)
 
 DEFAULT_URL = "https://api.pokemontcg.io"
-API_KEY_ENV = "POKEMONTCG_API_KEY"
+KEY_VARIABLE = "POKEMONTCG_API_KEY"
 MAX_PAGE_SIZE = 250
 DEFAULT_STALE_DAYS = 7
 CARD_BATCH = 40
@@ -194,7 +194,7 @@ class PokemonTcgSource(PriceSource):
         stale_days = self._stale_days(options)
         selection = selection_from_options(options, self.name)
         raw.put("selection.json", selection.to_json(), kind="selection", ok=True)
-        key = os.environ.get(API_KEY_ENV) or None
+        key = os.environ.get(KEY_VARIABLE) or None
         rate = int_option(options, "rate_limit_per_minute", 120 if key else 30)
         client = HttpClient(self.name, base_url(), settings=HttpSettings.resolve(options), rate=(rate, 60.0),
                             headers={"X-Api-Key": key} if key else None, secrets=[key])
@@ -257,7 +257,7 @@ class PokemonTcgSource(PriceSource):
                                  "detail": "tcgplayer.prices keys PokeWatch has no name for; kept as-is"})
         if not key and client.requests_made > 1000:
             report.notes.append({"kind": "quota", "detail": f"{client.requests_made} requests without "
-                                 f"{API_KEY_ENV}; the keyless limit is 1,000 a day"})
+                                 f"{KEY_VARIABLE}; the keyless limit is 1,000 a day"})
         return report
 
     @staticmethod
