@@ -44,7 +44,7 @@ serve: $(STAMP)  ## serve runs/latest over HTTP (needs POKEWATCH_API_KEYS)
 	$(VENV)/bin/pokewatch serve $(ARGS)
 
 bench: $(STAMP)  ## performance benchmarks on the generated demo market (docs/performance.md)
-	$(PY) -m benchmarks $(ARGS)
+	$(PY) -m benchmarks $(or $(ARGS),--pipeline --parallel)
 
 lint: $(STAMP)  ## ruff, and check notebooks carry no outputs
 	$(VENV)/bin/ruff check pokewatch tests scripts benchmarks

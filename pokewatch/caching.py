@@ -11,14 +11,22 @@ Rules this module enforces (from joblib's own advice):
   behind a step changes.
 * The cache is bounded with ``Memory.reduce_size`` after every step.
 * A corrupted entry is recomputed, never fatal.
+* Cached values are arrays and small objects, loaded back with ``mmap_mode="r"``:
+  a hit maps the stored arrays instead of reading them, so its cost does not grow
+  with the history. The history itself is never cached here; the store's compacted
+  history (:mod:`pokewatch.compaction`) already is that cache.
+* Arguments that do not change a result (``workers``, ``engine``) are left out of
+  the key, so a re-run with another worker count still hits.
 """
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Any, Callable
+from functools import cache
+from typing import Any
+from collections.abc import Callable
 
 import joblib
 
@@ -27,12 +35,22 @@ from pokewatch import config
 logger = logging.getLogger(__name__)
 
 #: Bump when fair value, signal, backtest or training logic changes.
-CACHE_VERSION = "2026.11.28-1"
+CACHE_VERSION = "2026.11.28-2"
 
 
-@lru_cache(maxsize=None)
+#: Arguments that never change a cached result and so are not part of the key.
+NOT_IN_KEY = ("workers", "engine")
+
+
+@cache
 def memory(location: str | None = None) -> joblib.Memory:
-    return joblib.Memory(location or str(config.cache_dir()), verbose=0)
+    return joblib.Memory(location or str(config.cache_dir()), mmap_mode="r", verbose=0)
+
+
+def memorized(func: Callable):
+    """``func`` wrapped by the disk cache, with :data:`NOT_IN_KEY` arguments ignored."""
+    ignore = [name for name in NOT_IN_KEY if name in inspect.signature(func).parameters]
+    return memory().cache(func, ignore=ignore)
 
 
 @dataclass
@@ -52,18 +70,18 @@ def cached_call(func: Callable, *args, **kwargs) -> CachedResult:
     """
     started = time.perf_counter()
     mem = memory()
-    memorized = mem.cache(func)
+    cached = memorized(func)
     try:
-        hit = bool(memorized.check_call_in_cache(*args, **kwargs))
+        hit = bool(cached.check_call_in_cache(*args, **kwargs))
     except Exception:  # an unreadable entry counts as a miss
         hit = False
     try:
-        value = memorized(*args, **kwargs)
+        value = cached(*args, **kwargs)
     except (EOFError, OSError, ValueError, KeyError, ImportError, AttributeError) as exc:
         # joblib already recomputes when an entry fails to load; this covers the
         # rarer case where the broken entry surfaces as an exception anyway.
         logger.warning("cache entry for %s was unreadable (%s); recomputing", func.__name__, exc)
-        value, _metadata = memorized.call(*args, **kwargs)  # recompute and overwrite the entry
+        value, _metadata = cached.call(*args, **kwargs)  # recompute and overwrite the entry
         hit = False
     seconds = time.perf_counter() - started
     logger.info("%s: cache %s (%.2fs)", func.__name__, "hit" if hit else "miss", seconds)

@@ -14,61 +14,132 @@ Methods (``window`` = N):
 * ``seed_mean3``     the seed's rule: mean of the last 3 observations *including today*
 
 All work on a :class:`PriceFrame`: the long table sorted by series and date with an
-integer series code, so windows never cross from one series into the next. No
-Python loop over series anywhere; pandas' grouped windows and numpy cumulative
-sums do the work.
+integer series code, held as plain arrays (series code, day number, price and the
+offsets where each series starts), so windows never cross from one series into the
+next. No Python loop over series anywhere: one compiled pass per method walks every
+series (:mod:`pokewatch.kernels`), with the same arithmetic as pandas' rolling and
+EWM windows, so the numbers are the ones pandas would give.
 """
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
 
-from pokewatch import params
-from pokewatch.errors import SchemaError
+from pokewatch import kernels, params
+from pokewatch.errors import ParameterError, SchemaError
 from pokewatch.schema import SERIES_KEY
 
 logger = logging.getLogger(__name__)
 
+_METHOD_CODES = {"rolling_mean": kernels.MEAN_PRIOR, "seed_mean3": kernels.MEAN_INCLUDING_TODAY,
+                 "ewm": kernels.EWM_PRIOR, "rolling_median": kernels.MEDIAN_PRIOR}
+_NS_PER_DAY = 86_400_000_000_000
 
-@dataclass(frozen=True)
+
+def day_numbers(dates) -> np.ndarray:
+    """Days since 1970-01-01 (int32) of a date column or array, whatever its resolution."""
+    values = pd.to_datetime(dates) if not pd.api.types.is_datetime64_any_dtype(dates) else dates
+    array = values.to_numpy() if hasattr(values, "to_numpy") else np.asarray(values)
+    if array.dtype.kind != "M":  # time-zone aware: drop the zone, keep the wall-clock day
+        array = pd.DatetimeIndex(values).tz_localize(None).to_numpy()
+    if np.isnat(array).any():
+        return array.astype("datetime64[D]").view(np.int64).astype(np.int32)
+    per_day = np.timedelta64(1, "D") // np.timedelta64(1, np.datetime_data(array.dtype)[0])
+    return kernels.floor_divide_to_int32(array.view(np.int64), int(per_day))
+
+
+def dates_of(days: np.ndarray) -> np.ndarray:
+    """datetime64[ns] midnights of day numbers (the inverse of :func:`day_numbers`)."""
+    return (days.astype(np.int64) * _NS_PER_DAY).view("datetime64[ns]")
+
+
+def series_bounds(codes: np.ndarray) -> np.ndarray:
+    """Offsets (int64, n_series + 1) where each run of equal series codes starts, then the row count."""
+    n = len(codes)
+    if n == 0:
+        return np.zeros(1, np.int64)
+    starts = np.flatnonzero(codes[1:] != codes[:-1]) + 1
+    return np.concatenate(([0], starts, [n])).astype(np.int64)
+
+
 class PriceFrame:
-    """A price table sorted by (series, date) with integer series codes.
+    """A price table sorted by (series, date) with integer series codes, as arrays.
 
     Attributes:
-        frame: the sorted table, with a ``series`` int32 column added.
-        starts: row position of each series' first row, shape (n_series,).
-        row_start: for each row, the position of its series' first row.
+        codes: int32 series code of each row (0..n_series-1, non-decreasing).
+        days: int32 day number of each row (days since 1970-01-01).
+        prices: float64 market price of each row.
+        bounds: int64 offsets, ``n_series + 1``: series ``s`` owns rows ``bounds[s]:bounds[s+1]``.
+        frame: the long table itself (built on first use when the arrays came from the
+            store's compacted history), with a ``series`` int32 column added.
     """
 
-    frame: pd.DataFrame
-    starts: np.ndarray
-    row_start: np.ndarray
+    def __init__(self, codes: np.ndarray, days: np.ndarray, prices: np.ndarray, bounds: np.ndarray,
+                 frame: pd.DataFrame | Callable[[], pd.DataFrame] | None = None) -> None:
+        self.codes = codes
+        self.days = days
+        self.prices = prices
+        self.bounds = bounds
+        self._frame = frame
+        self._row_start: np.ndarray | None = None
 
+    # -- construction ---------------------------------------------------------------------
     @classmethod
-    def from_history(cls, history: pd.DataFrame) -> "PriceFrame":
-        """Sort and code ``history`` (long schema); a no-op sort when already ordered."""
+    def from_history(cls, history: pd.DataFrame) -> PriceFrame:
+        """Sort and code ``history`` (long schema); no copy when it is already ordered.
+
+        Raises:
+            SchemaError: a required column is missing, or a series key or price is null.
+        """
         missing = [c for c in [*SERIES_KEY, "date", "market_price"] if c not in history.columns]
         if missing:
             raise SchemaError(f"price history lacks column(s) {missing}; see pokewatch.schema")
-        codes = history.groupby(SERIES_KEY, sort=True, observed=True).ngroup().to_numpy(np.int32)
-        order = np.lexsort((history["date"].to_numpy(), codes))
-        if len(order) and np.any(np.diff(order) < 0):
-            frame = history.iloc[order].reset_index(drop=True)
-            codes = codes[order]
-        else:
+        codes = series_codes(history)
+        days = day_numbers(history["date"])
+        if kernels.is_sorted_by_series_and_day(codes, days):
             frame = history.reset_index(drop=True)
+        else:
+            order = np.lexsort((days, codes))
+            frame = history.iloc[order].reset_index(drop=True)
+            codes, days = codes[order], days[order]
         frame = frame.assign(series=codes)
-        n = len(frame)
-        starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]]) if n else np.zeros(0, np.int64)
-        lengths = np.diff(np.r_[starts, n])
-        return cls(frame=frame, starts=starts, row_start=np.repeat(starts, lengths))
+        prices = np.ascontiguousarray(frame["market_price"].to_numpy(np.float64))
+        if np.isnan(prices).any():
+            raise SchemaError(f"market_price has {int(np.isnan(prices).sum())} null value(s); run the rows "
+                              "through pokewatch.schema.validate_observations first")
+        return cls(codes, days, prices, series_bounds(codes), frame)
+
+    # -- the long table -------------------------------------------------------------------
+    @property
+    def frame(self) -> pd.DataFrame:
+        if callable(self._frame):
+            self._frame = self._frame()
+        if self._frame is None:
+            self._frame = pd.DataFrame({"series": self.codes, "date": dates_of(self.days),
+                                        "market_price": self.prices})
+        return self._frame
+
+    def __len__(self) -> int:
+        return len(self.prices)
 
     @property
-    def prices(self) -> np.ndarray:
-        return self.frame["market_price"].to_numpy(np.float64)
+    def n_series(self) -> int:
+        return len(self.bounds) - 1
+
+    @property
+    def starts(self) -> np.ndarray:
+        """Row position of each series' first row, shape (n_series,)."""
+        return self.bounds[:-1]
+
+    @property
+    def row_start(self) -> np.ndarray:
+        """For each row, the position of its series' first row."""
+        if self._row_start is None:
+            self._row_start = np.repeat(self.starts, np.diff(self.bounds))
+        return self._row_start
 
     def shift_within_series(self, values: np.ndarray, periods: int = 1) -> np.ndarray:
         """``values`` moved ``periods`` rows later inside each series (NaN where none)."""
@@ -92,33 +163,57 @@ class PriceFrame:
         return out
 
 
-def _rolling_mean(pf: PriceFrame, window: int, include_today: bool) -> np.ndarray:
-    values = pf.prices
-    n = len(values)
-    position = np.arange(n)
-    # Cumulative sums restart per series, so large early totals never eat the
-    # precision of cheap cards late in the table.
-    cumulative = np.cumsum(values)
-    base = np.where(pf.row_start > 0, cumulative[pf.row_start - 1], 0.0)
-    csum = np.r_[0.0, cumulative - base]  # csum[i+1] = sum of series values up to row i
-    end = position + 1 if include_today else position
-    lo = np.maximum(pf.row_start, end - window)
-    count = end - lo
-    # Rows [lo, end) belong to one series; relative cumsum differences stay exact there.
-    total = csum[end] - np.where(lo > pf.row_start, csum[lo], 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+def series_codes(history: pd.DataFrame) -> np.ndarray:
+    """int32 code of each row's series, numbered in sorted (card_id, variant, currency) order.
+
+    The same numbering as ``groupby(SERIES_KEY, sort=True).ngroup()``, without the
+    groupby: each key column is factorized (categorical columns for free) and the
+    combined key is ranked with a bitmap.
+
+    Raises:
+        SchemaError: a series key is null.
+    """
+    if len(history) == 0:
+        return np.zeros(0, np.int32)
+    combined = np.zeros(len(history), np.int64)
+    for name in SERIES_KEY:
+        codes, uniques = pd.factorize(history[name], sort=True)
+        if (codes < 0).any():
+            raise SchemaError(f"{int((codes < 0).sum())} row(s) have no {name}; run the rows through "
+                              "pokewatch.schema.validate_observations first")
+        combined = combined * max(len(uniques), 1) + codes
+    return rank_keys(combined)[0]
 
 
-def _grouped(pf: PriceFrame, window: int, how: str) -> np.ndarray:
-    series = pd.Series(pf.prices)
-    grouped = series.groupby(pf.frame["series"].to_numpy(), sort=False)
-    if how == "ewm":
-        result = grouped.ewm(span=window, adjust=True).mean()
-    else:
-        result = grouped.rolling(window, min_periods=1).median()
-    # Rows are sorted by series, so the grouped result comes back in row order.
-    return result.to_numpy(np.float64)
+def rank_keys(keys: np.ndarray) -> tuple[np.ndarray, int]:
+    """Dense rank (int32, in sorted key order) of non-negative int64 ``keys``, and the number of distinct keys."""
+    if len(keys) == 0:
+        return np.zeros(0, np.int32), 0
+    space = int(keys.max()) + 1
+    if space <= 64 * len(keys) + 1_000_000:
+        present = np.zeros(space, bool)
+        present[keys] = True
+        rank = np.cumsum(present, dtype=np.int64) - 1
+        return rank[keys].astype(np.int32), int(rank[-1]) + 1
+    uniques, inverse = np.unique(keys, return_inverse=True)
+    return inverse.astype(np.int32), len(uniques)
+
+
+def kernel_arguments(method: str, window: int) -> tuple[int, int, float]:
+    """(method code, window, EWM centre of mass) as the kernels take them.
+
+    Raises:
+        ParameterError: unknown method or a window below 1.
+    """
+    params.method("method", method)
+    if method not in _METHOD_CODES:
+        raise ParameterError(f"method {method!r} chooses a method by backtest; fair values need one of "
+                             f"{', '.join(_METHOD_CODES)}")
+    window = params.positive_int("window", window, maximum=365)
+    if method == "seed_mean3":
+        window = 3
+    com = (window - 1) / 2  # pandas' span -> centre of mass
+    return _METHOD_CODES[method], window, float(com)
 
 
 def fair_value(pf: PriceFrame, method: str = "rolling_mean", window: int = 7) -> np.ndarray:
@@ -131,11 +226,5 @@ def fair_value(pf: PriceFrame, method: str = "rolling_mean", window: int = 7) ->
     Raises:
         ParameterError: unknown method or a window below 1.
     """
-    params.method("method", method)
-    window = params.positive_int("window", window, maximum=365)
-    if method == "seed_mean3":
-        return _rolling_mean(pf, 3, include_today=True)
-    if method == "rolling_mean":
-        return _rolling_mean(pf, window, include_today=False)
-    including_today = _grouped(pf, window, "ewm" if method == "ewm" else "median")
-    return pf.shift_within_series(including_today)
+    code, window, com = kernel_arguments(method, window)
+    return kernels.fair_values(pf.prices, pf.bounds, code, window, com)

@@ -12,6 +12,7 @@ parameters; ``train`` (in :mod:`pokewatch.training`) decides those parameters.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from datetime import date as date_type
 
@@ -20,8 +21,9 @@ import pandas as pd
 
 from pokewatch import params
 from pokewatch.errors import UnknownCardError, UnknownDateError
+from pokewatch.fair_value import PriceFrame, dates_of, day_numbers, fair_value
 from pokewatch.schema import DESCRIPTIVE_COLUMNS, SERIES_KEY
-from pokewatch.signals import SIGNALS, classify, compute_signals, deviation
+from pokewatch.signals import SIGNAL_DTYPE, SIGNALS, classify, deviation
 
 logger = logging.getLogger(__name__)
 
@@ -59,19 +61,22 @@ class FairValueModel:
         self.min_price = params.non_negative("min_price", self.min_price)
         self.keep_days = params.positive_int("keep_days", self.keep_days, maximum=3650)
         self._reset_cache()
+        self._card_index = None
 
-    # -- persistence: the prediction cache is process-local --------------------------
+    # -- persistence: the prediction cache and lookup indexes are process-local ----------
+    _LOCAL = ("_cache", "_card_index", "_date_index", "_date_labels", "_variants", "_currencies", "_asof",
+              "cache_hits", "cache_misses")
+
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        for key in ("_cache", "_card_index", "_date_index", "cache_hits", "cache_misses", "_asof"):
+        for key in self._LOCAL:
             state.pop(key, None)
         return state
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         self._reset_cache()
-        if self.series is not None:
-            self._build_index()
+        self._card_index = None  # rebuilt on first use, so loading a model stays cheap
 
     def _reset_cache(self) -> None:
         self._cache: dict = {}
@@ -84,57 +89,86 @@ class FairValueModel:
                 ("method", "window", "buy_threshold", "sell_threshold", "min_price", "keep_days")}
 
     # -- fitting -----------------------------------------------------------------------
-    def fit(self, history: pd.DataFrame | None = None, signals: pd.DataFrame | None = None) -> "FairValueModel":
+    def fit(self, history: pd.DataFrame | PriceFrame | None = None,
+            signals: pd.DataFrame | None = None) -> FairValueModel:
         """Build the lookup table from ``history`` (or precomputed ``signals``).
 
         Pass ``signals`` when they were already computed with this model's
         parameters (the cached pipeline step does), to skip recomputing them.
         """
         if signals is None:
-            signals = compute_signals(history, self.method, self.window, self.buy_threshold,
-                                      self.sell_threshold, self.min_price)
+            pf = history if isinstance(history, PriceFrame) else PriceFrame.from_history(history)
+            if len(pf) == 0:
+                raise UnknownDateError("cannot fit a model on an empty price history; collect prices first")
+            fair = fair_value(pf, self.method, self.window)
+            return self._fit_arrays(pf.codes, pf.days, pf.prices, fair, lambda rows: pf.frame.iloc[rows])
         if signals.empty:
             raise UnknownDateError("cannot fit a model on an empty price history; collect prices first")
-        last = signals["date"].max()
-        first = last - pd.Timedelta(days=self.keep_days - 1)
-        recent = signals[signals["date"] >= first]
-        series_codes, series_pos = np.unique(recent["series"].to_numpy(), return_inverse=True)
-        descriptive = [c for c in DESCRIPTIVE_COLUMNS if c in recent.columns]
-        firsts = recent.drop_duplicates("series", keep="last").set_index("series")
-        self.series = (firsts.loc[series_codes, [*SERIES_KEY, *descriptive]]
-                       .reset_index(drop=True).astype("object"))
-        self.dates = pd.date_range(first, last, freq="D")
-        day_pos = (recent["date"] - first).dt.days.to_numpy()
-        shape = (len(series_codes), len(self.dates))
+        return self._fit_arrays(signals["series"].to_numpy(), day_numbers(signals["date"]),
+                                signals["market_price"].to_numpy(np.float64),
+                                signals["fair_value"].to_numpy(np.float64), lambda rows: signals.iloc[rows])
+
+    def _fit_arrays(self, codes: np.ndarray, days: np.ndarray, market: np.ndarray, fair: np.ndarray,
+                    rows_of) -> FairValueModel:
+        """Fit from per-row arrays sorted by series and date; ``rows_of(positions)`` gives table rows."""
+        last = int(days.max())
+        first = last - (self.keep_days - 1)
+        recent = np.flatnonzero(days >= first)
+        recent_codes = codes[recent]
+        new_series = np.r_[True, recent_codes[1:] != recent_codes[:-1]] if len(recent) else np.zeros(0, bool)
+        series_pos = np.cumsum(new_series) - 1
+        last_rows = recent[np.r_[np.flatnonzero(new_series)[1:] - 1, len(recent) - 1]] if len(recent) else recent
+        table = rows_of(last_rows)
+        descriptive = [c for c in DESCRIPTIVE_COLUMNS if c in table.columns]
+        # Arrow-backed strings: the model pickles (and so loads from the cache) as a few
+        # buffers instead of one Python object per cell.
+        self.series = table[[*SERIES_KEY, *descriptive]].reset_index(drop=True).astype("string")
+        first_ts = pd.Timestamp(dates_of(np.array([first]))[0])
+        self.dates = pd.date_range(first_ts, periods=self.keep_days, freq="D")
+        shape = (len(self.series), len(self.dates))
         self.market = np.full(shape, np.nan)
         self.fair = np.full(shape, np.nan)
-        self.market[series_pos, day_pos] = recent["market_price"].to_numpy()
-        self.fair[series_pos, day_pos] = recent["fair_value"].to_numpy()
-        self.fitted_through = f"{last:%Y-%m-%d}"
-        self._build_index()
+        day_pos = days[recent] - first
+        self.market[series_pos, day_pos] = market[recent]
+        self.fair[series_pos, day_pos] = fair[recent]
+        self.fitted_through = f"{self.dates[-1]:%Y-%m-%d}"
+        self._card_index = None
         self._reset_cache()
         logger.info("fitted %s(%d) on %d series through %s", self.method, self.window, shape[0], self.fitted_through)
         return self
 
     def _build_index(self) -> None:
         """Card -> row positions (preferred printing first), date -> column, and as-of columns."""
-        frame = self.series.assign(position=np.arange(len(self.series)))
+        cards = self.series["card_id"].to_numpy(object)
+        variants = self.series["variant"].to_numpy(object)
+        currencies = self.series["currency"].to_numpy(object)
         rank = {v: i for i, v in enumerate(VARIANT_PREFERENCE)}
-        frame["variant_rank"] = frame["variant"].map(rank).fillna(len(rank))
-        frame["currency_rank"] = (frame["currency"] != "USD").astype(int)
-        frame = frame.sort_values(["card_id", "currency_rank", "variant_rank", "variant"])
-        self._card_index = {card: list(zip(group["variant"], group["currency"], group["position"]))
-                            for card, group in frame.groupby("card_id", sort=False)}
+        variant_rank = np.array([rank.get(v, len(rank)) for v in variants], np.int64)
+        currency_rank = (currencies != "USD").astype(np.int64)
+        card_code, card_names = pd.factorize(cards, sort=True)
+        card_names = list(card_names)
+        variant_code = pd.factorize(variants, sort=True)[0]
+        order = np.lexsort((variant_code, variant_rank, currency_rank, card_code))
+        starts = np.flatnonzero(np.r_[True, card_code[order][1:] != card_code[order][:-1]])
+        ends = np.r_[starts[1:], len(order)]
+        options = list(zip(variants[order].tolist(), currencies[order].tolist(), order.tolist()))
+        first_code = card_code[order[starts]].tolist()
+        self._card_index = {card_names[c]: tuple(options[a:b])
+                            for c, a, b in zip(first_code, starts.tolist(), ends.tolist())}
+        self._variants, self._currencies = variants.tolist(), currencies.tolist()
         self._date_index = {f"{d:%Y-%m-%d}": i for i, d in enumerate(self.dates)}
+        self._date_labels = list(self._date_index)
         # For each (series, day), the latest column on or before it with a price.
         observed = ~np.isnan(self.market)
-        cols = np.where(observed, np.arange(observed.shape[1]), -1)
+        cols = np.where(observed, np.arange(observed.shape[1], dtype=np.int32), np.int32(-1))
         self._asof = np.maximum.accumulate(cols, axis=1)
 
     # -- prediction ----------------------------------------------------------------------
     def _require_fitted(self) -> None:
         if self.series is None:
             raise UnknownDateError("this model has not been fitted; call fit(history) first")
+        if self._card_index is None:
+            self._build_index()
 
     def _column(self, date) -> int:
         if date is None:
@@ -183,7 +217,7 @@ class FairValueModel:
         hit = self._cache.get(key)
         if hit is not None:
             self.cache_hits += 1
-            return dict(hit)
+            return hit.copy()
         self.cache_misses += 1
         self._require_fitted()
         position = self._series_position(card_id, variant, currency)
@@ -192,20 +226,24 @@ class FairValueModel:
             raise UnknownDateError(f"card {card_id!r} has no price on or before {date} in this model's window")
         market = float(self.market[position, col])
         fair = float(self.fair[position, col])
-        dev = float(deviation(np.array([market]), np.array([fair]))[0])
-        code = classify(np.array([dev]), np.array([market]), self.buy_threshold, self.sell_threshold,
-                        self.min_price)[0]
-        row = self.series.iloc[position]
+        # Scalar versions of signals.deviation and signals.classify (same arithmetic).
+        dev = (market - fair) / fair if fair > 0 else math.nan
+        code = 1
+        if market >= self.min_price and dev == dev:
+            if dev <= -self.buy_threshold + 1e-12:
+                code = 0
+            if dev >= self.sell_threshold - 1e-12:
+                code = 2
         result = {
-            "card_id": card_id, "variant": row["variant"], "currency": row["currency"],
-            "date": f"{self.dates[col]:%Y-%m-%d}", "market_price": market,
-            "fair_value": None if np.isnan(fair) else fair,
-            "deviation": None if np.isnan(dev) else dev, "signal": SIGNALS[code],
+            "card_id": card_id, "variant": self._variants[position], "currency": self._currencies[position],
+            "date": self._date_labels[col], "market_price": market,
+            "fair_value": None if fair != fair else fair,
+            "deviation": None if dev != dev else dev, "signal": SIGNALS[code],
         }
         if len(self._cache) >= _CACHE_LIMIT:
             self._cache.clear()
         self._cache[key] = result
-        return dict(result)
+        return result.copy()
 
     def predict_all(self, date=None) -> pd.DataFrame:
         """Every series' market price, fair value, deviation and signal on ``date``.
@@ -223,12 +261,13 @@ class FairValueModel:
         fair = self.fair[rows, cols]
         dev = deviation(market, fair)
         codes = classify(dev, market, self.buy_threshold, self.sell_threshold, self.min_price)
-        out = self.series.iloc[rows].reset_index(drop=True)
-        out["date"] = self.dates[cols]
+        out = self.series.take(rows) if len(rows) < len(self.series) else self.series.copy(deep=False)
+        out = out.reset_index(drop=True)
+        out["date"] = self.dates.to_numpy()[cols]
         out["market_price"] = market
         out["fair_value"] = fair
         out["deviation"] = dev
-        out["signal"] = pd.Categorical.from_codes(codes, categories=list(SIGNALS))
+        out["signal"] = pd.Categorical.from_codes(codes, dtype=SIGNAL_DTYPE)
         return out
 
     def cards(self) -> pd.DataFrame:

@@ -58,6 +58,12 @@ def method(name: str, value) -> str:
     return str(value)
 
 
+def _choice(name: str, value, options: tuple[str, ...]) -> str:
+    if value not in options:
+        raise ParameterError(f"parameter {name} must be one of {', '.join(options)}, got {value!r}")
+    return str(value)
+
+
 def run_date(name: str, value) -> str:
     """``today`` or an ISO date; returns YYYY-MM-DD."""
     if value in (None, "", "today"):
@@ -84,6 +90,7 @@ CHECKS = {
     "keep_days": lambda n, v: positive_int(n, v, maximum=3650),
     "workers": lambda n, v: positive_int(n, v, maximum=1024),
     "method": method,
+    "engine": lambda n, v: _choice(n, v, ("loky", "threading", "dask")),
     "min_completeness": lambda n, v: non_negative(n, v) if _number(n, v) <= 1 else fraction(n, v),
 }
 

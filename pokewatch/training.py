@@ -15,10 +15,12 @@ import logging
 import numpy as np
 import pandas as pd
 
-from pokewatch.backtest import run_backtest
-from pokewatch.fair_value import PriceFrame
+from pokewatch import parallel, params
+from pokewatch.backtest import kpis_from_partials, scoring_window
+from pokewatch.errors import UnknownDateError
+from pokewatch.fair_value import PriceFrame, kernel_arguments
 from pokewatch.model import FairValueModel
-from pokewatch.signals import compute_signals
+from pokewatch.signals import thresholds
 
 logger = logging.getLogger(__name__)
 
@@ -30,16 +32,32 @@ DEFAULT_CANDIDATES: tuple[tuple[str, int], ...] = (
 )
 
 
-def evaluate_candidates(history: pd.DataFrame, candidates=DEFAULT_CANDIDATES, *, buy_threshold: float = 0.10,
-                        sell_threshold: float = 0.15, min_price: float = 1.0, horizon_days: int = 7,
-                        target_return: float = 0.05, min_flags: int = 30) -> pd.DataFrame:
-    """Backtest every (method, window) candidate on ``history``; one row of KPIs each, best first."""
-    pf = PriceFrame.from_history(history)
-    rows = []
+def evaluate_candidates(history: pd.DataFrame | PriceFrame, candidates=DEFAULT_CANDIDATES, *,
+                        buy_threshold: float = 0.10, sell_threshold: float = 0.15, min_price: float = 1.0,
+                        horizon_days: int = 7, target_return: float = 0.05, min_flags: int = 30,
+                        workers: int = 1, engine: str = "loky") -> pd.DataFrame:
+    """Backtest every (method, window) candidate on ``history``; one row of KPIs each, best first.
+
+    Each candidate is one compiled pass per series (fair value, signal and backtest
+    fused, no per-row arrays), so the search costs about one backtest per candidate
+    and little memory. ``workers``/``engine`` shard the series (see :mod:`pokewatch.parallel`);
+    the table is the same whatever they are.
+    """
+    pf = history if isinstance(history, PriceFrame) else PriceFrame.from_history(history)
+    horizon_days = params.positive_int("horizon_days", horizon_days, maximum=365)
+    target_return = params.fraction("target_return", target_return)
+    cuts = thresholds(buy_threshold, sell_threshold, min_price)
+    candidates = tuple((str(m), int(w)) for m, w in candidates)
     for method, window in candidates:
-        signals = compute_signals(pf, method, window, buy_threshold, sell_threshold, min_price)
-        kpis = run_backtest(signals, horizon_days, target_return, min_price=min_price).kpis
-        rows.append({"method": method, "window": window, **kpis})
+        kernel_arguments(method, window)
+    if len(pf) == 0:
+        raise UnknownDateError("cannot train on an empty price history; collect prices first")
+    start_day, end_day, end_ts = scoring_window(pf.days, horizon_days)
+    tables = parallel.candidate_partials(pf, candidates, cuts, horizon_days, start_day, end_day, target_return,
+                                         workers=workers, engine=engine)
+    rows = [{"method": method, "window": window,
+             **kpis_from_partials(counts, sums, horizon_days, target_return, end_ts)}
+            for (method, window), (counts, sums) in zip(candidates, tables)]
     table = pd.DataFrame(rows)
     enough = (table["buy_flags"] >= min_flags) & (table["sell_flags"] >= min_flags)
     table["score"] = np.where(enough, table[["buy_lift", "sell_lift"]].mean(axis=1), np.nan)
@@ -48,10 +66,11 @@ def evaluate_candidates(history: pd.DataFrame, candidates=DEFAULT_CANDIDATES, *,
         .reset_index(drop=True)
 
 
-def train(history: pd.DataFrame, run_date, *, method: str = "auto", window: int = 7,
+def train(history: pd.DataFrame | PriceFrame, run_date, *, method: str = "auto", window: int = 7,
           buy_threshold: float = 0.10, sell_threshold: float = 0.15, min_price: float = 1.0,
           horizon_days: int = 7, target_return: float = 0.05, keep_days: int = 90,
-          candidates=DEFAULT_CANDIDATES) -> tuple[FairValueModel, pd.DataFrame]:
+          candidates=DEFAULT_CANDIDATES, workers: int = 1, engine: str = "loky"
+          ) -> tuple[FairValueModel, pd.DataFrame]:
     """Pick method and window (unless given), fit the model, and say why.
 
     Returns:
@@ -60,9 +79,11 @@ def train(history: pd.DataFrame, run_date, *, method: str = "auto", window: int 
     """
     if method != "auto":
         candidates = ((method, window),)
-    table = evaluate_candidates(history, candidates, buy_threshold=buy_threshold,
+    pf = history if isinstance(history, PriceFrame) else PriceFrame.from_history(history)
+    table = evaluate_candidates(pf, candidates, buy_threshold=buy_threshold,
                                 sell_threshold=sell_threshold, min_price=min_price,
-                                horizon_days=horizon_days, target_return=target_return)
+                                horizon_days=horizon_days, target_return=target_return,
+                                workers=workers, engine=engine)
     best = table.iloc[0]
     if method != "auto":
         reason = f"{method}({window}) was fixed by the run parameters; no search was made"
@@ -81,4 +102,4 @@ def train(history: pd.DataFrame, run_date, *, method: str = "auto", window: int 
     model.selection = {"reason": reason, "horizon_days": horizon_days, "target_return": target_return,
                        "kpis": {k: (None if isinstance(v, float) and np.isnan(v) else v)
                                 for k, v in best.to_dict().items()}}
-    return model.fit(history), table
+    return model.fit(pf), table
