@@ -225,7 +225,9 @@ def price_panel(prices: pd.DataFrame, holdings: pd.DataFrame, start, end) -> pd.
     in ``prices`` take that first price.
     """
     held = holdings[SERIES_KEY].drop_duplicates()
-    rows = prices[[*SERIES_KEY, "date", "market_price"]].astype({k: "string" for k in SERIES_KEY})
+    # Narrow to the held cards before any string work: prices can be millions of rows.
+    mine = prices["card_id"].isin(held["card_id"].astype(str).unique())
+    rows = prices.loc[mine, [*SERIES_KEY, "date", "market_price"]].astype({k: "string" for k in SERIES_KEY})
     rows = rows.merge(held.astype("string"), on=SERIES_KEY, how="inner", validate="m:1")
     wide = rows.pivot_table(index="date", columns=SERIES_KEY, values="market_price", aggfunc="last")
     first = min(pd.Timestamp(start), wide.index.min()) if len(wide) else pd.Timestamp(start)
