@@ -19,6 +19,8 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
+	@echo "==> compiling the numba kernels once (cached in pokewatch/__pycache__)"
+	$(PY) -c "import pokewatch.kernels"
 	touch $(STAMP)
 
 setup: $(STAMP)  ## create .venv from pyproject.toml (done by every other target)
