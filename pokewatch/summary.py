@@ -121,3 +121,16 @@ def portfolio_sentence(totals: list[dict] | pd.DataFrame, rejected: int = 0, lab
     if rejected:
         text += f" {rejected} portfolio row(s) were skipped as bad (see portfolio_rejected.csv)."
     return text
+
+
+def top_candidates(today: pd.DataFrame, min_price: float = 1.0, n: int = 15) -> pd.DataFrame:
+    """The day's flagged cards, strongest first, topped up with the cards nearest a threshold.
+
+    On a quiet day nothing is flagged; showing the cards closest to BUY or SELL still
+    tells a collector what to watch. Cards under ``min_price`` are never candidates.
+    """
+    eligible = today[(today["market_price"] >= min_price) & today["deviation"].notna()]
+    order = pd.DataFrame({"flagged": eligible["signal"].astype(str) != "HOLD",
+                          "strength": eligible["deviation"].abs()}, index=eligible.index)
+    ranked = order.sort_values(["flagged", "strength"], ascending=False).index[:n]
+    return eligible.loc[ranked]
