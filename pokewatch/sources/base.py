@@ -6,11 +6,14 @@ a pure function of that archive. A replay is ``parse`` alone.
 """
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pandas as pd
 
 from pokewatch.raw_archive import RawArchive
+from pokewatch.watchlist import Selection
 
 
 @dataclass(frozen=True)
@@ -95,3 +98,37 @@ def int_option(options: dict, name: str, default: int, minimum: int | None = 1,
         bounds = f"{minimum if minimum is not None else '-inf'}..{maximum if maximum is not None else 'inf'}"
         raise ParameterError(f"option {name} must be in {bounds}, got {number}")
     return number
+
+
+def as_day(value) -> pd.Timestamp | None:
+    """A source's date or timestamp as a naive UTC day; None when empty or unparseable."""
+    if value in (None, ""):
+        return None
+    try:
+        stamp = pd.Timestamp(value)
+    except (ValueError, TypeError):
+        return None
+    if stamp.tzinfo is not None:
+        stamp = stamp.tz_convert("UTC").tz_localize(None)
+    return stamp.normalize()
+
+
+def stored_selection(raw: RawArchive, source: str) -> Selection:
+    """The watchlist selection a fetch recorded in ``raw`` (everything, when none was)."""
+    return Selection.from_json(raw.get("selection.json")) if raw.has("selection.json") \
+        else Selection(source=source)
+
+
+def fetched_payloads(raw: RawArchive, kind: str) -> Iterator[tuple[dict, object]]:
+    """(index entry, decoded JSON) of every good response of ``kind`` in fetch order.
+
+    Error responses and bodies that are not JSON were counted when fetched; a
+    parse skips them rather than fail on what the quality report already lists.
+    """
+    for entry in raw.entries():
+        if entry.get("kind") != kind or not entry.get("ok", True):
+            continue
+        try:
+            yield entry, json.loads(raw.get(entry["name"]))
+        except ValueError:
+            continue

@@ -39,8 +39,8 @@ import pandas as pd
 from pokewatch.errors import ParameterError, SchemaError, SourceError
 from pokewatch.raw_archive import RawArchive
 from pokewatch.schema import REQUIRED_COLUMNS
-from pokewatch.sources.base import CollectRequest, FetchReport, PriceSource
-from pokewatch.watchlist import Selection, selection_from_options
+from pokewatch.sources.base import CollectRequest, FetchReport, PriceSource, stored_selection
+from pokewatch.watchlist import selection_from_options
 
 logger = logging.getLogger(__name__)
 
@@ -248,8 +248,7 @@ class FileSource(PriceSource):
             details = card_details(raw.get(entries["cards"]["name"]), Path(entries["cards"]["name"]).suffix)
             overlap = [c for c in details.columns if c != "card_id" and c in frame.columns]
             frame = frame.drop(columns=overlap).merge(details, on="card_id", how="left", validate="m:1")
-        selection = Selection.from_json(raw.get("selection.json")) if raw.has("selection.json") \
-            else Selection(source=self.name)
+        selection = stored_selection(raw, self.name)
         frame = selection.assign_categories(selection.restrict(frame))
         ordered = REQUIRED_COLUMNS + [c for c in frame.columns if c not in REQUIRED_COLUMNS]
         return frame[ordered].reset_index(drop=True)

@@ -28,7 +28,6 @@ fetch, and fails only if that drops completeness below the threshold.
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 
@@ -44,7 +43,15 @@ from pokewatch.http_client import (
     safe_name,
 )
 from pokewatch.raw_archive import RawArchive
-from pokewatch.sources.base import CollectRequest, FetchReport, PriceSource, int_option
+from pokewatch.sources.base import (
+    CollectRequest,
+    FetchReport,
+    PriceSource,
+    as_day,
+    fetched_payloads,
+    int_option,
+    stored_selection,
+)
 from pokewatch.watchlist import Selection, selection_from_options
 
 logger = logging.getLogger(__name__)
@@ -59,18 +66,6 @@ DEFAULT_RATE_PER_MINUTE = 60
 
 def base_url() -> str:
     return os.environ.get("POKEWATCH_PPT_URL", DEFAULT_URL).rstrip("/")
-
-
-def _day(value) -> pd.Timestamp | None:
-    if value in (None, ""):
-        return None
-    try:
-        stamp = pd.Timestamp(value)
-    except (ValueError, TypeError):
-        return None
-    if stamp.tzinfo is not None:
-        stamp = stamp.tz_convert("UTC").tz_localize(None)
-    return stamp.normalize()
 
 
 def cards_of(payload) -> list[dict]:
@@ -102,13 +97,13 @@ def card_rows(cards: list[dict], start, end, condition: str = DEFAULT_CONDITION,
         for point in history if isinstance(history, list) else []:
             if not isinstance(point, dict):
                 continue
-            day = _day(point.get("date"))
+            day = as_day(point.get("date"))
             if day is None or not lo <= day <= hi or day in seen:
                 continue
             seen.add(day)
             rows.append({**common, "date": day, "market_price": point.get("market"),
                          "volume": point.get("volume"), "price_kind": "history"})
-        updated = _day(prices.get("lastUpdated"))
+        updated = as_day(prices.get("lastUpdated"))
         if updated is not None and lo <= updated <= hi and updated not in seen and "market" in prices:
             rows.append({**common, "date": updated, "market_price": prices.get("market"), "volume": None,
                          "price_kind": "current"})
@@ -226,16 +221,9 @@ class PokemonPriceTrackerSource(PriceSource):
         options = request.options
         condition = str(options.get("condition") or DEFAULT_CONDITION)
         variant = str(options.get("variant") or DEFAULT_VARIANT)
-        selection = Selection.from_json(raw.get("selection.json")) if raw.has("selection.json") \
-            else Selection(source=self.name)
+        selection = stored_selection(raw, self.name)
         frames = []
-        for entry in raw.entries():
-            if entry.get("kind") != "cards" or not entry.get("ok", True):
-                continue
-            try:
-                payload = json.loads(raw.get(entry["name"]))
-            except ValueError:
-                continue
+        for entry, payload in fetched_payloads(raw, "cards"):
             frame = card_rows(cards_of(payload), request.start, request.end, condition, variant)
             frame["query_category"] = entry.get("category")
             frames.append(frame)

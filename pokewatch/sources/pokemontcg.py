@@ -38,7 +38,6 @@ carries ``{"error": {"message", "code"}}``; its message lands in the report.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import math
 import os
@@ -56,7 +55,15 @@ from pokewatch.http_client import (
     safe_name,
 )
 from pokewatch.raw_archive import RawArchive
-from pokewatch.sources.base import CollectRequest, FetchReport, PriceSource, int_option
+from pokewatch.sources.base import (
+    CollectRequest,
+    FetchReport,
+    PriceSource,
+    as_day,
+    fetched_payloads,
+    int_option,
+    stored_selection,
+)
 from pokewatch.watchlist import Selection, selection_from_options
 
 logger = logging.getLogger(__name__)
@@ -83,15 +90,7 @@ def base_url() -> str:
 
 def parse_updated_at(value) -> pd.Timestamp | None:
     """``"YYYY/MM/DD"`` (pokemontcg.io's format; other date strings tolerated) -> day, or None."""
-    if value in (None, ""):
-        return None
-    try:
-        stamp = pd.Timestamp(str(value).replace("/", "-"))
-    except (ValueError, TypeError):
-        return None
-    if stamp.tzinfo is not None:
-        stamp = stamp.tz_convert("UTC").tz_localize(None)
-    return stamp.normalize()
+    return as_day(None if value in (None, "") else str(value).replace("/", "-"))
 
 
 def stale_cutoff(end, stale_days: int) -> pd.Timestamp:
@@ -280,16 +279,9 @@ class PokemonTcgSource(PriceSource):
     def parse(self, request: CollectRequest, raw: RawArchive) -> pd.DataFrame:
         """Rows of every good page in ``raw``, stale prices dropped, categories assigned."""
         stale_days = self._stale_days(request.options)
-        selection = Selection.from_json(raw.get("selection.json")) if raw.has("selection.json") \
-            else Selection(source=self.name)
+        selection = stored_selection(raw, self.name)
         frames = []
-        for entry in raw.entries():
-            if entry.get("kind") != "cards" or not entry.get("ok", True):
-                continue
-            try:
-                payload = json.loads(raw.get(entry["name"]))
-            except ValueError:
-                continue
+        for entry, payload in fetched_payloads(raw, "cards"):
             if not isinstance(payload, dict) or not isinstance(payload.get("data"), list):
                 continue
             frame = card_rows(payload["data"], request.end)

@@ -67,7 +67,7 @@ from pokewatch.http_client import (
     progress,
 )
 from pokewatch.raw_archive import RawArchive
-from pokewatch.sources.base import CollectRequest, FetchReport, PriceSource, int_option
+from pokewatch.sources.base import CollectRequest, FetchReport, PriceSource, int_option, stored_selection
 from pokewatch.watchlist import Selection, selection_from_options
 
 logger = logging.getLogger(__name__)
@@ -467,8 +467,7 @@ class TcgcsvSource(PriceSource):
     def parse(self, request: CollectRequest, raw: RawArchive) -> pd.DataFrame:
         """Long-schema rows from the groups, products and prices (or archive days) in ``raw``."""
         entries = [e for e in raw.entries() if e.get("ok", True)]
-        selection = Selection.from_json(raw.get("selection.json")) if raw.has("selection.json") \
-            else Selection(source=self.name)
+        selection = stored_selection(raw, self.name)
         set_names = self._set_names(raw, entries)
         frames = []
         for entry in entries:
