@@ -111,12 +111,16 @@ def targets(results: dict) -> list[dict]:
     return rows
 
 
+def _header(title: str, columns: list[str]) -> list[str]:
+    """A markdown table's title row and its right-aligned separator row."""
+    return [f"| {title} | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
+
+
 def table(results: dict) -> str:
     """Markdown: seconds (best of the repeats) of every stage at every scale."""
     scales = results.get("scales", [])
-    head = "| Stage | " + " | ".join(f"{s['series']:,} × {s['days']} ({(s.get('rows') or 0) / 1e6:.1f}M rows)"
-                                      for s in scales) + " |"
-    lines = [head, "|---|" + "---:|" * len(scales)]
+    lines = _header("Stage", [f"{s['series']:,} × {s['days']} ({(s.get('rows') or 0) / 1e6:.1f}M rows)"
+                              for s in scales])
     for label, stage, path in TIMED:
         cells = []
         for s in scales:
@@ -143,8 +147,7 @@ def table(results: dict) -> str:
 
 def peak_table(results: dict) -> str:
     scales = results.get("scales", [])
-    lines = ["| Peak resident memory | " + " | ".join(f"{s['series']:,}" for s in scales) + " |",
-             "|---|" + "---:|" * len(scales)]
+    lines = _header("Peak resident memory", [f"{s['series']:,}" for s in scales])
     for label, stage in PEAKS:
         cells = [_bytes(_get(s, (stage, "peak_bytes"))) for s in scales]
         if any(c != "n/a" for c in cells):
@@ -159,8 +162,7 @@ def peak_table(results: dict) -> str:
 
 def latency_table(results: dict) -> str:
     scales = results.get("scales", [])
-    lines = ["| `predict` latency (µs) | " + " | ".join(f"{s['series']:,}" for s in scales) + " |",
-             "|---|" + "---:|" * len(scales)]
+    lines = _header("`predict` latency (µs)", [f"{s['series']:,}" for s in scales])
     for label, path in (("cold p50 / p95 / p99", ("cold",)), ("warm p50 / p95 / p99", ("warm",))):
         cells = []
         for s in scales:
@@ -176,8 +178,7 @@ def latency_table(results: dict) -> str:
 def growth_table(results: dict) -> str:
     """Seconds per million rows at each scale: flat means linear growth."""
     scales = [s for s in results.get("scales", []) if s.get("rows")]
-    lines = ["| Seconds per million rows | " + " | ".join(f"{s['series']:,}" for s in scales) + " |",
-             "|---|" + "---:|" * len(scales)]
+    lines = _header("Seconds per million rows", [f"{s['series']:,}" for s in scales])
     for label, stage, path in TIMED[:4] + [TIMED[4], TIMED[7]]:
         cells = []
         for s in scales:
