@@ -196,14 +196,16 @@ def stage_train(spec: dict, memory: PeakMemory) -> dict:
     start, end = _window(spec)
     memory.reset()
     started = time.perf_counter()
-    key = steps.HistoryKey.of(SOURCE, start, end, _store(spec))
-    result = steps.train_step(key, end)
+    key = steps.history_key(SOURCE, end, _store(spec))
+    result = steps.train_step(key, end, steps.TrainingSpec())
     seconds = time.perf_counter() - started
     peak = memory.peak()
-    model, candidates = result.value
+    model, selection = result.value
+    candidates = selection.table
     joblib.dump(model, Path(spec["workdir"]) / "model.joblib")
     return {"rows": spec.get("rows"), "train": summary([seconds]), "cache_hit": result.hit, "peak_bytes": peak,
-            "candidates": len(candidates), "chosen": f"{model.method}({model.window})",
+            "candidates": candidates["method"].nunique() if len(candidates) else 0,
+            "chosen": f"{model.method}({model.window})",
             "reason": model.selection.get("reason")}
 
 
@@ -215,8 +217,8 @@ def stage_train_hit(spec: dict, memory: PeakMemory) -> dict:
     hits = []
 
     def rerun():
-        key = steps.HistoryKey.of(SOURCE, start, end, store)
-        result = steps.train_step(key, end)
+        key = steps.history_key(SOURCE, end, store)
+        result = steps.train_step(key, end, steps.TrainingSpec())
         hits.append(result.hit)
         return result
 
@@ -262,7 +264,7 @@ def stage_reference(spec: dict, memory: PeakMemory) -> dict:
     memory.reset()
     times, means = timed(lambda: groupby_loop_mean3(history), spec.get("reference_repeats", 1))
     peak = memory.peak()
-    fast = fair_value(store.load_frame(SOURCE, start, end), "seed_mean3")
+    fast = fair_value(store.load_frame(SOURCE, start, end), "seed_mean3", 3)
     reference = means.to_numpy()
     out = {"rows": len(history), "groupby_loop": summary(times, len(history)), "peak_bytes": peak,
            "max_abs_diff_vs_fast_path": float(np.nanmax(np.abs(reference - fast))),
@@ -279,20 +281,19 @@ def stage_parallel(spec: dict, memory: PeakMemory) -> dict:
     """Signals and backtest through the shard engines, checked identical to the single-process path."""
     from pokewatch import parallel
     from pokewatch.backtest import scoring_window
-    from pokewatch.signals import thresholds
+    from pokewatch.rules import Rule
 
     store = _store(spec)
     start, end = _window(spec)
     pf = store.load_frame(SOURCE, start, end)
-    cuts = thresholds()
-    single = parallel.signal_arrays(pf, "rolling_mean", 7, cuts)
+    rule = Rule("rolling_mean", 7)
+    single = parallel.rule_arrays(pf, rule)
     start_day, end_day, _ = scoring_window(pf.days, 7)
     single_bt = parallel.backtest_partials(pf, *single, 7, start_day, end_day, 1.0, 0.05)
     out = {}
     for engine in spec.get("engines", ["loky", "threading"]):
         memory.reset()
-        times, arrays = timed(lambda engine=engine: parallel.signal_arrays(pf, "rolling_mean", 7, cuts, workers=2,
-                                                                        engine=engine),
+        times, arrays = timed(lambda engine=engine: parallel.rule_arrays(pf, rule, workers=2, engine=engine),
                               spec["repeats"])
         bt_times, tables = timed(lambda engine=engine: parallel.backtest_partials(
             pf, *single, 7, start_day, end_day, 1.0, 0.05, workers=2, engine=engine), spec["repeats"])
@@ -300,7 +301,7 @@ def stage_parallel(spec: dict, memory: PeakMemory) -> dict:
             all(np.array_equal(a, b, equal_nan=True) for a, b in zip(tables, single_bt))
         out[engine] = {"workers": 2, "signals": summary(times, len(pf)), "backtest_tables": summary(bt_times, len(pf)),
                        "identical_to_single_process": identical, "peak_bytes": memory.peak()}
-    single_times, _ = timed(lambda: parallel.signal_arrays(pf, "rolling_mean", 7, cuts), spec["repeats"])
+    single_times, _ = timed(lambda: parallel.rule_arrays(pf, rule), spec["repeats"])
     out["single_process"] = {"signals": summary(single_times, len(pf))}
     return out
 

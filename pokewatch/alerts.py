@@ -65,19 +65,21 @@ def _card_line(row: dict) -> str:
             f"{summary.money(row['fair_value'], row.get('currency', 'USD'))} ({row['deviation']:+.0%})")
 
 
-def build_message(run_date: str, today: pd.DataFrame, kpis: dict | None = None, book: dict | None = None,
+def build_message(run_date: str, today: pd.DataFrame, metrics: dict | None = None, book: dict | None = None,
                   report: str | None = None, top_n: int = TOP_N) -> str:
-    """The alert text: counts, top BUY and SELL, portfolio and movers, trust, report path.
+    """The alert text: counts, the track record, top BUY and SELL, portfolio and movers, report path.
 
     Args:
         today: the run's signals (``signals.csv``).
-        kpis: the backtest KPIs (``metrics.json`` ``kpis``).
+        metrics: the run's ``metrics.json``; its out-of-sample ``track_record`` leads the message.
         book: the run's ``portfolio.json`` (totals and movers), if any.
         report: where the report is, shown as the last line.
     """
     counts = today["signal"].value_counts()
     lines = [(f"PokeWatch {run_date}: {counts.get('BUY', 0)} BUY, {counts.get('SELL', 0)} SELL "
               f"out of {len(today):,} cards.")]
+    if metrics is not None:
+        lines += summary.track_record_sentences(metrics.get("track_record") or {}, metrics.get("model"))
     buys = today[today["signal"] == "BUY"].nsmallest(top_n, "deviation")
     sells = today[today["signal"] == "SELL"].nlargest(top_n, "deviation")
     lines += [_card_line(r) for r in pd.concat([buys, sells]).to_dict(orient="records")]
@@ -93,17 +95,10 @@ def build_message(run_date: str, today: pd.DataFrame, kpis: dict | None = None, 
                   for m in book.get("movers", [])]
         if movers:
             lines.append("Movers: " + "; ".join(movers))
-    if kpis and kpis.get("buy_lift") is not None:
-        lines.append(f"Backtest: BUY lift {_lift(kpis.get('buy_lift'))}, SELL lift {_lift(kpis.get('sell_lift'))} "
-                     f"({kpis.get('horizon_days', 7)}-day horizon; 1.0x is chance).")
     if report:
         lines.append(f"Report: {report}")
     text = "\n".join(lines)
     return text if len(text) <= MAX_CHARS else text[:MAX_CHARS - 1] + "…"
-
-
-def _lift(value) -> str:
-    return f"{value:.1f}x" if isinstance(value, (int, float)) and math.isfinite(value) else "n/a"
 
 
 def payload(text: str) -> dict:
@@ -218,7 +213,7 @@ def run_message(run_dir: Path | str, report: str | None = None) -> str:
     manifest = runs.read_manifest(run_dir)
     metrics = _read_json(run_dir / "metrics.json")
     return build_message(manifest.get("run_date", run_dir.name[:10]), read_signals(run_dir / "signals.csv"),
-                         metrics.get("kpis"), _read_json(run_dir / "portfolio.json") or None, report)
+                         metrics, _read_json(run_dir / "portfolio.json") or None, report)
 
 
 def _read_json(path: Path) -> dict:

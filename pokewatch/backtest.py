@@ -1,21 +1,27 @@
-"""Walk-forward backtest: did prices move the way the flags said?
+"""Scoring flags against what prices did next: precision, wrong-way rate, lift and their intervals.
 
-No look-ahead by construction: fair values only see past prices (see
-:mod:`pokewatch.fair_value`), and a flag raised on day t is scored against the
-price on day t + H, which is only used when that day is inside the data. The
-scored window ends H days before the last date so every scored flag has an outcome.
+What is scored. A flag raised on day t is judged by the price of the same series
+exactly H calendar days later (``horizon_days``): a BUY is right when that price is
+at least X higher (``target_return``), wrong when it is at least X lower, and flat
+otherwise; a SELL the other way round. Rows without a price exactly H days later
+are not scored. The scored universe is every row with an earlier observation, a
+price of at least ``min_price`` and a fair value: the same rows for every rule, so
+base rates (the share of all scored rows that rose, or fell, by X) are comparable.
 
-KPIs (``horizon_days`` = H, ``target_return`` = X):
+Figures per kind (:func:`direction_figures`): flags, precision, wrong-way rate, base
+rate, lift = precision / base rate (1.0 = no better than flagging at random) with a
+95% bootstrap interval resampled by series (a card's days are not independent, so
+whole series are resampled), and mean and median forward returns. The flat KPIs
+(:func:`kpis_from_partials`) add recall, HOLD returns, the fair value's forecast
+error (MAPE and RMSE of the value published on day t against the series' next
+observed price, beside the naive "next price = today's price"), coverage, signal
+rate and stability. (The next observation counts only when it comes within H days,
+so nothing past a flag's horizon is ever looked at.)
 
-* BUY precision: share of BUY flags whose price was at least X higher H days
-  later; recall: share of such rises that were flagged BUY. SELL likewise for a
-  fall of X or more. Base rate: share of all eligible rows with that outcome;
-  lift = precision / base rate (1.0 = no better than flagging at random).
-* Mean forward return at H per signal.
-* MAPE and RMSE of fair value as a forecast of the next observed price, beside
-  the naive forecast "next price = last price".
-* Coverage (rows with a fair value), signal rate, stability (share of
-  consecutive observations whose signal flips) and the signal distribution.
+This module only scores the fair values and codes it is given. Whether they are
+honest, that is whether each day's flags used only what was known that day, is the
+job of :mod:`pokewatch.walkforward`; an in-sample backtest is labelled as such by
+whoever calls this.
 """
 from __future__ import annotations
 
@@ -25,7 +31,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from pokewatch import kernels, params
+from pokewatch import kernels, parallel, params
 from pokewatch.errors import RunError
 from pokewatch.fair_value import PriceFrame, dates_of, day_numbers, series_bounds
 from pokewatch.signals import SIGNAL_DTYPE, SIGNALS
@@ -33,66 +39,255 @@ from pokewatch.signals import SIGNAL_DTYPE, SIGNALS
 logger = logging.getLogger(__name__)
 
 _EPOCH = pd.Timestamp("1970-01-01")
+#: Bootstrap replicates of the lift interval, and the seed that makes it repeatable.
+BOOTSTRAP_REPLICATES = 1000
+BOOTSTRAP_SEED = 20261201
+_KIND_COLUMNS = {  # kind -> (flags, right, wrong, good rows, return sum) columns
+    "BUY": (kernels.C_SCORED_SIG + 0, kernels.C_RIGHT_BUY, kernels.C_WRONG_BUY, kernels.C_GOOD_BUY,
+            kernels.S_RETURN + 0),
+    "SELL": (kernels.C_SCORED_SIG + 2, kernels.C_RIGHT_SELL, kernels.C_WRONG_SELL, kernels.C_GOOD_SELL,
+             kernels.S_RETURN + 2),
+}
 
 
-def forward_price(scored: pd.DataFrame, horizon_days: int) -> np.ndarray:
-    """Price of the same series exactly ``horizon_days`` calendar days later (NaN if unobserved).
+def scoring_bounds(first, last) -> tuple[int, int]:
+    """Day numbers of the first and last flag day to score (inclusive); None means unbounded."""
+    start = int(day_numbers(pd.Series([pd.Timestamp(first)]))[0]) if first is not None else np.iinfo(np.int32).min
+    end = int(day_numbers(pd.Series([pd.Timestamp(last)]))[0]) if last is not None else np.iinfo(np.int32).max
+    return start, end
 
-    ``scored`` must be sorted by ``series`` then ``date`` (as signals are).
+
+def scoring_window(days: np.ndarray, horizon_days: int, start=None, end=None) -> tuple[int, int, pd.Timestamp]:
+    """First and last day number of flags to score, and the end as a timestamp.
+
+    ``end`` defaults to the last day minus the horizon: later flags have no outcome yet.
     """
-    day = ((scored["date"] - scored["date"].min()).dt.days).to_numpy(np.int64)
-    span = int(day.max()) + horizon_days + 1 if len(day) else 1
-    key = scored["series"].to_numpy(np.int64) * span + day
-    target = key + horizon_days
-    pos = np.searchsorted(key, target)
-    pos_clipped = np.minimum(pos, len(key) - 1)
-    found = (pos < len(key)) & (key[pos_clipped] == target)
-    out = np.full(len(key), np.nan)
-    out[found] = scored["market_price"].to_numpy(np.float64)[pos_clipped[found]]
+    last_date = pd.Timestamp(dates_of(np.array([days.max()]))[0])
+    end_ts = pd.Timestamp(end) if end is not None else last_date - pd.Timedelta(days=horizon_days)
+    start_day, end_day = scoring_bounds(start, end_ts)
+    return start_day, end_day, end_ts
+
+
+def lift_interval(flags: np.ndarray, right: np.ndarray, good: np.ndarray, scored: np.ndarray,
+                  replicates: int = BOOTSTRAP_REPLICATES, seed: int = BOOTSTRAP_SEED) -> tuple[float, float] | None:
+    """95% bootstrap interval of lift = (right / flags) / (good / scored), resampling series.
+
+    Args:
+        flags, right, good, scored: per-series counts (flags raised, flags that were
+            right, rows with the kind's good outcome, scored rows).
+
+    Returns:
+        (low, high), the 2.5th and 97.5th percentiles of the replicates, or None when
+        there are no flags or no good outcomes to resample.
+
+    A Poisson bootstrap: in each replicate every series is drawn a Poisson(1) number of
+    times. Series that raised flags are resampled exactly, pooled by identical counts
+    (k such series together are drawn Poisson(k) times, the same distribution). The
+    series without flags only move the base rate; their resampled sums of good and
+    scored rows are drawn from the normal law with the Poisson bootstrap's exact mean
+    and covariance, which over thousands of series is indistinguishable from drawing
+    them one by one and keeps the cost independent of the catalogue's size. A fixed
+    seed makes the interval repeatable.
+    """
+    keep = np.asarray(scored) > 0
+    counts = np.column_stack([np.asarray(a, np.int64)[keep] for a in (flags, right, good, scored)])
+    if not len(counts) or counts[:, 0].sum() == 0 or counts[:, 2].sum() == 0:
+        return None
+    flagged = counts[:, 0] > 0
+    tuples, multiplicity = np.unique(counts[flagged], axis=0, return_counts=True)
+    tuples = tuples.astype(np.float64)
+    quiet = counts[~flagged][:, 2:].astype(np.float64)            # (good, scored) of series without flags
+    mean, cov = quiet.sum(axis=0), quiet.T @ quiet                # Poisson(1) weights: E = sum, Cov = sum x x'
+    rng = np.random.default_rng(seed)
+    draws = rng.poisson(multiplicity, size=(replicates, len(tuples))).astype(np.float64) @ tuples
+    if len(quiet):
+        draws[:, 2:] += rng.multivariate_normal(mean, cov, size=replicates, method="cholesky" if np.linalg.det(cov)
+                                                > 0 else "svd")
+    f, r, g, n = draws.T
+    with np.errstate(invalid="ignore", divide="ignore"):
+        values = (r / f) / (g / n)
+    values = values[np.isfinite(values)]
+    if not len(values):
+        return None
+    low, high = np.percentile(values, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def direction_figures(counts: np.ndarray, sums: np.ndarray, kind: str, returns: np.ndarray | None = None,
+                      interval: bool = True) -> dict:
+    """Flags, precision, wrong-way rate, base rate, lift (with its interval) and returns of one kind.
+
+    Args:
+        counts, sums: per-series tables of :func:`pokewatch.kernels.backtest_partials`.
+        kind: ``BUY`` or ``SELL``.
+        returns: the forward returns of this kind's scored flags, for the median.
+
+    Returns:
+        A JSON-ready dict; rates are None (never NaN) when they cannot be computed.
+    """
+    c_flags, c_right, c_wrong, c_good, s_return = _KIND_COLUMNS[kind]
+    total = counts.sum(axis=0) if len(counts) else np.zeros(len(kernels.COUNT_COLUMNS), np.int64)
+    flags, right, wrong = int(total[c_flags]), int(total[c_right]), int(total[c_wrong])
+    good, scored = int(total[c_good]), int(total[kernels.C_SCORED])
+    base = good / scored if scored else None
+    precision = right / flags if flags else None
+    out = {"flags": flags, "right": right, "wrong": wrong, "flat": flags - right - wrong,
+           "precision": precision, "wrong_way_rate": wrong / flags if flags else None,
+           "base_rate": base, "lift": precision / base if precision is not None and base else None,
+           "lift_low": None, "lift_high": None,
+           "mean_forward_return": float(sums.sum(axis=0)[s_return] / flags) if flags else None,
+           "median_forward_return": float(np.median(returns)) if returns is not None and len(returns) else None}
+    if interval and flags:
+        bounds = lift_interval(counts[:, c_flags], counts[:, c_right], counts[:, c_good], counts[:, kernels.C_SCORED])
+        if bounds is not None:
+            out["lift_low"], out["lift_high"] = bounds
     return out
 
 
-def _precision_recall(n_flagged: int, n_good: int, hits: int, n_scored: int) -> dict:
-    base = n_good / n_scored if n_scored else float("nan")
-    precision = hits / n_flagged if n_flagged else float("nan")
-    return {
-        "flags": n_flagged,
-        "precision": precision,
-        "recall": hits / n_good if n_good else float("nan"),
-        "base_rate": base,
-        "lift": precision / base if n_flagged and base > 0 else float("nan"),
-    }
+def _nan_to_none(value):
+    return None if isinstance(value, float) and np.isnan(value) else value
+
+
+def kpis_from_partials(counts: np.ndarray, sums: np.ndarray, horizon_days: int, target_return: float,
+                       end_ts: pd.Timestamp | None = None) -> dict:
+    """The flat KPI dict from per-series counts and sums (:func:`pokewatch.kernels.backtest_partials`).
+
+    The tables are summed over series in series order, so any sharding of the series
+    that keeps their order gives exactly the same KPIs. Values that cannot be
+    computed are NaN here (JSON writers turn them into null).
+    """
+    nan = float("nan")
+    first_day = int(counts[:, kernels.C_FIRST_DAY].min()) if len(counts) else kernels.NO_DAY
+    last_day = int(counts[:, kernels.C_LAST_DAY].max()) if len(counts) else kernels.NO_LAST_DAY
+    total = counts.sum(axis=0) if len(counts) else np.zeros(len(kernels.COUNT_COLUMNS), np.int64)
+    sums_total = sums.sum(axis=0) if len(sums) else np.zeros(len(kernels.SUM_COLUMNS))
+    c = dict(zip(kernels.COUNT_COLUMNS, (int(v) for v in total)))
+    scored, covered, eligible, forecast = c["scored"], c["covered"], c["eligible"], c["forecast"]
+    out = {"horizon_days": horizon_days, "target_return": target_return,
+           "scored_from": f"{pd.Timestamp(dates_of(np.array([first_day]))[0]):%Y-%m-%d}"
+           if first_day != kernels.NO_DAY else None,
+           "scored_to": f"{pd.Timestamp(dates_of(np.array([last_day]))[0]):%Y-%m-%d}"
+           if last_day != kernels.NO_LAST_DAY else (f"{end_ts:%Y-%m-%d}" if end_ts is not None else None),
+           "rows_eligible": eligible, "rows_scored": scored, "series_scored": c["series_scored"]}
+    for kind in ("BUY", "SELL"):
+        figures = direction_figures(counts, sums, kind, interval=False)
+        good = c[f"good_{kind.lower()}"]
+        prefix = kind.lower()
+        out.update({f"{prefix}_flags": figures["flags"],
+                    f"{prefix}_precision": _none_to_nan(figures["precision"]),
+                    f"{prefix}_wrong_way_rate": _none_to_nan(figures["wrong_way_rate"]),
+                    f"{prefix}_recall": figures["right"] / good if good else nan,
+                    f"{prefix}_base_rate": _none_to_nan(figures["base_rate"]),
+                    f"{prefix}_lift": _none_to_nan(figures["lift"])})
+    for i, name in enumerate(SIGNALS):
+        n = c[f"scored_{name.lower()}"]
+        out[f"mean_forward_return_{name.lower()}"] = float(sums_total[kernels.S_RETURN + i] / n) if n else nan
+    shares = {name: c[f"covered_{name.lower()}"] / covered if covered else 0.0 for name in SIGNALS}
+    out.update({
+        "mape_fair": float(sums_total[kernels.S_APE_FAIR] / forecast) if forecast else nan,
+        "mape_naive": float(sums_total[kernels.S_APE_NAIVE] / forecast) if forecast else nan,
+        "rmse_fair": float(np.sqrt(sums_total[kernels.S_SQ_FAIR] / forecast)) if forecast else nan,
+        "rmse_naive": float(np.sqrt(sums_total[kernels.S_SQ_NAIVE] / forecast)) if forecast else nan,
+        "coverage": float(covered / eligible) if eligible else nan,
+        "signal_rate": float((c["covered_buy"] + c["covered_sell"]) / covered) if covered else nan,
+        "signal_flip_rate": float(c["flips"] / c["flip_pairs"]) if c["flip_pairs"] else nan,
+        "share_buy": float(shares["BUY"]), "share_hold": float(shares["HOLD"]), "share_sell": float(shares["SELL"]),
+    })
+    return out
+
+
+def _none_to_nan(value):
+    return float("nan") if value is None else value
+
+
+def by_signal_table(codes: np.ndarray, forward_return: np.ndarray, scored: np.ndarray, counts: np.ndarray,
+                    sums: np.ndarray) -> pd.DataFrame:
+    """count, mean and median forward return per signal over the scored rows."""
+    total = counts.sum(axis=0) if len(counts) else np.zeros(len(kernels.COUNT_COLUMNS), np.int64)
+    sums = sums.sum(axis=0) if len(sums) else np.zeros(len(kernels.SUM_COLUMNS))
+    rows = []
+    for i in range(len(SIGNALS)):
+        n = int(total[kernels.C_SCORED_SIG + i])
+        values = forward_return[scored & (codes == i)] if n else np.empty(0)
+        rows.append({"count": n, "mean": sums[kernels.S_RETURN + i] / n if n else np.nan,
+                     "median": float(np.median(values)) if n else np.nan})
+    return pd.DataFrame(rows, index=pd.CategoricalIndex(SIGNALS, dtype=SIGNAL_DTYPE, name="signal"))
+
+
+def by_category(counts: np.ndarray, categories: np.ndarray, labels: list[str]) -> pd.DataFrame:
+    """BUY/SELL figures per watchlist category from the per-series tables (no per-row table needed).
+
+    Args:
+        categories: per series, the index of its category in ``labels`` (-1 = none).
+    """
+    names = [*labels, "uncategorised"]
+    index = np.where(categories < 0, len(labels), categories)
+    per = np.zeros((len(names), counts.shape[1]), np.int64)
+    np.add.at(per, index, counts)
+    rows = []
+    for i in np.flatnonzero(per[:, kernels.C_SCORED]):
+        row = {"category": names[i], "rows": int(per[i, kernels.C_SCORED])}
+        for kind in ("BUY", "SELL"):
+            figures = direction_figures(per[i:i + 1], np.zeros((1, len(kernels.SUM_COLUMNS))), kind, interval=False)
+            for key in ("flags", "precision", "wrong_way_rate", "base_rate", "lift"):
+                row[f"{kind.lower()}_{key}"] = _none_to_nan(figures[key])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def series_categories(frame: pd.DataFrame, starts: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Per series (its first row), the code of its watchlist category and the category labels."""
+    if "category" not in frame.columns or not len(starts):
+        return np.full(len(starts), -1, np.int64), []
+    column = frame["category"]
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        codes, labels = column.cat.codes.to_numpy()[starts], [str(c) for c in column.cat.categories]
+    else:
+        codes, uniques = pd.factorize(column.take(starts))
+        labels = [str(u) for u in uniques]
+    return np.asarray(codes, np.int64), labels
 
 
 class BacktestResult:
-    """KPIs as a flat dict plus the scored rows (for plots and per-category tables).
+    """Scored KPIs, per-kind direction figures, and the per-row detail (built on first use).
 
     Attributes:
-        kpis: the flat KPI dict (see the module docstring).
+        kpis: the flat KPI dict (see :func:`kpis_from_partials`).
+        direction: per kind (and HOLD returns), :func:`direction_figures`.
         by_signal: count, mean and median forward return per signal.
         scored: the scored rows of the signals table, with ``forward_return``,
-            ``good_buy`` and ``good_sell``. Built on first use: training never needs it.
+            ``good_buy`` and ``good_sell``.
         errors: per forecast row, the absolute % error of fair value and of the naive forecast.
     """
 
-    def __init__(self, kpis: dict, scored: pd.DataFrame | None = None, by_signal: pd.DataFrame | None = None,
-                 errors: pd.DataFrame | None = None, *, detail: Callable[[], tuple] | None = None) -> None:
+    def __init__(self, kpis: dict, by_signal: pd.DataFrame | None = None, direction: dict | None = None,
+                 category: pd.DataFrame | None = None, *, detail: Callable[[], tuple] | None = None) -> None:
         self.kpis = kpis
+        self.direction = direction or {}
         self.by_signal = by_signal if by_signal is not None else pd.DataFrame()
-        self._scored = scored
-        self._errors = errors if errors is not None or detail is not None else pd.DataFrame()
+        self.category = category if category is not None else pd.DataFrame()
         self._detail = detail
+        self._scored = self._errors = None
+        #: (forward_return, flags) per row, when this result was just computed (never cached).
+        self.arrays: tuple[np.ndarray, np.ndarray] | None = None
+        #: Per signal, box-plot statistics of the forward returns (matplotlib ``bxp`` form).
+        self.return_boxes: dict = {}
+        #: Histogram of the absolute forecast errors of fair value and of the naive last price.
+        self.error_histogram: dict = {}
 
     def __repr__(self) -> str:
         return f"BacktestResult(kpis={self.kpis!r})"
 
     def __getstate__(self) -> dict:
         # The row-level detail is rebuilt from the signals, never cached on disk.
-        return {"kpis": self.kpis, "by_signal": self.by_signal}
+        return {"kpis": self.kpis, "by_signal": self.by_signal, "direction": self.direction,
+                "category": self.category, "return_boxes": self.return_boxes,
+                "error_histogram": self.error_histogram}
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(state["kpis"], by_signal=state["by_signal"])
-        self._errors = None
+        self.__init__(state["kpis"], state["by_signal"], state.get("direction"), state.get("category"))
+        self.return_boxes = state.get("return_boxes") or {}
+        self.error_histogram = state.get("error_histogram") or {}
 
     def attach(self, detail: Callable[[], tuple]) -> BacktestResult:
         """Give a result loaded from the cache the function that rebuilds its scored rows."""
@@ -102,8 +297,7 @@ class BacktestResult:
 
     def _materialize(self) -> None:
         if self._detail is None:
-            raise RunError("this backtest result has no scored rows attached; recompute it with run_backtest "
-                           "or pokewatch.steps.backtest_step")
+            raise RunError("this backtest result has no scored rows attached; recompute it with run_backtest")
         self._scored, self._errors = self._detail()
         self._detail = None
 
@@ -120,43 +314,35 @@ class BacktestResult:
         return self._errors
 
     def by_category(self) -> pd.DataFrame:
-        """BUY/SELL precision and lift per watchlist category (rows without one are 'uncategorised')."""
-        scored = self.scored
-        if "category" in scored:
-            column = scored["category"]
-            if isinstance(column.dtype, pd.CategoricalDtype):
-                codes, labels = column.cat.codes.to_numpy(), [str(c) for c in column.cat.categories]
-            else:
-                codes, uniques = pd.factorize(column)
-                labels = [str(c) for c in uniques]
-        else:
-            codes, labels = np.full(len(scored), -1), []
-        names, per_label = np.unique(np.array([*labels, "uncategorised"], dtype=object), return_inverse=True)
-        category = per_label[np.where(codes < 0, len(labels), codes)]
-        signal = _signal_codes(scored["signal"])
-        good_buy, good_sell = scored["good_buy"].to_numpy(bool), scored["good_sell"].to_numpy(bool)
-
-        def count(mask=None) -> np.ndarray:
-            return np.bincount(category, weights=mask, minlength=len(names)).astype(np.int64)
-
-        rows_per, buy_flags, sell_flags = count(), count(signal == 0), count(signal == 2)
-        buy_good, sell_good = count(good_buy), count(good_sell)
-        buy_hits, sell_hits = count((signal == 0) & good_buy), count((signal == 2) & good_sell)
-        rows = []
-        for i in np.flatnonzero(rows_per):
-            buy = _precision_recall(int(buy_flags[i]), int(buy_good[i]), int(buy_hits[i]), int(rows_per[i]))
-            sell = _precision_recall(int(sell_flags[i]), int(sell_good[i]), int(sell_hits[i]), int(rows_per[i]))
-            rows.append({"category": names[i], "rows": int(rows_per[i]),
-                         **{f"buy_{k}": v for k, v in buy.items()}, **{f"sell_{k}": v for k, v in sell.items()}})
-        return pd.DataFrame(rows)
+        """BUY/SELL precision, wrong-way rate and lift per watchlist category."""
+        return self.category
 
 
-def _signal_codes(signal: pd.Series) -> np.ndarray:
-    """Signal codes (0 BUY, 1 HOLD, 2 SELL; anything else 1) of a signal column."""
-    if isinstance(signal.dtype, pd.CategoricalDtype) and list(signal.cat.categories) == list(SIGNALS):
-        return signal.cat.codes.to_numpy(np.int8)
-    codes = pd.Categorical(signal.astype("string"), categories=list(SIGNALS)).codes.astype(np.int8)
-    return np.where(codes < 0, 1, codes).astype(np.int8)
+#: Bin edges of :func:`error_histogram` (absolute error as a share of the next price; the last bin is open).
+ERROR_BINS = np.linspace(0.0, 0.5, 51)
+
+
+def return_box(values: np.ndarray) -> dict:
+    """Box-plot statistics (5/25/50/75/95th percentiles, mean, n) of forward returns, for matplotlib's ``bxp``."""
+    if not len(values):
+        return {"n": 0}
+    q05, q25, q50, q75, q95 = np.percentile(values, [5, 25, 50, 75, 95])
+    return {"n": int(len(values)), "whislo": float(q05), "q1": float(q25), "med": float(q50), "q3": float(q75),
+            "whishi": float(q95), "mean": float(np.mean(values)), "fliers": []}
+
+
+def error_histogram(prices: np.ndarray, fair: np.ndarray, flags: np.ndarray) -> dict:
+    """Counts per :data:`ERROR_BINS` bin of |fair - next| / next and |today - next| / next, and both MAPEs."""
+    rows = np.flatnonzero(flags & kernels.ROW_FORECAST)
+    if not len(rows):
+        return {"edges": ERROR_BINS.tolist(), "fair": [], "naive": [], "mape_fair": None, "mape_naive": None}
+    following = prices[rows + 1]
+    out = {"edges": ERROR_BINS.tolist()}
+    for name, forecast in (("fair", fair[rows]), ("naive", prices[rows])):
+        errors = np.abs(forecast - following) / following
+        out[name] = np.histogram(np.minimum(errors, ERROR_BINS[-1]), ERROR_BINS)[0].tolist()
+        out[f"mape_{name}"] = float(errors.mean())
+    return out
 
 
 def take_rows(frame: pd.DataFrame, rows: np.ndarray, **extra) -> pd.DataFrame:
@@ -175,91 +361,23 @@ def take_rows(frame: pd.DataFrame, rows: np.ndarray, **extra) -> pd.DataFrame:
     return pd.DataFrame(columns, index=frame.index[rows], copy=False)
 
 
-def scoring_window(days: np.ndarray, horizon_days: int, start=None, end=None) -> tuple[int, int, pd.Timestamp]:
-    """First and last day number of flags to score, and the end as a timestamp."""
-    last_date = pd.Timestamp(dates_of(np.array([days.max()]))[0])
-    end_ts = pd.Timestamp(end) if end is not None else last_date - pd.Timedelta(days=horizon_days)
-    end_day = int(np.floor((end_ts - _EPOCH) / pd.Timedelta(days=1)))
-    start_day = int(np.ceil((pd.Timestamp(start) - _EPOCH) / pd.Timedelta(days=1))) if start is not None \
-        else np.iinfo(np.int32).min
-    return start_day, end_day, end_ts
-
-
-def kpis_from_partials(counts: np.ndarray, sums: np.ndarray, horizon_days: int, target_return: float,
-                       end_ts: pd.Timestamp) -> dict:
-    """The KPI dict from per-series counts and sums (:func:`pokewatch.kernels.backtest_partials`).
-
-    The tables are summed over series in series order, so any sharding of the series
-    that keeps their order gives exactly the same KPIs.
-    """
-    first_day = int(counts[:, kernels.C_FIRST_DAY].min()) if len(counts) else kernels.NO_DAY
-    total = counts.sum(axis=0)
-    sums = sums.sum(axis=0)
-    c = dict(zip(kernels.COUNT_COLUMNS, (int(v) for v in total)))
-    scored, covered, eligible, forecast = c["scored"], c["covered"], c["eligible"], c["forecast"]
-    buy = _precision_recall(c["scored_buy"], c["good_buy"], c["hit_buy"], scored)
-    sell = _precision_recall(c["scored_sell"], c["good_sell"], c["hit_sell"], scored)
-    nan = float("nan")
-    mean_return = {}
-    for i, name in enumerate(SIGNALS):
-        n = c[f"scored_{name.lower()}"]
-        mean_return[f"mean_forward_return_{name.lower()}"] = float(sums[kernels.S_RETURN + i] / n) if n else nan
-    shares = {name: c[f"covered_{name.lower()}"] / covered if covered else 0.0 for name in SIGNALS}
-    return {
-        "horizon_days": horizon_days,
-        "target_return": target_return,
-        "scored_from": f"{pd.Timestamp(dates_of(np.array([first_day]))[0]):%Y-%m-%d}"
-        if first_day != kernels.NO_DAY else None,
-        "scored_to": f"{end_ts:%Y-%m-%d}",
-        "rows_eligible": eligible,
-        "rows_scored": scored,
-        "series_scored": c["series_scored"],
-        **{f"buy_{k}": v for k, v in buy.items()},
-        **{f"sell_{k}": v for k, v in sell.items()},
-        **mean_return,
-        "mape_fair": float(sums[kernels.S_APE_FAIR] / forecast) if forecast else nan,
-        "mape_naive": float(sums[kernels.S_APE_NAIVE] / forecast) if forecast else nan,
-        "rmse_fair": float(np.sqrt(sums[kernels.S_SQ_FAIR] / forecast)) if forecast else nan,
-        "rmse_naive": float(np.sqrt(sums[kernels.S_SQ_NAIVE] / forecast)) if forecast else nan,
-        "coverage": float(covered / eligible) if eligible else nan,
-        "signal_rate": float((c["covered_buy"] + c["covered_sell"]) / covered) if covered else nan,
-        "signal_flip_rate": float(c["flips"] / c["flip_pairs"]) if c["flip_pairs"] else nan,
-        "share_buy": float(shares["BUY"]),
-        "share_hold": float(shares["HOLD"]),
-        "share_sell": float(shares["SELL"]),
-    }
-
-
-def by_signal_table(codes: np.ndarray, forward_return: np.ndarray, scored: np.ndarray, counts: np.ndarray,
-               sums: np.ndarray) -> pd.DataFrame:
-    """count, mean and median forward return per signal over the scored rows."""
-    total, sums = counts.sum(axis=0), sums.sum(axis=0)
-    rows = []
-    for i in range(len(SIGNALS)):
-        n = int(total[kernels.C_SCORED_SIG + i])
-        values = forward_return[scored & (codes == i)] if n else np.empty(0)
-        rows.append({"count": n, "mean": sums[kernels.S_RETURN + i] / n if n else np.nan,
-                     "median": float(np.median(values)) if n else np.nan})
-    return pd.DataFrame(rows, index=pd.CategoricalIndex(SIGNALS, dtype=SIGNAL_DTYPE, name="signal"))
-
-
 def scored_rows(frame: pd.DataFrame, prices: np.ndarray, fair: np.ndarray, forward_return: np.ndarray,
-            flags: np.ndarray, target_return: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+                flags: np.ndarray, target_return: float) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The scored rows and the forecast errors, built from the per-row kernel outputs."""
     picked = np.flatnonzero(flags & kernels.ROW_SCORED)
     returns = forward_return[picked]
     scored = take_rows(frame, picked, forward_return=returns, good_buy=returns >= target_return,
                        good_sell=returns <= -target_return)
     rows = np.flatnonzero(flags & kernels.ROW_FORECAST)
-    following = rows + 1
-    denom = prices[following]
-    errors = pd.DataFrame({"abs_error_fair": np.abs(fair[following] - denom) / denom,
-                           "abs_error_naive": np.abs(prices[rows] - denom) / denom})
+    following = prices[rows + 1]
+    errors = pd.DataFrame({"abs_error_fair": np.abs(fair[rows] - following) / following,
+                           "abs_error_naive": np.abs(prices[rows] - following) / following})
     return scored, errors
 
 
 def score(pf: PriceFrame, fair: np.ndarray, codes: np.ndarray, horizon_days: int = 7, target_return: float = 0.05,
-          start=None, end=None, min_price: float = 1.0, *, rows: bool = True) -> tuple:
+          start=None, end=None, min_price: float = 1.0, *, rows: bool = True, workers: int = 1,
+          engine: str = "loky") -> tuple:
     """Backtest tables of one set of fair values and signal codes over ``pf``.
 
     Returns:
@@ -267,16 +385,17 @@ def score(pf: PriceFrame, fair: np.ndarray, codes: np.ndarray, horizon_days: int
         per-row forward returns and flags (empty unless ``rows``), and the scoring end.
     """
     start_day, end_day, end_ts = scoring_window(pf.days, horizon_days, start, end)
-    counts, sums, forward_return, flags = kernels.backtest_partials(
-        pf.prices, pf.days, np.ascontiguousarray(fair, np.float64), np.ascontiguousarray(codes, np.int8), pf.bounds,
-        horizon_days, start_day, end_day, min_price, target_return, rows)
+    counts, sums, forward_return, flags = parallel.backtest_partials(
+        pf, fair, codes, horizon_days, start_day, end_day, min_price, target_return, with_rows=rows,
+        workers=workers, engine=engine)
     return counts, sums, forward_return, flags, end_ts
 
 
 def backtest_arrays(pf: PriceFrame, fair: np.ndarray, codes: np.ndarray, horizon_days: int = 7,
                     target_return: float = 0.05, start=None, end=None, min_price: float = 1.0,
-                    frame: pd.DataFrame | Callable[[], pd.DataFrame] | None = None) -> BacktestResult:
-    """:func:`run_backtest` on arrays: fair values and signal codes aligned with ``pf``.
+                    frame: pd.DataFrame | Callable[[], pd.DataFrame] | None = None, *, workers: int = 1,
+                    engine: str = "loky") -> BacktestResult:
+    """Score fair values and signal codes aligned with ``pf`` (see the module docstring).
 
     ``frame`` (or a function returning it) is the signals table the scored rows are
     taken from when they are first asked for; by default ``pf.frame``.
@@ -287,41 +406,71 @@ def backtest_arrays(pf: PriceFrame, fair: np.ndarray, codes: np.ndarray, horizon
     horizon_days = params.positive_int("horizon_days", horizon_days, maximum=365)
     target_return = params.fraction("target_return", target_return)
     min_price = params.non_negative("min_price", min_price)
+    fair = np.ascontiguousarray(fair, np.float64)
+    codes = np.ascontiguousarray(codes, np.int8)
     counts, sums, forward_return, flags, end_ts = score(pf, fair, codes, horizon_days, target_return, start, end,
-                                                        min_price)
+                                                        min_price, workers=workers, engine=engine)
     kpis = kpis_from_partials(counts, sums, horizon_days, target_return, end_ts)
-    by_signal = by_signal_table(codes, forward_return, (flags & kernels.ROW_SCORED).astype(bool), counts, sums)
+    scored = (flags & kernels.ROW_SCORED).astype(bool)
+    direction = {kind: direction_figures(counts, sums, kind, forward_return[scored & (codes == code)])
+                 for kind, code in (("BUY", 0), ("SELL", 2))}
+    direction["HOLD"] = {"flags": int(counts[:, kernels.C_SCORED_SIG + 1].sum()) if len(counts) else 0,
+                         "mean_forward_return": _nan_to_none(kpis["mean_forward_return_hold"]),
+                         "median_forward_return": float(np.median(forward_return[scored & (codes == 1)]))
+                         if (scored & (codes == 1)).any() else None}
+    by_signal = by_signal_table(codes, forward_return, scored, counts, sums)
+    box = {name: return_box(forward_return[scored & (codes == i)]) for i, name in enumerate(SIGNALS)}
+    errors = error_histogram(pf.prices, fair, flags)
+    table = None
+
+    def frame_of() -> pd.DataFrame:
+        nonlocal table
+        if table is None:
+            table = frame() if callable(frame) else frame if frame is not None else pf.frame
+        return table
+
+    category = by_category(counts, *series_categories(frame_of(), pf.starts)) if len(pf) else pd.DataFrame()
 
     def detail() -> tuple[pd.DataFrame, pd.DataFrame]:
-        table = frame() if callable(frame) else frame if frame is not None else pf.frame
-        return scored_rows(table, pf.prices, fair, forward_return, flags, target_return)
+        return scored_rows(frame_of(), pf.prices, fair, forward_return, flags, target_return)
 
-    return BacktestResult(kpis, by_signal=by_signal, detail=detail)
+    result = BacktestResult(kpis, by_signal, direction, category, detail=detail)
+    result.return_boxes, result.error_histogram = box, errors
+    result.arrays = (forward_return, flags)
+    return result
 
 
 def run_backtest(signals: pd.DataFrame, horizon_days: int = 7, target_return: float = 0.05,
                  start=None, end=None, min_price: float = 1.0) -> BacktestResult:
     """Score the flags in ``signals`` (from :func:`pokewatch.signals.compute_signals`).
 
+    In-sample unless the signals were produced walk-forward: this scores whatever
+    codes it is given.
+
     Args:
         signals: all rows with fair values and signals, sorted by series and date.
         horizon_days: H, calendar days between a flag and its outcome.
-        target_return: X, the move that makes a flag right.
+        target_return: X, the move that makes a flag right (or, the other way, wrong).
         start, end: flag dates to score; ``end`` defaults to the last date minus H.
         min_price: rows under this price are outside the scored universe.
 
     Raises:
         ParameterError: bad horizon, target return or min_price.
     """
-    horizon_days = params.positive_int("horizon_days", horizon_days, maximum=365)
-    target_return = params.fraction("target_return", target_return)
-    min_price = params.non_negative("min_price", min_price)
     if signals.empty:
-        return BacktestResult(kpis={"rows_scored": 0}, scored=signals, by_signal=pd.DataFrame(),
-                              errors=pd.DataFrame())
+        return BacktestResult({"rows_scored": 0, "horizon_days": horizon_days, "target_return": target_return},
+                              detail=lambda: (signals, pd.DataFrame()))
     codes = signals["series"].to_numpy(np.int32)
     pf = PriceFrame(codes, day_numbers(signals["date"]),
                     np.ascontiguousarray(signals["market_price"].to_numpy(np.float64)), series_bounds(codes), signals)
     fair = np.ascontiguousarray(signals["fair_value"].to_numpy(np.float64))
-    signal_codes = _signal_codes(signals["signal"])
-    return backtest_arrays(pf, fair, signal_codes, horizon_days, target_return, start, end, min_price, signals)
+    return backtest_arrays(pf, fair, signal_codes(signals["signal"]), horizon_days, target_return, start, end,
+                           min_price, signals)
+
+
+def signal_codes(signal: pd.Series) -> np.ndarray:
+    """Signal codes (0 BUY, 1 HOLD, 2 SELL; anything else 1) of a signal column."""
+    if isinstance(signal.dtype, pd.CategoricalDtype) and list(signal.cat.categories) == list(SIGNALS):
+        return signal.cat.codes.to_numpy(np.int8)
+    codes = pd.Categorical(signal.astype("string"), categories=list(SIGNALS)).codes.astype(np.int8)
+    return np.where(codes < 0, 1, codes).astype(np.int8)

@@ -16,7 +16,9 @@ Rules this module enforces (from joblib's own advice):
   with the history. The history itself is never cached here; the store's compacted
   history (:mod:`pokewatch.compaction`) already is that cache.
 * Arguments that do not change a result (``workers``, ``engine``) are left out of
-  the key, so a re-run with another worker count still hits.
+  the key, so a re-run with another worker count still hits; so are objects already
+  identified by a fingerprint argument (``selections``, ``history``, ``precomputed``:
+  the prices or results a batch already holds for exactly the keyed days).
 """
 from __future__ import annotations
 
@@ -39,7 +41,7 @@ CACHE_VERSION = "2026.11.28-2"
 
 
 #: Arguments that never change a cached result and so are not part of the key.
-NOT_IN_KEY = ("workers", "engine")
+NOT_IN_KEY = ("workers", "engine", "selections", "history", "precomputed")
 
 
 @cache

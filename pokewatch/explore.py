@@ -32,7 +32,7 @@ from pokewatch import config, params, runs, summary
 from pokewatch.errors import RunError, UnknownCardError
 from pokewatch.model import VARIANT_PREFERENCE, FairValueModel
 from pokewatch.schema import SERIES_KEY
-from pokewatch.signals import SIGNAL_DTYPE, as_labels, classify, deviation
+from pokewatch.signals import SIGNAL_DTYPE
 
 logger = logging.getLogger(__name__)
 
@@ -344,18 +344,10 @@ def card_history(model: FairValueModel, match: CardMatch, days: int | None = Non
     Raises:
         UnknownCardError: the series is not in the model.
     """
-    series = model.cards()
-    position = np.flatnonzero((series["card_id"] == match.card_id) & (series["variant"] == match.variant)
-                              & (series["currency"] == match.currency))
-    if not len(position):
-        raise UnknownCardError(f"{match} is not in the model fitted through {model.fitted_through}")
-    market = model.market[position[0]]
-    fair = model.fair[position[0]]
-    dev = deviation(market, fair)
-    codes = classify(dev, market, model.buy_threshold, model.sell_threshold, model.min_price)
-    frame = pd.DataFrame({"date": model.dates, "market_price": market, "fair_value": fair, "deviation": dev,
-                          "signal": as_labels(codes)})
-    frame = frame[~np.isnan(market)].reset_index(drop=True)
+    try:
+        frame = model.history(match.card_id, match.variant, match.currency).drop(columns="currency")
+    except UnknownCardError:
+        raise UnknownCardError(f"{match} is not in the model fitted through {model.fitted_through}") from None
     if days:
         frame = frame[frame["date"] > frame["date"].max() - pd.Timedelta(days=int(days))].reset_index(drop=True)
     return frame.assign(card_id=match.card_id, variant=match.variant, currency=match.currency, name=match.name)

@@ -36,6 +36,8 @@ logger = logging.getLogger(__name__)
 
 _METHOD_CODES = {"rolling_mean": kernels.MEAN_PRIOR, "seed_mean3": kernels.MEAN_INCLUDING_TODAY,
                  "ewm": kernels.EWM_PRIOR, "rolling_median": kernels.MEDIAN_PRIOR}
+#: The window each method uses when none is given (``window=0``).
+DEFAULT_WINDOWS = {"rolling_mean": 7, "ewm": 7, "rolling_median": 7, "seed_mean3": 3}
 _NS_PER_DAY = 86_400_000_000_000
 
 
@@ -85,6 +87,7 @@ class PriceFrame:
         self.bounds = bounds
         self._frame = frame
         self._row_start: np.ndarray | None = None
+        self._low: np.ndarray | None = None
 
     # -- construction ---------------------------------------------------------------------
     @classmethod
@@ -126,6 +129,15 @@ class PriceFrame:
         return len(self.prices)
 
     @property
+    def low(self) -> np.ndarray:
+        """Lowest listing price per row (``low_price``), float64, or an empty array when the source has none."""
+        if self._low is None:
+            column = self.frame["low_price"] if "low_price" in self.frame.columns else None
+            self._low = (np.ascontiguousarray(pd.to_numeric(column, errors="coerce").to_numpy(np.float64))
+                         if column is not None else np.zeros(0))
+        return self._low
+
+    @property
     def n_series(self) -> int:
         return len(self.bounds) - 1
 
@@ -140,27 +152,6 @@ class PriceFrame:
         if self._row_start is None:
             self._row_start = np.repeat(self.starts, np.diff(self.bounds))
         return self._row_start
-
-    def shift_within_series(self, values: np.ndarray, periods: int = 1) -> np.ndarray:
-        """``values`` moved ``periods`` rows later inside each series (NaN where none)."""
-        out = np.full(len(values), np.nan)
-        if periods <= 0 or len(values) <= periods:
-            return out
-        out[periods:] = values[:-periods]
-        position = np.arange(len(values))
-        out[position - self.row_start < periods] = np.nan
-        return out
-
-    def lead_within_series(self, values: np.ndarray, periods: int = 1) -> np.ndarray:
-        """``values`` from ``periods`` rows later in the same series (NaN past the end)."""
-        out = np.full(len(values), np.nan)
-        if periods <= 0 or len(values) <= periods:
-            return out
-        out[:-periods] = values[periods:]
-        same = np.zeros(len(values), dtype=bool)
-        same[:-periods] = self.row_start[periods:] == self.row_start[:-periods]
-        out[~same] = np.nan
-        return out
 
 
 def series_codes(history: pd.DataFrame) -> np.ndarray:
@@ -202,18 +193,36 @@ def rank_keys(keys: np.ndarray) -> tuple[np.ndarray, int]:
 def kernel_arguments(method: str, window: int) -> tuple[int, int, float]:
     """(method code, window, EWM centre of mass) as the kernels take them.
 
+    ``window`` 0 means the method's own default (:data:`DEFAULT_WINDOWS`). The seed's
+    rule is defined with three observations, so ``seed_mean3`` with another window is
+    refused rather than silently computed with 3.
+
     Raises:
-        ParameterError: unknown method or a window below 1.
+        ParameterError: unknown method, a negative window, or seed_mean3 with a window other than 3.
     """
     params.method("method", method)
     if method not in _METHOD_CODES:
         raise ParameterError(f"method {method!r} chooses a method by backtest; fair values need one of "
                              f"{', '.join(_METHOD_CODES)}")
-    window = params.positive_int("window", window, maximum=365)
-    if method == "seed_mean3":
-        window = 3
+    window = resolved_window(method, window)
     com = (window - 1) / 2  # pandas' span -> centre of mass
     return _METHOD_CODES[method], window, float(com)
+
+
+def resolved_window(method: str, window: int) -> int:
+    """The window a method really uses: ``window``, or the method's default when it is 0.
+
+    Raises:
+        ParameterError: a negative or non-integer window, or seed_mean3 with a window other than 3.
+    """
+    if window in (0, "0", None):
+        return DEFAULT_WINDOWS.get(method, 7)
+    window = params.positive_int("window", window, maximum=365)
+    if method == "seed_mean3" and window != 3:
+        raise ParameterError(f"seed_mean3 is the seed project's 3-observation mean including today; its window is "
+                             f"fixed at 3, got window={window}. Use window=0 (or 3), or method=rolling_mean for "
+                             f"a mean of {window} prior observations")
+    return window
 
 
 def fair_value(pf: PriceFrame, method: str = "rolling_mean", window: int = 7) -> np.ndarray:

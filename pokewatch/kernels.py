@@ -1,23 +1,27 @@
 """Compiled single passes over series-sorted price arrays (numba).
 
-Why compiled loops: fair value, signal and backtest are all "walk each series once,
-in date order". Expressed as numpy array operations over 14 million rows they take
-a dozen full passes and allocations each, and a rolling median or EWM through
-pandas' grouped windows takes seconds. One numba loop per series does the same
-work in one pass with no temporaries, and it parallelises trivially by sharding
+Why compiled loops: fair value, signal, training and backtest are all "walk each
+series once, in date order". Expressed as numpy array operations over 14 million rows
+they take a dozen full passes and allocations each, and a rolling median or EWM
+through pandas' grouped windows takes seconds. One numba loop per series does the
+same work in one pass with no temporaries, and it parallelises trivially by sharding
 series (see :mod:`pokewatch.parallel`).
 
 Every kernel takes the same layout: ``prices`` (float64), ``days`` (int32, days
-since 1970-01-01) and ``bounds`` (int64, ``n_series + 1`` offsets: series ``s``
-owns rows ``bounds[s]:bounds[s+1]``, sorted by day). The arithmetic mirrors the
+since 1970-01-01), ``low`` (float64 lowest listing price per row, or an empty array
+when the source has none) and ``bounds`` (int64, ``n_series + 1`` offsets: series
+``s`` owns rows ``bounds[s]:bounds[s+1]``, sorted by day). Fair values mirror the
 reference implementations operation for operation so results are identical:
 
 * rolling mean: pandas' ``roll_mean`` (Kahan-compensated add/remove, exact
   result on windows of equal values);
 * EWM: pandas' ``ewm`` with ``adjust=True``;
-* rolling median: exact order statistics, ``(lower + upper) / 2`` on even counts;
-* deviation and classification: :func:`pokewatch.signals.deviation` and
-  :func:`pokewatch.signals.classify`.
+* rolling median: exact order statistics, ``(lower + upper) / 2`` on even counts.
+
+The signal rule itself (thresholds, eligibility, confirmations) is
+:mod:`pokewatch.rules`; :func:`series_rows` is its one implementation, shared by
+the rule pass (:func:`rule_rows`), the training pass (:func:`candidate_histogram`)
+and, through :func:`classify`, the model's single-card lookups.
 
 Compiled code is cached on disk (``cache=True``), so only the first process after
 an install pays the few seconds of compilation.
@@ -30,6 +34,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from numba import njit, types
 
+from pokewatch import rules
+
 # Entry points are compiled eagerly for one signature each, with read-only inputs
 # (writable arrays convert to them), so memory-mapped and fresh arrays share one
 # compiled version, cached on disk, and no call ever pauses to compile.
@@ -38,16 +44,23 @@ _I4 = types.Array(types.int32, 1, "C", readonly=True)
 _I8 = types.Array(types.int64, 1, "C", readonly=True)
 _I1 = types.Array(types.int8, 1, "C", readonly=True)
 _OUT_F8, _OUT_I1, _OUT_U1 = types.float64[::1], types.int8[::1], types.uint8[::1]
-_TABLES = types.Tuple((types.int64[:, ::1], types.float64[:, ::1]))
 
 #: Method codes shared with :mod:`pokewatch.fair_value`.
 MEAN_PRIOR, MEAN_INCLUDING_TODAY, EWM_PRIOR, MEDIAN_PRIOR = 0, 1, 2, 3
 
+# The rule's constants as plain module globals, which numba freezes into the compiled code.
+_BUY, _HOLD, _SELL = rules.BUY, rules.HOLD, rules.SELL
+_LISTING, _PERSISTENCE, _NO_JUMP, _VOL_SCALED = rules.LISTING, rules.PERSISTENCE, rules.NO_JUMP, rules.VOL_SCALED
+_ACTIVITY_WINDOW = rules.ACTIVITY_WINDOW
+_LEVEL_1, _LEVEL_2, _LEVEL_3 = rules.ACTIVITY_LEVELS[1:]
+_JUMP_MULTIPLE, _JUMP_FLOOR, _Z_MIN = rules.JUMP_MULTIPLE, rules.JUMP_FLOOR, rules.Z_MIN
+_N_PATTERNS = rules.N_PATTERNS
+
 #: Columns of the per-series count table returned by :func:`backtest_partials`.
 COUNT_COLUMNS = (
-    "eligible", "covered", "scored", "series_scored",
-    "scored_buy", "scored_hold", "scored_sell", "good_buy", "good_sell", "hit_buy", "hit_sell",
-    "covered_buy", "covered_hold", "covered_sell", "forecast", "flip_pairs", "flips", "first_day",
+    "eligible", "covered", "scored", "series_scored", "good_buy", "good_sell",
+    "scored_buy", "scored_hold", "scored_sell", "right_buy", "wrong_buy", "right_sell", "wrong_sell",
+    "covered_buy", "covered_hold", "covered_sell", "forecast", "flip_pairs", "flips", "first_day", "last_day",
 )
 #: Columns of the per-series sum table returned by :func:`backtest_partials`.
 SUM_COLUMNS = (
@@ -57,17 +70,25 @@ SUM_COLUMNS = (
 _C = {name: i for i, name in enumerate(COUNT_COLUMNS)}
 _S = {name: i for i, name in enumerate(SUM_COLUMNS)}
 C_ELIGIBLE, C_COVERED, C_SCORED, C_SERIES = _C["eligible"], _C["covered"], _C["scored"], _C["series_scored"]
-C_SCORED_SIG, C_GOOD_BUY, C_GOOD_SELL = _C["scored_buy"], _C["good_buy"], _C["good_sell"]
-C_HIT_BUY, C_HIT_SELL, C_COVERED_SIG = _C["hit_buy"], _C["hit_sell"], _C["covered_buy"]
-C_FORECAST, C_PAIRS, C_FLIPS, C_FIRST_DAY = _C["forecast"], _C["flip_pairs"], _C["flips"], _C["first_day"]
+C_GOOD_BUY, C_GOOD_SELL, C_SCORED_SIG = _C["good_buy"], _C["good_sell"], _C["scored_buy"]
+C_RIGHT_BUY, C_WRONG_BUY, C_RIGHT_SELL, C_WRONG_SELL = (_C["right_buy"], _C["wrong_buy"], _C["right_sell"],
+                                                        _C["wrong_sell"])
+C_COVERED_SIG, C_FORECAST, C_PAIRS, C_FLIPS = _C["covered_buy"], _C["forecast"], _C["flip_pairs"], _C["flips"]
+C_FIRST_DAY, C_LAST_DAY = _C["first_day"], _C["last_day"]
 S_RETURN, S_APE_FAIR, S_APE_NAIVE = _S["return_buy"], _S["abs_pct_error_fair"], _S["abs_pct_error_naive"]
 S_SQ_FAIR, S_SQ_NAIVE = _S["sq_error_fair"], _S["sq_error_naive"]
-#: ``first_day`` of a series with no row in the scored window.
+#: ``first_day`` / ``last_day`` of a series with no row in the scored window.
 NO_DAY = np.iinfo(np.int64).max
+NO_LAST_DAY = np.iinfo(np.int64).min
 
 #: Bits of the per-row flags written by :func:`backtest_partials`.
 ROW_IN_WINDOW, ROW_ELIGIBLE, ROW_COVERED, ROW_SCORED, ROW_FORECAST = 1, 2, 4, 8, 16
-
+#: Outcomes counted by :func:`candidate_histogram`: the flag was right, wrong, or neither.
+OUTCOME_RIGHT, OUTCOME_WRONG, OUTCOME_FLAT = 0, 1, 2
+#: Columns of the per-day universe table of :func:`candidate_histogram`.
+UNIVERSE_COLUMNS = ("scored", "rise", "fall")
+#: Columns of the per-day forecast-error table of :func:`candidate_histogram`.
+ERROR_COLUMNS = ("abs_pct_error_fair", "abs_pct_error_naive", "sq_error_fair", "sq_error_naive", "forecast")
 
 # -- fair value, one series at a time ------------------------------------------------
 @njit(cache=True, nogil=True)
@@ -212,41 +233,218 @@ def fair_values(prices, bounds, method, window, com, threads=None):
     return out
 
 
-# -- signals ---------------------------------------------------------------------------
+
+# -- the signal rule, one series at a time --------------------------------------------
 @njit(cache=True, nogil=True)
-def _classify(market, fair, buy_cut, sell_cut, min_price):
-    """(deviation, code) of one row: 0 BUY, 1 HOLD, 2 SELL."""
+def classify(market, fair, buy_cut, sell_cut):
+    """(deviation, side) of one price: side 0 below the BUY cut, 2 above the SELL cut, else 1.
+
+    The one threshold test: the row passes, the model's single-card lookup and the API
+    all call it (cuts from :func:`pokewatch.rules.thresholds`).
+    """
     dev = (market - fair) / fair if fair > 0 else np.nan
-    code = 1
-    if market >= min_price and dev == dev:
+    side = _HOLD
+    if dev == dev:
         if dev <= buy_cut:
-            code = 0
-        if dev >= sell_cut:
-            code = 2
-    return dev, code
+            side = _BUY
+        elif dev >= sell_cut:
+            side = _SELL
+    return dev, side
 
 
-@njit(types.void(_F8, _I8, types.int64, types.int64, types.int64, types.int64, types.float64, types.float64,
-                 types.float64, types.float64, _OUT_F8, _OUT_F8, _OUT_I1), cache=True, nogil=True)
-def _signal_rows_into(prices, bounds, first, last, method, window, com, buy_cut, sell_cut, min_price,
-                      fair, dev, codes):
+@njit(cache=True, nogil=True)
+def _activity_level(changes, priors):
+    # Changes among the last ACTIVITY_WINDOW prices, or among all earlier ones while a series is younger.
+    if priors == 0:
+        return 0
+    share = changes / min(priors, _ACTIVITY_WINDOW)
+    level = 0
+    if share >= _LEVEL_1 - 1e-12:
+        level = 1
+    if share >= _LEVEL_2 - 1e-12:
+        level = 2
+    if share >= _LEVEL_3 - 1e-12:
+        level = 3
+    return level
+
+
+@njit(cache=True, nogil=True)
+def _confirmations(values, low, fair, i, side, prev_dev, buy_cut, sell_cut):
+    """Confirmation bits (rules.LISTING ... rules.VOL_SCALED) of row ``i`` on ``side``."""
+    p = values[i]
+    bits = 0
+    if len(low):
+        lo = low[i]
+        if lo == lo and ((side == _SELL and lo < p) or (side == _BUY and lo >= p)):
+            bits |= _LISTING
+    if prev_dev == prev_dev and ((side == _BUY and prev_dev <= buy_cut) or (side == _SELL and prev_dev >= sell_cut)):
+        bits |= _PERSISTENCE
+    # Usual move and volatility over the log moves ending at the prior observations,
+    # recomputed exactly for each flagged row (they are few), so no running sum drifts.
+    first = max(1, i - _ACTIVITY_WINDOW)
+    n_moves = i - first
+    total = 0.0
+    total_abs = 0.0
+    for j in range(first, i):
+        move = np.log(values[j] / values[j - 1])
+        total += move
+        total_abs += abs(move)
+    usual = total_abs / n_moves if n_moves > 0 else 0.0
+    if abs(np.log(p / values[i - 1])) <= _JUMP_MULTIPLE * max(usual, _JUMP_FLOOR):
+        bits |= _NO_JUMP
+    if n_moves >= 2:
+        mean = total / n_moves
+        var = 0.0
+        for j in range(first, i):
+            move = np.log(values[j] / values[j - 1]) - mean
+            var += move * move
+        sd = np.sqrt(var / (n_moves - 1))
+        gap = abs(np.log(p / fair[i]))
+        if (sd == 0.0 and gap > 0.0) or (sd > 0.0 and gap / sd >= _Z_MIN):
+            bits |= _VOL_SCALED
+    return bits
+
+
+@njit(cache=True, nogil=True)
+def series_rows(values, low, method, window, com, buy_cut, sell_cut, min_price, buffer, fair, dev, side, pattern):
+    """Fair value, deviation, threshold side and confirmation pattern of every row of one series.
+
+    ``side`` is -1 where the row may not be flagged at all (no earlier observation, a
+    price under ``min_price`` on the day or in the fair-value window, no fair value,
+    or a deviation inside the thresholds), else 0 (beyond the BUY cut) or 2 (SELL).
+    ``pattern`` is the row's confirmation bits plus its activity level times 16
+    (see :mod:`pokewatch.rules`); a rule flags a row when the pattern holds every
+    confirmation the rule demands for that side.
+    """
+    n = len(values)
+    if n == 0:
+        return
+    _series_fair(values, method, window, com, buffer, fair)
+    prior_window = window - 1 if method == MEAN_INCLUDING_TODAY else window
+    below = 0          # prices under min_price among the prior fair-value window
+    changes = 0        # prior ACTIVITY_WINDOW observations whose price changed
+    prev_dev = np.nan
+    for i in range(n):
+        p = values[i]
+        d, s = classify(p, fair[i], buy_cut, sell_cut)
+        dev[i] = d
+        code = -1
+        pat = 0
+        if s != _HOLD and i >= 1 and p >= min_price and below == 0:
+            code = s
+            pat = _confirmations(values, low, fair, i, s, prev_dev, buy_cut, sell_cut)
+            pat |= _activity_level(changes, i) << 4
+        side[i] = code
+        pattern[i] = pat
+        prev_dev = d
+        # Slide the windows so that they are row i + 1's prior observations.
+        if prior_window > 0:
+            if p < min_price:
+                below += 1
+            if i - prior_window >= 0 and values[i - prior_window] < min_price:
+                below -= 1
+        if i >= 1 and values[i] != values[i - 1]:
+            changes += 1
+        gone = i - _ACTIVITY_WINDOW
+        if gone >= 1 and values[gone] != values[gone - 1]:
+            changes -= 1
+
+
+@njit(cache=True, nogil=True)
+def _passes(pattern, mask, level):
+    return mask >= 0 and (pattern & mask) == mask and (pattern >> 4) >= level
+
+
+@njit(types.void(_F8, _F8, _I8, types.int64, types.int64, types.int64, types.int64, types.float64, types.float64,
+                 types.float64, types.float64, types.int64, types.int64, types.int64, types.int64, _OUT_F8, _OUT_F8,
+                 _OUT_I1), cache=True, nogil=True)
+def _rule_rows_into(prices, low, bounds, first, last, method, window, com, buy_cut, sell_cut, min_price,
+                    buy_mask, buy_level, sell_mask, sell_level, fair, dev, codes):
+    longest = 0
+    for s in range(first, last):
+        longest = max(longest, bounds[s + 1] - bounds[s])
     buffer = np.empty(window + 1)
+    side = np.empty(longest, np.int8)
+    pattern = np.empty(longest, np.int64)
     for s in range(first, last):
         lo, hi = bounds[s], bounds[s + 1]
-        _series_fair(prices[lo:hi], method, window, com, buffer, fair[lo:hi])
-        for i in range(lo, hi):
-            d, c = _classify(prices[i], fair[i], buy_cut, sell_cut, min_price)
-            dev[i] = d
-            codes[i] = c
+        n = hi - lo
+        series_low = low[lo:hi] if len(low) else low
+        series_rows(prices[lo:hi], series_low, method, window, com, buy_cut, sell_cut, min_price, buffer,
+                    fair[lo:hi], dev[lo:hi], side[:n], pattern[:n])
+        for i in range(n):
+            code = _HOLD
+            if side[i] == _BUY and _passes(pattern[i], buy_mask, buy_level):
+                code = _BUY
+            elif side[i] == _SELL and _passes(pattern[i], sell_mask, sell_level):
+                code = _SELL
+            codes[lo + i] = code
 
 
-def signal_rows(prices, bounds, method, window, com, buy_cut, sell_cut, min_price, threads=None):
-    """Fair value, deviation and signal code of every row, fused per series (one pass)."""
+def rule_rows(prices, low, bounds, method, window, com, buy_cut, sell_cut, min_price, buy_mask, buy_level,
+              sell_mask, sell_level, threads=None):
+    """Fair value, deviation and signal code (0 BUY, 1 HOLD, 2 SELL) of every row under one rule."""
     n = len(prices)
     fair, dev, codes = np.empty(n), np.empty(n), np.empty(n, np.int8)
-    run_by_series(lambda first, last: _signal_rows_into(prices, bounds, first, last, method, window, com, buy_cut,
-                                                        sell_cut, min_price, fair, dev, codes), bounds, threads)
+    run_by_series(lambda first, last: _rule_rows_into(
+        prices, low, bounds, first, last, method, window, com, buy_cut, sell_cut, min_price, buy_mask, buy_level,
+        sell_mask, sell_level, fair, dev, codes), bounds, threads)
     return fair, dev, codes
+
+
+#: Columns of the per-day rule table of :func:`walk_rows`.
+WALK_COLUMNS = ("active", "buy_mask", "buy_level", "sell_mask", "sell_level")
+
+
+@njit(types.void(_F8, _F8, _I4, _I8, types.int64, types.int64, types.int64, types.int64, types.float64,
+                 types.float64, types.float64, types.float64, types.int64, types.Array(types.int64, 2, "C",
+                                                                                          readonly=True),
+                 types.float64[::1], types.int8[::1]), cache=True, nogil=True)
+def _walk_rows_into(prices, low, days, bounds, first, last, method, window, com, buy_cut, sell_cut, min_price,
+                    day0, table, fair, codes):
+    n_days = table.shape[0]
+    longest = 0
+    for s in range(first, last):
+        longest = max(longest, bounds[s + 1] - bounds[s])
+    buffer = np.empty(window + 1)
+    series_fair = np.empty(longest)
+    dev = np.empty(longest)
+    side = np.empty(longest, np.int8)
+    pattern = np.empty(longest, np.int64)
+    for s in range(first, last):
+        lo, hi = bounds[s], bounds[s + 1]
+        n = hi - lo
+        d_first, d_last = days[lo] - day0, days[hi - 1] - day0
+        if n == 0 or d_last < 0 or d_first >= n_days:
+            continue
+        series_low = low[lo:hi] if len(low) else low
+        series_rows(prices[lo:hi], series_low, method, window, com, buy_cut, sell_cut, min_price, buffer,
+                    series_fair[:n], dev[:n], side[:n], pattern[:n])
+        for i in range(n):
+            d = days[lo + i] - day0
+            if d < 0 or d >= n_days or table[d, 0] == 0:
+                continue
+            code = _HOLD
+            if side[i] == _BUY and _passes(pattern[i], table[d, 1], table[d, 2]):
+                code = _BUY
+            elif side[i] == _SELL and _passes(pattern[i], table[d, 3], table[d, 4]):
+                code = _SELL
+            fair[lo + i] = series_fair[i]
+            codes[lo + i] = code
+
+
+def walk_rows(prices, low, days, bounds, method, window, com, buy_cut, sell_cut, min_price, day0, table, fair,
+              codes, threads=None):
+    """Write fair value and signal code into ``fair``/``codes`` for the rows of days whose rule uses this method.
+
+    ``table`` (int64, n_days x :data:`WALK_COLUMNS`, day ``day0`` first) says per day
+    whether that day's rule uses this fair-value method (``active``) and the
+    confirmations it demands of each kind. One pass per method serves every week that
+    uses it, so a year of weekly rules costs a few passes, not fifty-two.
+    """
+    run_by_series(lambda first, last: _walk_rows_into(
+        prices, low, days, bounds, first, last, method, window, com, buy_cut, sell_cut, min_price, day0, table, fair,
+        codes), bounds, threads)
 
 
 @njit(_OUT_F8(_F8, _F8), cache=True, nogil=True)
@@ -259,7 +457,101 @@ def deviations(prices, fair):
     return out
 
 
-# -- backtest ------------------------------------------------------------------------
+# -- training: every confirmation pattern of one fair-value method in one pass ---------
+@njit(types.void(_F8, _F8, _I4, _I8, types.int64, types.int64, types.int64, types.int64, types.float64,
+                 types.float64, types.float64, types.float64, types.int64, types.float64, types.int64,
+                 types.int64[:, :, :, ::1], types.float64[:, :, ::1], types.int64[:, ::1], types.float64[:, ::1]),
+      cache=True, nogil=True)
+def _histogram_into(prices, low, days, bounds, first, last, method, window, com, buy_cut, sell_cut, min_price,
+                    horizon, target_return, day0, hist, returns, universe, errors):
+    n_days = hist.shape[0]
+    longest = 0
+    for s in range(first, last):
+        longest = max(longest, bounds[s + 1] - bounds[s])
+    buffer = np.empty(window + 1)
+    fair = np.empty(longest)
+    dev = np.empty(longest)
+    side = np.empty(longest, np.int8)
+    pattern = np.empty(longest, np.int64)
+    for s in range(first, last):
+        lo, hi = bounds[s], bounds[s + 1]
+        n = hi - lo
+        series_low = low[lo:hi] if len(low) else low
+        series_rows(prices[lo:hi], series_low, method, window, com, buy_cut, sell_cut, min_price, buffer,
+                    fair[:n], dev[:n], side[:n], pattern[:n])
+        ahead = 0
+        for i in range(n):
+            day = days[lo + i]
+            target_day = day + horizon
+            while ahead < n and days[lo + ahead] < target_day:
+                ahead += 1
+            d = day - day0
+            p = prices[lo + i]
+            if d < 0 or d >= n_days or i == 0 or p < min_price:
+                continue
+            f = fair[i]
+            if i + 1 < n and f == f and days[lo + i + 1] <= target_day:
+                following = prices[lo + i + 1]
+                errors[d, 0] += abs(f - following) / following
+                errors[d, 1] += abs(p - following) / following
+                errors[d, 2] += (f - following) ** 2
+                errors[d, 3] += (p - following) ** 2
+                errors[d, 4] += 1.0
+            if not (ahead < n and days[lo + ahead] == target_day):
+                continue
+            fwd = prices[lo + ahead] / p - 1.0
+            universe[d, 0] += 1
+            if fwd >= target_return:
+                universe[d, 1] += 1
+            if fwd <= -target_return:
+                universe[d, 2] += 1
+            if side[i] < 0:
+                continue
+            k = 0 if side[i] == _BUY else 1
+            up, down = fwd >= target_return, fwd <= -target_return
+            outcome = OUTCOME_FLAT
+            if (k == 0 and up) or (k == 1 and down):
+                outcome = OUTCOME_RIGHT
+            elif (k == 0 and down) or (k == 1 and up):
+                outcome = OUTCOME_WRONG
+            hist[d, k, pattern[i], outcome] += 1
+            returns[d, k, pattern[i]] += fwd
+
+
+def candidate_histogram(prices, low, days, bounds, method, window, com, buy_cut, sell_cut, min_price, horizon,
+                        target_return, day0, n_days, threads=None):
+    """Per flag day, side and confirmation pattern: how many flags were right, wrong or flat.
+
+    Every filter combination of one fair-value method is scored from this one table:
+    a rule's flags on a day are the rows of the patterns that hold all its
+    confirmations. Rows count only when they are in the scored universe (an earlier
+    observation, at least ``min_price``, a price exactly ``horizon`` days later), which
+    is the same for every candidate.
+
+    Returns:
+        ``hist`` int64 (n_days, 2 sides BUY/SELL, N_PATTERNS, 3 outcomes), ``returns``
+        float64 (n_days, 2, N_PATTERNS) summed forward returns, ``universe`` int64
+        (n_days, 3: scored rows, rises, falls of at least ``target_return``) and
+        ``errors`` float64 (n_days, 5: see :data:`ERROR_COLUMNS`) of the fair value
+        known on the day against the next observed price.
+    """
+    def empty():
+        return (np.zeros((n_days, 2, _N_PATTERNS, 3), np.int64), np.zeros((n_days, 2, _N_PATTERNS)),
+                np.zeros((n_days, len(UNIVERSE_COLUMNS)), np.int64), np.zeros((n_days, len(ERROR_COLUMNS))))
+
+    def work(first, last):
+        out = empty()
+        _histogram_into(prices, low, days, bounds, first, last, method, window, com, buy_cut, sell_cut, min_price,
+                        horizon, target_return, day0, *out)
+        return out
+
+    parts = map_series(work, bounds, threads)
+    if not parts:
+        return empty()
+    return tuple(sum(p[i] for p in parts) for i in range(4))
+
+
+# -- backtest: score a fixed set of fair values and signal codes ------------------------
 @njit(cache=True, nogil=True)
 def _score_series(prices, days, fair, codes, horizon, start_day, end_day, min_price, target_return,
                   counts, sums, forward_return, flags, with_rows):
@@ -268,6 +560,7 @@ def _score_series(prices, days, fair, codes, horizon, start_day, end_day, min_pr
     ahead = 0                 # first row at or after day + horizon (days only increase)
     previous_signal = -1      # signal of the previous covered row of this series
     first_day = NO_DAY
+    last_day = NO_LAST_DAY
     for i in range(n):
         price = prices[i]
         target_day = days[i] + horizon
@@ -279,15 +572,15 @@ def _score_series(prices, days, fair, codes, horizon, start_day, end_day, min_pr
         bits = 0
         if start_day <= days[i] <= end_day:
             bits |= ROW_IN_WINDOW
-            if days[i] < first_day:
-                first_day = days[i]
-            if price >= min_price:
+            if price >= min_price and i >= 1:
                 bits |= ROW_ELIGIBLE
                 counts[C_ELIGIBLE] += 1
                 f = fair[i]
                 if f == f:
                     bits |= ROW_COVERED
                     counts[C_COVERED] += 1
+                    first_day = min(first_day, days[i])
+                    last_day = max(last_day, days[i])
                     sig = codes[i]
                     counts[C_COVERED_SIG + sig] += 1
                     if previous_signal >= 0:
@@ -300,34 +593,34 @@ def _score_series(prices, days, fair, codes, horizon, start_day, end_day, min_pr
                         counts[C_SCORED] += 1
                         counts[C_SCORED_SIG + sig] += 1
                         sums[S_RETURN + sig] += fwd
-                        good_buy = fwd >= target_return
-                        good_sell = fwd <= -target_return
-                        if good_buy:
+                        up, down = fwd >= target_return, fwd <= -target_return
+                        if up:
                             counts[C_GOOD_BUY] += 1
-                            if sig == 0:
-                                counts[C_HIT_BUY] += 1
-                        if good_sell:
+                        if down:
                             counts[C_GOOD_SELL] += 1
-                            if sig == 2:
-                                counts[C_HIT_SELL] += 1
-                    if i + 1 < n:
-                        next_price = prices[i + 1]
-                        next_fair = fair[i + 1]
-                        if next_fair == next_fair:
-                            bits |= ROW_FORECAST
-                            counts[C_FORECAST] += 1
-                            err_fair = next_fair - next_price
-                            err_naive = price - next_price
-                            sums[S_APE_FAIR] += abs(err_fair) / next_price
-                            sums[S_APE_NAIVE] += abs(err_naive) / next_price
-                            sums[S_SQ_FAIR] += err_fair ** 2
-                            sums[S_SQ_NAIVE] += err_naive ** 2
+                        if sig == _BUY:
+                            counts[C_RIGHT_BUY] += up
+                            counts[C_WRONG_BUY] += down
+                        elif sig == _SELL:
+                            counts[C_RIGHT_SELL] += down
+                            counts[C_WRONG_SELL] += up
+                    if i + 1 < n and days[i + 1] <= target_day:
+                        following = prices[i + 1]
+                        bits |= ROW_FORECAST
+                        counts[C_FORECAST] += 1
+                        err_fair = f - following       # the fair value known today, not tomorrow's
+                        err_naive = price - following
+                        sums[S_APE_FAIR] += abs(err_fair) / following
+                        sums[S_APE_NAIVE] += abs(err_naive) / following
+                        sums[S_SQ_FAIR] += err_fair ** 2
+                        sums[S_SQ_NAIVE] += err_naive ** 2
         if with_rows:
             forward_return[i] = fwd
             flags[i] = bits
     if counts[C_SCORED] > 0:
         counts[C_SERIES] = 1
     counts[C_FIRST_DAY] = first_day
+    counts[C_LAST_DAY] = last_day
 
 
 @njit(types.void(_F8, _I4, _F8, _I1, _I8, types.int64, types.int64, types.int64, types.int64, types.int64,
@@ -349,6 +642,13 @@ def backtest_partials(prices, days, fair, codes, bounds, horizon, start_day, end
                       with_rows, threads=None):
     """Per-series backtest counts and sums, plus per-row forward returns and flags.
 
+    Scored rows are those in ``[start_day, end_day]`` with an earlier observation, a
+    price of at least ``min_price``, a fair value and a price exactly ``horizon`` days
+    later. The fair value of a row forecasts the series' next observed price (MAPE)
+    when that comes within ``horizon`` days: it is the value published that day, so a
+    rule including today's price is not credited with tomorrow's, and no price past
+    the horizon is ever looked at.
+
     Returns:
         ``counts`` int64 (n_series, len(COUNT_COLUMNS)), ``sums`` float64
         (n_series, len(SUM_COLUMNS)), ``forward_return`` float64 and ``flags`` uint8
@@ -365,37 +665,6 @@ def backtest_partials(prices, days, fair, codes, bounds, horizon, start_day, end
         prices, days, fair, codes, bounds, first, last, horizon, start_day, end_day, min_price, target_return,
         with_rows, counts, sums, forward_return, flags), bounds, threads)
     return counts, sums, forward_return, flags
-
-
-@njit(_TABLES(_F8, _I4, _I8, types.int64, types.int64, types.float64, types.float64, types.float64,
-              types.float64, types.int64, types.int64, types.int64, types.float64), cache=True, nogil=True)
-def candidate_partials(prices, days, bounds, method, window, com, buy_cut, sell_cut, min_price, horizon,
-                       start_day, end_day, target_return):
-    """Fair value, signal and backtest of one candidate fused per series: no per-row arrays.
-
-    The same tables as :func:`backtest_partials` on the output of
-    :func:`signal_rows`, with memory for one series only.
-    """
-    n_series = len(bounds) - 1
-    counts = np.zeros((n_series, len(COUNT_COLUMNS)), np.int64)
-    sums = np.zeros((n_series, len(SUM_COLUMNS)))
-    longest = 0
-    for s in range(n_series):
-        longest = max(longest, bounds[s + 1] - bounds[s])
-    fair = np.empty(longest)
-    codes = np.empty(longest, np.int8)
-    buffer = np.empty(window + 1)
-    unused_rows = np.empty(0)
-    unused_flags = np.zeros(0, np.uint8)
-    for s in range(n_series):
-        lo, hi = bounds[s], bounds[s + 1]
-        n = hi - lo
-        _series_fair(prices[lo:hi], method, window, com, buffer, fair[:n])
-        for i in range(n):
-            codes[i] = _classify(prices[lo + i], fair[i], buy_cut, sell_cut, min_price)[1]
-        _score_series(prices[lo:hi], days[lo:hi], fair[:n], codes[:n], horizon, start_day, end_day, min_price,
-                      target_return, counts[s], sums[s], unused_rows, unused_flags, False)
-    return counts, sums
 
 
 @njit([types.Tuple((types.int32[::1], types.int64[::1]))(types.Array(t, 1, "A", readonly=True), types.int64)
@@ -447,6 +716,17 @@ def series_ranges(bounds: np.ndarray, parts: int) -> list[tuple[int, int]]:
     cuts = np.searchsorted(bounds, np.arange(1, parts) * (n_rows / parts))
     edges = np.unique(np.concatenate(([0], np.clip(cuts, 0, n_series), [n_series])))
     return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
+
+
+def map_series(work, bounds: np.ndarray, threads: int | None = None) -> list:
+    """``[work(first, last), ...]`` over series ranges, on ``threads`` threads, in series order."""
+    global _POOL
+    ranges = series_ranges(bounds, THREADS if threads is None else threads)
+    if len(ranges) <= 1:
+        return [work(*r) for r in ranges]
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="pokewatch-kernel")
+    return [future.result() for future in [_POOL.submit(work, first, last) for first, last in ranges]]
 
 
 def run_by_series(work, bounds: np.ndarray, threads: int | None = None) -> None:

@@ -1,13 +1,19 @@
-"""The fair-value model: chosen parameters plus a fast lookup of recent fair values.
+"""The fair-value model: the chosen rule plus a fast lookup of recent fair values and signals.
 
 What gets saved in a run folder (``model.joblib``) and served by the API. The
-model is small on purpose: method, window, thresholds, why they were chosen, and
-the last ``keep_days`` days of market and fair prices for every series as dense
-arrays. ``predict`` is a few dictionary and array look-ups (microseconds), and
-``predict_all`` slices one column of the arrays for every card at once.
+model is small on purpose: the :class:`~pokewatch.rules.Rule` (method, window,
+thresholds, per-kind confirmations), why it was chosen, and for every series the
+observed days of the last ``keep_days`` (no more days than were observed) of market
+price, fair value and signal as dense arrays. ``predict`` is a few dictionary and
+array look-ups (microseconds), and ``predict_all`` slices one column for every card.
 
-``fit`` recomputes the table from a price history with the model's own
-parameters; ``train`` (in :mod:`pokewatch.training`) decides those parameters.
+Signals are computed once, by the rule's compiled pass (:mod:`pokewatch.signals`),
+and stored: the model, ``signals.csv`` and the API therefore always agree. A card
+whose newest price is more than ``stale_days`` old is never flagged: it is HOLD and
+marked ``stale``.
+
+``fit`` recomputes the table from a price history with the model's own rule;
+:mod:`pokewatch.training` decides the rule.
 """
 from __future__ import annotations
 
@@ -20,10 +26,11 @@ import numpy as np
 import pandas as pd
 
 from pokewatch import params
-from pokewatch.errors import UnknownCardError, UnknownDateError
-from pokewatch.fair_value import PriceFrame, dates_of, day_numbers, fair_value
+from pokewatch.errors import ParameterError, UnknownCardError, UnknownDateError
+from pokewatch.fair_value import PriceFrame, dates_of, day_numbers
+from pokewatch.rules import HOLD, SIGNALS, Rule
 from pokewatch.schema import DESCRIPTIVE_COLUMNS, SERIES_KEY
-from pokewatch.signals import SIGNAL_DTYPE, SIGNALS, classify, deviation
+from pokewatch.signals import SIGNAL_DTYPE, deviation, signal_arrays
 
 logger = logging.getLogger(__name__)
 
@@ -35,14 +42,11 @@ _CACHE_LIMIT = 200_000
 
 @dataclass
 class FairValueModel:
-    """Parameters of the fair value and signal rules, and the fitted lookup table."""
+    """The rule, why it was chosen, and the fitted lookup table of recent days."""
 
-    method: str = "rolling_mean"
-    window: int = 7
-    buy_threshold: float = 0.10
-    sell_threshold: float = 0.15
-    min_price: float = 1.0
+    rule: Rule = field(default_factory=Rule)
     keep_days: int = 90
+    stale_days: int = 2
     trained_on: str | None = None
     selection: dict = field(default_factory=dict)
 
@@ -51,15 +55,14 @@ class FairValueModel:
     dates: pd.DatetimeIndex | None = field(default=None, repr=False)
     market: np.ndarray | None = field(default=None, repr=False)
     fair: np.ndarray | None = field(default=None, repr=False)
+    codes: np.ndarray | None = field(default=None, repr=False)
     fitted_through: str | None = None
 
     def __post_init__(self) -> None:
-        params.method("method", self.method)
-        self.window = params.positive_int("window", self.window, maximum=365)
-        self.buy_threshold = params.fraction("buy_threshold", self.buy_threshold)
-        self.sell_threshold = params.fraction("sell_threshold", self.sell_threshold, high=10.0)
-        self.min_price = params.non_negative("min_price", self.min_price)
+        if not isinstance(self.rule, Rule):
+            raise ParameterError(f"a FairValueModel needs a pokewatch.rules.Rule, got {type(self.rule).__name__}")
         self.keep_days = params.positive_int("keep_days", self.keep_days, maximum=3650)
+        self.stale_days = params.non_negative_int("stale_days", self.stale_days, maximum=3650)
         self._reset_cache()
         self._card_index = None
 
@@ -83,37 +86,47 @@ class FairValueModel:
         self.cache_hits = 0
         self.cache_misses = 0
 
+    # The rule's parameters, read through the model for callers that show them.
+    method = property(lambda self: self.rule.method)
+    window = property(lambda self: self.rule.window)
+    buy_threshold = property(lambda self: self.rule.buy_threshold)
+    sell_threshold = property(lambda self: self.rule.sell_threshold)
+    min_price = property(lambda self: self.rule.min_price)
+
     @property
     def params(self) -> dict:
-        return {k: getattr(self, k) for k in
-                ("method", "window", "buy_threshold", "sell_threshold", "min_price", "keep_days")}
+        return {**self.rule.as_dict(), "keep_days": self.keep_days, "stale_days": self.stale_days}
 
     # -- fitting -----------------------------------------------------------------------
-    def fit(self, history: pd.DataFrame | PriceFrame | None = None,
-            signals: pd.DataFrame | None = None) -> FairValueModel:
-        """Build the lookup table from ``history`` (or precomputed ``signals``).
+    def fit(self, history: pd.DataFrame | PriceFrame, fair: np.ndarray | None = None,
+            codes: np.ndarray | None = None, through=None) -> FairValueModel:
+        """Build the lookup table from ``history`` under the model's rule.
 
-        Pass ``signals`` when they were already computed with this model's
-        parameters (the cached pipeline step does), to skip recomputing them.
+        Pass ``fair`` and ``codes`` (aligned with the :class:`PriceFrame` of ``history``)
+        when they were already computed with this rule (the cached pipeline step does),
+        to skip recomputing them. ``through`` (the run date) extends the model's days
+        past the newest price, so a card with no price since can be answered as stale.
+
+        Raises:
+            UnknownDateError: the history is empty.
         """
-        if signals is None:
-            pf = history if isinstance(history, PriceFrame) else PriceFrame.from_history(history)
-            if len(pf) == 0:
-                raise UnknownDateError("cannot fit a model on an empty price history; collect prices first")
-            fair = fair_value(pf, self.method, self.window)
-            return self._fit_arrays(pf.codes, pf.days, pf.prices, fair, lambda rows: pf.frame.iloc[rows])
-        if signals.empty:
+        pf = history if isinstance(history, PriceFrame) else PriceFrame.from_history(history)
+        if len(pf) == 0:
             raise UnknownDateError("cannot fit a model on an empty price history; collect prices first")
-        return self._fit_arrays(signals["series"].to_numpy(), day_numbers(signals["date"]),
-                                signals["market_price"].to_numpy(np.float64),
-                                signals["fair_value"].to_numpy(np.float64), lambda rows: signals.iloc[rows])
+        if fair is None or codes is None:
+            fair, _dev, codes = signal_arrays(pf, self.rule)
+        through_day = int(day_numbers(pd.Series([pd.Timestamp(through)]))[0]) if through is not None else None
+        return self._fit_arrays(pf.codes, pf.days, pf.prices, fair, codes, lambda rows: pf.frame.iloc[rows],
+                                through_day)
 
     def _fit_arrays(self, codes: np.ndarray, days: np.ndarray, market: np.ndarray, fair: np.ndarray,
-                    rows_of) -> FairValueModel:
+                    signal_codes: np.ndarray, rows_of, through_day: int | None = None) -> FairValueModel:
         """Fit from per-row arrays sorted by series and date; ``rows_of(positions)`` gives table rows."""
         last = int(days.max())
-        first = last - (self.keep_days - 1)
+        end = max(last, through_day) if through_day is not None else last
+        first = max(last - (self.keep_days - 1), int(days.min()))
         recent = np.flatnonzero(days >= first)
+        first = int(days[recent].min())  # only days something was observed on
         recent_codes = codes[recent]
         new_series = np.r_[True, recent_codes[1:] != recent_codes[:-1]] if len(recent) else np.zeros(0, bool)
         series_pos = np.cumsum(new_series) - 1
@@ -124,17 +137,19 @@ class FairValueModel:
         # buffers instead of one Python object per cell.
         self.series = table[[*SERIES_KEY, *descriptive]].reset_index(drop=True).astype("string")
         first_ts = pd.Timestamp(dates_of(np.array([first]))[0])
-        self.dates = pd.date_range(first_ts, periods=self.keep_days, freq="D")
+        self.dates = pd.date_range(first_ts, periods=end - first + 1, freq="D")
         shape = (len(self.series), len(self.dates))
         self.market = np.full(shape, np.nan)
         self.fair = np.full(shape, np.nan)
+        self.codes = np.full(shape, HOLD, np.int8)
         day_pos = days[recent] - first
         self.market[series_pos, day_pos] = market[recent]
         self.fair[series_pos, day_pos] = fair[recent]
+        self.codes[series_pos, day_pos] = signal_codes[recent]
         self.fitted_through = f"{self.dates[-1]:%Y-%m-%d}"
         self._card_index = None
         self._reset_cache()
-        logger.info("fitted %s(%d) on %d series through %s", self.method, self.window, shape[0], self.fitted_through)
+        logger.info("fitted %s on %d series through %s", self.rule.label, shape[0], self.fitted_through)
         return self
 
     def _build_index(self) -> None:
@@ -203,11 +218,13 @@ class FairValueModel:
         """Fair value and signal of one card on ``date`` (default: the latest day).
 
         When the card has no price on ``date`` the latest earlier price in the
-        model's window answers, and ``date`` in the result says which day that was.
+        model's window answers, and ``date`` in the result says which day that was;
+        when that price is more than ``stale_days`` old the signal is HOLD and
+        ``stale`` is True.
 
         Returns:
             dict with card_id, variant, currency, date, market_price, fair_value,
-            deviation and signal.
+            deviation, signal and stale.
 
         Raises:
             UnknownCardError: the card (or the asked-for variant) is not in the model.
@@ -226,19 +243,15 @@ class FairValueModel:
             raise UnknownDateError(f"card {card_id!r} has no price on or before {date} in this model's window")
         market = float(self.market[position, col])
         fair = float(self.fair[position, col])
-        # Scalar versions of signals.deviation and signals.classify (same arithmetic).
         dev = (market - fair) / fair if fair > 0 else math.nan
-        code = 1
-        if market >= self.min_price and dev == dev:
-            if dev <= -self.buy_threshold + 1e-12:
-                code = 0
-            if dev >= self.sell_threshold - 1e-12:
-                code = 2
+        age = int(self._column(date)) - col
+        stale = age > self.stale_days
+        code = HOLD if stale else int(self.codes[position, col])
         result = {
             "card_id": card_id, "variant": self._variants[position], "currency": self._currencies[position],
             "date": self._date_labels[col], "market_price": market,
             "fair_value": None if fair != fair else fair,
-            "deviation": None if dev != dev else dev, "signal": SIGNALS[code],
+            "deviation": None if dev != dev else dev, "signal": SIGNALS[code], "stale": stale,
         }
         if len(self._cache) >= _CACHE_LIMIT:
             self._cache.clear()
@@ -249,7 +262,9 @@ class FairValueModel:
         """Every series' market price, fair value, deviation and signal on ``date``.
 
         Series without a price on that day use their latest earlier price in the
-        window (``date`` column says which); series with none are left out.
+        window (``date`` column says which, ``days_old`` how old it is); series with
+        none are left out. A price more than ``stale_days`` old is never flagged:
+        ``signal`` is HOLD and ``stale`` is True.
         """
         self._require_fitted()
         col = self._column(date)
@@ -259,16 +274,34 @@ class FairValueModel:
         cols = asof[has]
         market = self.market[rows, cols]
         fair = self.fair[rows, cols]
-        dev = deviation(market, fair)
-        codes = classify(dev, market, self.buy_threshold, self.sell_threshold, self.min_price)
+        age = col - cols
+        stale = age > self.stale_days
+        codes = np.where(stale, HOLD, self.codes[rows, cols]).astype(np.int8)
         out = self.series.take(rows) if len(rows) < len(self.series) else self.series.copy(deep=False)
         out = out.reset_index(drop=True)
         out["date"] = self.dates.to_numpy()[cols]
         out["market_price"] = market
         out["fair_value"] = fair
-        out["deviation"] = dev
+        out["deviation"] = deviation(market, fair)
         out["signal"] = pd.Categorical.from_codes(codes, dtype=SIGNAL_DTYPE)
+        out["stale"] = stale
+        out["days_old"] = age.astype(np.int64)
         return out
+
+    def history(self, card_id: str, variant: str | None = None, currency: str | None = None) -> pd.DataFrame:
+        """One series' kept days: date, market price, fair value, deviation and signal (observed days only).
+
+        Raises:
+            UnknownCardError: the card (or variant) is not in the model.
+        """
+        self._require_fitted()
+        position = self._series_position(card_id, variant, currency)
+        observed = ~np.isnan(self.market[position])
+        market, fair = self.market[position, observed], self.fair[position, observed]
+        return pd.DataFrame({"date": self.dates[observed], "market_price": market, "fair_value": fair,
+                             "deviation": deviation(market, fair),
+                             "signal": pd.Categorical.from_codes(self.codes[position, observed], dtype=SIGNAL_DTYPE),
+                             "currency": self._currencies[position]})
 
     def cards(self) -> pd.DataFrame:
         """The model's series with descriptive columns (id, name, set, variant ...)."""

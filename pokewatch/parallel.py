@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from collections.abc import Callable, Iterator
 
@@ -38,6 +37,7 @@ import pandas as pd
 from pokewatch import kernels
 from pokewatch.errors import ParameterError
 from pokewatch.fair_value import PriceFrame, kernel_arguments
+from pokewatch.rules import Rule, thresholds
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +66,7 @@ class Shard:
     prices: np.ndarray
     days: np.ndarray
     bounds: np.ndarray
+    low: np.ndarray
 
 
 def card_shards(pf: PriceFrame, n_shards: int) -> list[tuple[int, int]]:
@@ -128,7 +129,8 @@ def map_shards(task: Callable, pf: PriceFrame, per_shard: Callable[[int, int], t
     calls = []
     for first, last in ranges:
         lo, hi = int(pf.bounds[first]), int(pf.bounds[last])
-        shard = Shard(pf.prices[lo:hi], pf.days[lo:hi], pf.bounds[first:last + 1] - lo)
+        low = pf.low[lo:hi] if len(pf.low) else pf.low
+        shard = Shard(pf.prices[lo:hi], pf.days[lo:hi], pf.bounds[first:last + 1] - lo, low)
         calls.append((shard, *(per_shard(lo, hi) if per_shard else ()), *args))
     if len(calls) == 1:
         return [task(*calls[0])]
@@ -137,74 +139,92 @@ def map_shards(task: Callable, pf: PriceFrame, per_shard: Callable[[int, int], t
 
 
 # -- the per-series tasks -----------------------------------------------------------------
-def _signals_task(shard: Shard, method: str, window: int, cuts: tuple) -> tuple[np.ndarray, np.ndarray]:
-    code, window, com = kernel_arguments(method, window)
-    fair, _dev, codes = kernels.signal_rows(shard.prices, shard.bounds, code, window, com, *cuts, threads=1)
+def _rule_task(shard: Shard, rule: Rule) -> tuple[np.ndarray, np.ndarray]:
+    code, window, com = kernel_arguments(rule.method, rule.window)
+    cuts = thresholds(rule.buy_threshold, rule.sell_threshold, rule.min_price)
+    fair, _dev, codes = kernels.rule_rows(shard.prices, shard.low, shard.bounds, code, window, com, *cuts,
+                                          *rule.kernel_filters(), threads=1)
     return fair, codes
 
 
+def _histogram_task(shard: Shard, method: str, window: int, cuts: tuple, horizon: int, target_return: float,
+                    day0: int, n_days: int) -> tuple:
+    code, window, com = kernel_arguments(method, window)
+    return kernels.candidate_histogram(shard.prices, shard.low, shard.days, shard.bounds, code, window, com, *cuts,
+                                       horizon, target_return, day0, n_days, threads=1)
+
+
 def _backtest_task(shard: Shard, fair: np.ndarray, codes: np.ndarray, horizon: int, start_day: int, end_day: int,
-                   min_price: float, target_return: float) -> tuple:
+                   min_price: float, target_return: float, with_rows: bool) -> tuple:
     return kernels.backtest_partials(shard.prices, shard.days, fair, codes, shard.bounds, horizon, start_day,
-                                     end_day, min_price, target_return, True, threads=1)
+                                     end_day, min_price, target_return, with_rows, threads=1)
 
 
-def _candidates_task(shard: Shard, candidates: tuple, cuts: tuple, horizon: int, start_day: int, end_day: int,
-                     target_return: float) -> list:
-    out = []
-    for method, window in candidates:
-        code, window, com = kernel_arguments(method, window)
-        out.append(kernels.candidate_partials(shard.prices, shard.days, shard.bounds, code, window, com, *cuts,
-                                              horizon, start_day, end_day, target_return))
-    return out
+def _walk_task(shard: Shard, method: str, window: int, cuts: tuple, day0: int, table: np.ndarray) -> tuple:
+    code, window, com = kernel_arguments(method, window)
+    fair, codes = np.full(len(shard.prices), np.nan), np.full(len(shard.prices), 1, np.int8)
+    kernels.walk_rows(shard.prices, shard.low, shard.days, shard.bounds, code, window, com, *cuts, day0, table, fair,
+                      codes, threads=1)
+    return fair, codes
 
 
-def signal_arrays(pf: PriceFrame, method: str, window: int, cuts: tuple, *, workers: int = 1,
-                  engine: str = "loky") -> tuple[np.ndarray, np.ndarray]:
-    """Fair value and signal code of every row (see :func:`pokewatch.signals.signal_arrays`)."""
+def walk_arrays(pf: PriceFrame, method: str, window: int, cuts: tuple, day0: int, table: np.ndarray,
+                fair: np.ndarray, codes: np.ndarray, *, workers: int = 1, engine: str = "loky") -> None:
+    """Fill ``fair``/``codes`` for the days whose rule uses ``method`` (see :func:`pokewatch.kernels.walk_rows`)."""
     workers, engine = check(workers, engine)
+    table = np.ascontiguousarray(table, np.int64)
     if workers == 1:
         code, window, com = kernel_arguments(method, window)
-        fair, _dev, codes = kernels.signal_rows(pf.prices, pf.bounds, code, window, com, *cuts)
+        kernels.walk_rows(pf.prices, pf.low, pf.days, pf.bounds, code, window, com, *cuts, day0, table, fair, codes)
+        return
+    parts = map_shards(_walk_task, pf, args=(method, window, cuts, day0, table), workers=workers, engine=engine)
+    part_fair, part_codes = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    written = ~np.isnan(part_fair)
+    fair[written], codes[written] = part_fair[written], part_codes[written]
+
+
+def rule_arrays(pf: PriceFrame, rule: Rule, *, workers: int = 1, engine: str = "loky"
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Fair value and signal code of every row under ``rule`` (see :func:`pokewatch.kernels.rule_rows`)."""
+    workers, engine = check(workers, engine)
+    if workers == 1:
+        code, window, com = kernel_arguments(rule.method, rule.window)
+        cuts = thresholds(rule.buy_threshold, rule.sell_threshold, rule.min_price)
+        fair, _dev, codes = kernels.rule_rows(pf.prices, pf.low, pf.bounds, code, window, com, *cuts,
+                                              *rule.kernel_filters())
         return fair, codes
-    parts = map_shards(_signals_task, pf, args=(method, window, cuts), workers=workers, engine=engine)
+    parts = map_shards(_rule_task, pf, args=(rule,), workers=workers, engine=engine)
     if len(parts) == 1:
         return parts[0]
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
-def backtest_partials(pf: PriceFrame, fair: np.ndarray, codes: np.ndarray, horizon: int, start_day: int,
-                      end_day: int, min_price: float, target_return: float, *, workers: int = 1,
-                      engine: str = "loky") -> tuple:
-    """Per-series backtest tables and per-row outputs (see :func:`pokewatch.kernels.backtest_partials`)."""
+def candidate_histogram(pf: PriceFrame, method: str, window: int, cuts: tuple, horizon: int, target_return: float,
+                        day0: int, n_days: int, *, workers: int = 1, engine: str = "loky") -> tuple:
+    """Per-day outcome counts of every confirmation pattern of one method (see the kernel)."""
     workers, engine = check(workers, engine)
     if workers == 1:
-        return kernels.backtest_partials(pf.prices, pf.days, np.ascontiguousarray(fair), np.ascontiguousarray(codes),
-                                         pf.bounds, horizon, start_day, end_day, min_price, target_return, True)
+        code, window, com = kernel_arguments(method, window)
+        return kernels.candidate_histogram(pf.prices, pf.low, pf.days, pf.bounds, code, window, com, *cuts, horizon,
+                                           target_return, day0, n_days)
+    parts = map_shards(_histogram_task, pf, args=(method, window, cuts, horizon, target_return, day0, n_days),
+                       workers=workers, engine=engine)
+    return tuple(sum(p[i] for p in parts) for i in range(4))
+
+
+def backtest_partials(pf: PriceFrame, fair: np.ndarray, codes: np.ndarray, horizon: int, start_day: int,
+                      end_day: int, min_price: float, target_return: float, *, with_rows: bool = True,
+                      workers: int = 1, engine: str = "loky") -> tuple:
+    """Per-series backtest tables and per-row outputs (see :func:`pokewatch.kernels.backtest_partials`)."""
+    workers, engine = check(workers, engine)
+    fair = np.ascontiguousarray(fair, np.float64)
+    codes = np.ascontiguousarray(codes, np.int8)
+    if workers == 1:
+        return kernels.backtest_partials(pf.prices, pf.days, fair, codes, pf.bounds, horizon, start_day, end_day,
+                                         min_price, target_return, with_rows)
     parts = map_shards(_backtest_task, pf, lambda lo, hi: (fair[lo:hi], codes[lo:hi]),
-                       (horizon, start_day, end_day, min_price, target_return), workers=workers, engine=engine)
+                       (horizon, start_day, end_day, min_price, target_return, with_rows), workers=workers,
+                       engine=engine)
     if len(parts) == 1:
         return parts[0]
     return tuple(np.concatenate([p[i] for p in parts]) for i in range(4))
-
-
-def candidate_partials(pf: PriceFrame, candidates, cuts: tuple, horizon: int, start_day: int, end_day: int,
-                       target_return: float, *, workers: int = 1, engine: str = "loky") -> list[tuple]:
-    """Per-series backtest tables of every (method, window) candidate, fused per series.
-
-    In-process (``workers=1``) the candidates run on the machine's cores as threads;
-    with more workers each shard of cards runs every candidate.
-    """
-    workers, engine = check(workers, engine)
-    candidates = tuple((str(m), int(w)) for m, w in candidates)
-    if workers == 1:
-        shard = Shard(pf.prices, pf.days, pf.bounds)
-        args = (cuts, horizon, start_day, end_day, target_return)
-        if kernels.THREADS == 1 or len(candidates) == 1:
-            return _candidates_task(shard, candidates, *args)
-        with ThreadPoolExecutor(max_workers=kernels.THREADS, thread_name_prefix="pokewatch-candidate") as pool:
-            return [part[0] for part in pool.map(lambda c: _candidates_task(shard, (c,), *args), candidates)]
-    parts = map_shards(_candidates_task, pf, args=(candidates, cuts, horizon, start_day, end_day, target_return),
-                       workers=workers, engine=engine)
-    return [(np.concatenate([p[i][0] for p in parts]), np.concatenate([p[i][1] for p in parts]))
-            for i in range(len(candidates))]

@@ -51,6 +51,15 @@ def positive_int(name: str, value, *, maximum: int | None = None) -> int:
     return int(number)
 
 
+def non_negative_int(name: str, value, *, maximum: int | None = None) -> int:
+    """A whole number of at least 0 (day counts where 0 is meaningful)."""
+    number = _number(name, value)
+    if number != int(number) or number < 0 or (maximum is not None and number > maximum):
+        bound = f" and at most {maximum}" if maximum is not None else ""
+        raise ParameterError(f"parameter {name} must be a whole number of at least 0{bound}, got {value!r}")
+    return int(number)
+
+
 def method(name: str, value) -> str:
     if value not in (*FAIR_VALUE_METHODS, "auto"):
         raise ParameterError(
@@ -84,7 +93,11 @@ CHECKS = {
     "min_price": non_negative,
     "target_return": fraction,
     "horizon_days": lambda n, v: positive_int(n, v, maximum=365),
-    "window": lambda n, v: positive_int(n, v, maximum=365),
+    "window": lambda n, v: non_negative_int(n, v, maximum=365),
+    "min_flags": lambda n, v: positive_int(n, v, maximum=1_000_000),
+    "stale_days": lambda n, v: non_negative_int(n, v, maximum=3650),
+    "eval_days": lambda n, v: positive_int(n, v, maximum=3650),
+    "train_days": lambda n, v: positive_int(n, v, maximum=3650),
     "history_days": lambda n, v: positive_int(n, v, maximum=3650),
     "n_series": lambda n, v: positive_int(n, v, maximum=200_000),
     "keep_days": lambda n, v: positive_int(n, v, maximum=3650),

@@ -78,19 +78,33 @@ def top_cards(signals: pd.DataFrame, today: pd.DataFrame, buy_threshold: float, 
     return fig
 
 
-def error_distribution(scored_errors: pd.DataFrame) -> Figure:
-    """Absolute % error of fair value vs the naive last price, as overlaid histograms."""
+def error_distribution(histogram: dict) -> Figure:
+    """Absolute % error of the fair value vs the naive last price against the next price, as histograms.
+
+    Args:
+        histogram: :func:`pokewatch.backtest.error_histogram` (counts per bin; the last bin holds
+            every error of 50% or more).
+    """
     fig = Figure(figsize=(7, 3.6))
     ax = fig.add_subplot()
-    bins = np.linspace(0, 0.5, 51)
-    for column, color, label in (("abs_error_fair", "#2c7bb6", "fair value"),
-                                 ("abs_error_naive", "#fdae61", "naive last price")):
-        values = scored_errors[column].clip(upper=0.5)
-        ax.hist(values, bins=bins, alpha=0.6, color=color, label=f"{label} (MAPE {scored_errors[column].mean():.1%})")
-    ax.set_yscale("log")
-    ax.set_xlabel("absolute error vs next observed price (capped at 50%)")
+    edges = np.asarray(histogram.get("edges") or [0.0, 0.5])
+    drawn = False
+    for key, color, label in (("fair", "#2c7bb6", "fair value"), ("naive", "#fdae61", "naive last price")):
+        counts = histogram.get(key) or []
+        if len(counts):
+            mape = histogram.get(f"mape_{key}")
+            ax.stairs(counts, edges, fill=True, alpha=0.5, color=color,
+                      label=f"{label} (MAPE {mape:.1%})" if mape is not None else label)
+            drawn = True
+    if not drawn:
+        ax.text(0.5, 0.5, "no forecast could be scored yet", ha="center", va="center", transform=ax.transAxes)
+    else:
+        ax.set_yscale("log")
+        ax.legend(fontsize=8)
+    ax.xaxis.set_major_formatter(lambda v, _: f"{v:.0%}" + ("+" if v >= 0.5 else ""))
+    ax.set_xlabel("absolute error vs the next observed price (last bin: 50% or more)")
     ax.set_ylabel("observations")
-    ax.legend(fontsize=8)
+    ax.set_title("forecast error of the fair value known each day (out of sample)", fontsize=10)
     ax.grid(alpha=0.3)
     return fig
 
@@ -106,28 +120,42 @@ def signal_distribution(today: pd.DataFrame) -> Figure:
     return fig
 
 
-def forward_return_by_signal(scored: pd.DataFrame, horizon_days: int) -> Figure:
-    """Distribution of the H-day forward return after each signal (box plot, outliers hidden)."""
+def forward_return_by_signal(boxes: dict, horizon_days: int) -> Figure:
+    """Distribution of the H-day forward return after each signal (boxes 25-75%, whiskers 5-95%).
+
+    Args:
+        boxes: per signal, :func:`pokewatch.backtest.return_box` statistics.
+    """
     fig = Figure(figsize=(6, 3.6))
     ax = fig.add_subplot()
-    groups = [scored.loc[scored["signal"] == s, "forward_return"].dropna().to_numpy() for s in ("BUY", "HOLD", "SELL")]
-    labels = [f"{s}\n(n={len(g)})" for s, g in zip(("BUY", "HOLD", "SELL"), groups)]
-    box = ax.boxplot([g if len(g) else [np.nan] for g in groups], tick_labels=labels, showfliers=False,
-                     patch_artist=True)
-    for patch, s in zip(box["boxes"], ("BUY", "HOLD", "SELL")):
+    names = [s for s in ("BUY", "HOLD", "SELL") if (boxes.get(s) or {}).get("n")]
+    if not names:
+        ax.text(0.5, 0.5, "no flag has reached its horizon yet", ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        return fig
+    stats = [{**boxes[s], "label": f"{s}\n(n={boxes[s]['n']:,})"} for s in names]
+    box = ax.bxp(stats, showfliers=False, showmeans=True, patch_artist=True)
+    for patch, s in zip(box["boxes"], names):
         patch.set_facecolor(COLORS[s])
         patch.set_alpha(0.5)
     ax.axhline(0, color="black", lw=0.8)
     ax.yaxis.set_major_formatter(lambda v, _: f"{v:+.0%}")
     ax.set_ylabel(f"return {horizon_days} days later")
+    ax.set_title("what prices did after each signal (out of sample)", fontsize=10)
     ax.grid(alpha=0.3, axis="y")
     return fig
 
 
 def candidate_scores(candidates: pd.DataFrame) -> Figure:
-    """Mean lift of each (method, window) candidate from training, the winner first."""
+    """BUY and SELL lift of each fair value's best confirmations in training (in-sample), the winner on top."""
     fig = Figure(figsize=(8, 3.6))
     ax = fig.add_subplot()
+    ax.set_title("candidates in training (in-sample)", fontsize=10)
+    if candidates.empty:
+        ax.text(0.5, 0.5, "nothing to compare yet: no flag of the training window has an outcome",
+                ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        return fig
     labels = candidates["method"] + "(" + candidates["window"].astype(str) + ")"
     ax.barh(labels[::-1], candidates["buy_lift"][::-1], height=0.4, align="edge", color=COLORS["BUY"], label="BUY lift")
     ax.barh(labels[::-1], candidates["sell_lift"][::-1], height=-0.4, align="edge", color=COLORS["SELL"],

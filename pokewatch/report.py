@@ -73,7 +73,7 @@ def run_summary(run_dir: Path | str) -> str:
     today = explore.read_signals(run_dir / "signals.csv")
     metrics = _read_json(run_dir / "metrics.json")
     quality = _read_json(run_dir / "quality.json") or None
-    text = summary.plain_summary(metrics.get("kpis", {}), today, quality)
+    text = summary.plain_summary(metrics, today, quality)
     book = _read_json(run_dir / "portfolio.json")
     if book:
         text += " " + summary.portfolio_sentence(book.get("totals", []), book.get("rejected", 0))

@@ -2,17 +2,25 @@
 
 Notebooks call these instead of the underlying functions so a re-run on unchanged
 data is near-instant. Each ``*_step`` returns a :class:`~pokewatch.caching.CachedResult`
-(value, hit, seconds) for the run manifest. The private functions are what
-joblib caches: every argument is a string or number (store location, source,
-dates, the store's fingerprint, parameters, ``cache_version``), never a DataFrame.
+(value, hit, seconds) for the run manifest. The private functions are what joblib
+caches: every argument in the key is a string or number (store location, source,
+dates, the store's fingerprint of exactly the days the step reads, parameters,
+``cache_version``), never a DataFrame.
 
-What is cached, and why so little: the history itself already has an on-disk cache
-keyed on the same fingerprint, the store's compacted history, which maps in
-milliseconds. So joblib keeps only what is computed from it: the fair value and
-signal code per row (two arrays, memory-mapped back on a hit), the backtest KPIs,
-and the trained model with its candidate table. The long signals table and the
-backtest's scored rows are rebuilt from those around the mapped history, which costs
-less than reading a pickled copy of them would.
+What is cached, and why:
+
+* each training day's selection (:func:`selection_step`), keyed on the fingerprint
+  of the days it reads (all before that training day). Past training days' keys never
+  change once their days are stored, so a daily run replays the whole walk-forward
+  track record from cache and computes only its own new week;
+* the track record (:func:`track_record_step`): small (figures, KPIs, one row per
+  scored flag, plot statistics), keyed on the evaluated days and the selections;
+* the fair value and signal code per row of today's rule (two arrays, memory-mapped
+  back on a hit), from which the signals table is rebuilt around the mapped history.
+
+The history itself already has an on-disk cache keyed on the same fingerprint: the
+store's compacted history, which maps in milliseconds. Fitting the model is one rule
+pass plus a few array writes, cheaper than writing and reading it, so it is not cached.
 
 ``workers`` and ``engine`` shard the per-series work (:mod:`pokewatch.parallel`).
 They are not part of any cache key: the results are the same whatever they are.
@@ -21,26 +29,25 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
-import numpy as np
 import pandas as pd
 
-from pokewatch import backtest as backtesting
-from pokewatch import kernels, parallel, params
-from pokewatch.backtest import BacktestResult
-from pokewatch.caching import CACHE_VERSION, CachedResult, cached_call, memorized
+from pokewatch import parallel, params
+from pokewatch.caching import CACHE_VERSION, CachedResult, cached_call
 from pokewatch.errors import RunError
 from pokewatch.fair_value import PriceFrame
 from pokewatch.model import FairValueModel
-from pokewatch.signals import signals_frame, thresholds
+from pokewatch.rules import Rule
+from pokewatch.signals import signals_frame
 from pokewatch.store import PriceStore
-from pokewatch.training import train
+from pokewatch.training import Selection, select, select_many, training_date
+from pokewatch.walkforward import TrackRecord, track_record, training_dates
 
 logger = logging.getLogger(__name__)
 
 #: The price frame and signals table of the last key used in this process, so the
-#: evaluate notebook's signals and backtest steps share one copy.
+#: evaluate notebook's steps share one copy.
 _MEMO: dict = {}
 
 
@@ -64,134 +71,249 @@ class HistoryKey:
         return (self.store_root, self.source, self.start, self.end, self.fingerprint)
 
 
+@dataclass(frozen=True)
+class TrainingSpec:
+    """Everything a selection depends on besides the prices: the train notebook's rule parameters."""
+
+    method: str = "auto"
+    window: int = 0
+    buy_threshold: float = 0.10
+    sell_threshold: float = 0.15
+    min_price: float = 1.0
+    horizon_days: int = 7
+    target_return: float = 0.05
+    train_days: int = 365
+    min_flags: int = 50
+
+    def __post_init__(self) -> None:
+        params.method("method", self.method)
+        for name, maximum in (("horizon_days", 365), ("train_days", 3650), ("min_flags", 1_000_000)):
+            object.__setattr__(self, name, params.positive_int(name, getattr(self, name), maximum=maximum))
+        object.__setattr__(self, "window", params.non_negative_int("window", self.window, maximum=365))
+        object.__setattr__(self, "target_return", params.fraction("target_return", self.target_return))
+        Rule(buy_threshold=self.buy_threshold, sell_threshold=self.sell_threshold, min_price=self.min_price)
+
+    def args(self) -> tuple:
+        return (self.method, int(self.window), float(self.buy_threshold), float(self.sell_threshold),
+                float(self.min_price), int(self.horizon_days), float(self.target_return), int(self.train_days),
+                int(self.min_flags))
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def of(cls, model: FairValueModel) -> TrainingSpec:
+        """The spec a model was trained with (recorded in its selection)."""
+        spec = (model.selection or {}).get("spec")
+        if not spec:
+            raise RunError("this model records no training parameters (it predates the walk-forward track "
+                           "record); train it again with the train notebook or scripts/run_pipeline.sh --force-train")
+        return cls(**spec)
+
+
 def _no_prices(store_root: str, source: str, start: str, end: str) -> RunError:
     return RunError(f"no {source!r} prices stored between {start} and {end} in {store_root}; "
                     "run the collect notebook (or scripts/run_pipeline.sh) first")
 
 
-def _load_history(store_root: str, source: str, start: str, end: str, fingerprint: str,
-                  cache_version: str) -> pd.DataFrame:
-    history = PriceStore(store_root).load(source, start, end)
-    if history.empty:
-        raise _no_prices(store_root, source, start, end)
-    return history
+def price_frame(store_root: str, source: str, start: str, end: str, fingerprint: str, *,
+                allow_empty: bool = False) -> PriceFrame:
+    """The history slice as a :class:`PriceFrame` over the mapped compacted history (memoized).
 
-
-def price_frame(store_root: str, source: str, start: str, end: str, fingerprint: str) -> PriceFrame:
-    """The history slice as a :class:`PriceFrame` over the mapped compacted history (memoized)."""
+    Raises:
+        RunError: no prices in the slice (unless ``allow_empty``).
+    """
     memo_key = ("frame", store_root, source, start, end, fingerprint)
     pf = _MEMO.get(memo_key)
     if pf is None:
         pf = PriceStore(store_root).load_frame(source, start, end)
-        if len(pf) == 0:
+        if len(pf) == 0 and not allow_empty:
             raise _no_prices(store_root, source, start, end)
-        _MEMO.clear()
+        for old in [k for k in _MEMO if k[0] == "frame"]:
+            del _MEMO[old]
         _MEMO[memo_key] = pf
     return pf
 
 
-def _signal_arrays(store_root, source, start, end, fingerprint, method, window, buy_threshold, sell_threshold,
-                   min_price, cache_version, workers=1, engine="loky") -> tuple[np.ndarray, np.ndarray]:
-    pf = price_frame(store_root, source, start, end, fingerprint)
-    cuts = thresholds(buy_threshold, sell_threshold, min_price)
-    return parallel.signal_arrays(pf, method, window, cuts, workers=workers, engine=engine)
+# -- selections ------------------------------------------------------------------------------
+#: Every step reads the stored history from its first day: a day's fair values and flags then
+#: do not depend on which later day computed them.
+HISTORY_START = "1970-01-01"
 
 
-def _train(store_root, source, start, end, fingerprint, run_date, method, window, buy_threshold,
-           sell_threshold, min_price, horizon_days, target_return, keep_days,
-           cache_version, workers=1, engine="loky") -> tuple[FairValueModel, pd.DataFrame]:
-    pf = price_frame(store_root, source, start, end, fingerprint)
-    return train(pf, run_date, method=method, window=window, buy_threshold=buy_threshold,
-                 sell_threshold=sell_threshold, min_price=min_price, horizon_days=horizon_days,
-                 target_return=target_return, keep_days=keep_days, workers=workers, engine=engine)
+def history_key(source: str, end, store: PriceStore | None = None) -> HistoryKey:
+    """The stored history of ``source`` from its first day to ``end``."""
+    return HistoryKey.of(source, HISTORY_START, end, store)
 
 
-def _backtest(store_root, source, start, end, fingerprint, method, window, buy_threshold, sell_threshold,
-              min_price, horizon_days, target_return, cache_version, workers=1, engine="loky") -> BacktestResult:
-    """KPIs and per-signal returns; the scored rows are attached by :func:`backtest_step`."""
-    fair, codes = memorized(_signal_arrays)(store_root, source, start, end, fingerprint, method, window,
-                                            buy_threshold, sell_threshold, min_price, cache_version,
-                                            workers=workers, engine=engine)
-    pf = price_frame(store_root, source, start, end, fingerprint)
-    start_day, end_day, end_ts = backtesting.scoring_window(pf.days, horizon_days)
-    counts, sums, forward_return, flags = parallel.backtest_partials(
-        pf, fair, codes, horizon_days, start_day, end_day, min_price, target_return, workers=workers, engine=engine)
-    kpis = backtesting.kpis_from_partials(counts, sums, horizon_days, target_return, end_ts)
-    scored = (flags & kernels.ROW_SCORED).astype(bool)
-    return BacktestResult(kpis, by_signal=backtesting.by_signal_table(codes, forward_return, scored, counts, sums))
+def _select(store_root, source, start, end, fingerprint, as_of, method, window, buy_threshold, sell_threshold,
+            min_price, horizon_days, target_return, train_days, min_flags, cache_version, history=None,
+            precomputed=None, workers=1, engine="loky") -> Selection:
+    """One training day's selection; ``precomputed`` lets a batch (:func:`training.select_many`) fill the cache."""
+    if precomputed is not None:
+        return precomputed
+    pf = history if history is not None else PriceStore(store_root).load_frame(source, start, end)
+    return select(pf, as_of, method=method, window=window, buy_threshold=buy_threshold,
+                  sell_threshold=sell_threshold, min_price=min_price, horizon_days=horizon_days,
+                  target_return=target_return, train_days=train_days, min_flags=min_flags, workers=workers,
+                  engine=engine)
 
 
-def _signals_table(key: HistoryKey, model: FairValueModel, workers: int, engine: str) -> tuple:
-    """(signals table, hit, price frame, fair, codes) of ``key`` under ``model``'s rules (memoized)."""
-    rules = (model.method, model.window, model.buy_threshold, model.sell_threshold, model.min_price)
-    memo_key = ("signals", *key.args(), *rules)
-    cached = cached_call(_signal_arrays, *key.args(), model.method, int(model.window), float(model.buy_threshold),
-                         float(model.sell_threshold), float(model.min_price), CACHE_VERSION,
+def _selection_key(source: str, as_of: pd.Timestamp, store: PriceStore | None) -> HistoryKey:
+    return history_key(source, as_of - pd.Timedelta(days=1), store)
+
+
+def selection_step(source: str, as_of, spec: TrainingSpec, store: PriceStore | None = None, *,
+                   history: PriceFrame | None = None, workers: int = 1, engine: str = "loky") -> CachedResult:
+    """The rule chosen on training day ``as_of`` (cached on the stored days before it).
+
+    Args:
+        history: the stored history from its first day, reaching at least to ``as_of`` - 1
+            (read from the store when not given).
+    """
+    parallel.check(workers, engine)
+    as_of = pd.Timestamp(as_of).normalize()
+    key = _selection_key(source, as_of, store)
+    result = cached_call(_select, *key.args(), f"{as_of:%Y-%m-%d}", *spec.args(), CACHE_VERSION, history=history,
                          workers=workers, engine=engine)
-    fair, codes = cached.value
-    pf = price_frame(*key.args())
-    table = _MEMO.get(memo_key)
-    if table is None:
-        table = signals_frame(pf, fair, codes)
-        for old in [k for k in _MEMO if k[0] == "signals"]:
-            del _MEMO[old]
-        _MEMO[memo_key] = table
-    return table, cached.hit, pf, fair, codes
+    result.value.key = key.fingerprint
+    return result
 
 
-def history_step(key: HistoryKey) -> CachedResult:
-    """The stored history of ``key`` as the long table.
+def replay_selections(source: str, as_ofs, spec: TrainingSpec, history: PriceFrame, store: PriceStore | None = None,
+                      *, workers: int = 1, engine: str = "loky") -> list[CachedResult]:
+    """Every training day's selection, from the cache where it is there and in one batch where not."""
+    from pokewatch.caching import memorized
 
-    Its disk cache is the store's compacted history: a hit means it was already in
-    step with the daily files.
+    as_ofs = [pd.Timestamp(d).normalize() for d in as_ofs]
+    keys = [_selection_key(source, d, store) for d in as_ofs]
+    cached = memorized(_select)
+    missing = [i for i, (d, key) in enumerate(zip(as_ofs, keys))
+               if not _in_cache(cached, *key.args(), f"{d:%Y-%m-%d}", *spec.args(), CACHE_VERSION)]
+    batch = dict(zip(missing, select_many(
+        history, [as_ofs[i] for i in missing], method=spec.method, window=spec.window,
+        buy_threshold=spec.buy_threshold, sell_threshold=spec.sell_threshold, min_price=spec.min_price,
+        horizon_days=spec.horizon_days, target_return=spec.target_return, train_days=spec.train_days,
+        min_flags=spec.min_flags, workers=workers, engine=engine))) if missing else {}
+    results = []
+    for i, (d, key) in enumerate(zip(as_ofs, keys)):
+        result = cached_call(_select, *key.args(), f"{d:%Y-%m-%d}", *spec.args(), CACHE_VERSION,
+                             precomputed=batch.get(i), workers=workers, engine=engine)
+        result.hit = i not in batch
+        result.value.key = key.fingerprint
+        results.append(result)
+    return results
+
+
+def _in_cache(cached, *args) -> bool:
+    try:
+        return bool(cached.check_call_in_cache(*args))
+    except Exception:  # an unreadable entry is a miss
+        return False
+
+
+def train_step(key: HistoryKey, run_date, spec: TrainingSpec, *, keep_days: int = 90, stale_days: int = 2,
+               workers: int = 1, engine: str = "loky") -> CachedResult:
+    """The model for ``run_date``: its training day's selection, fitted on ``key``'s history.
+
+    The training day is the latest Monday on or before ``run_date``
+    (:func:`pokewatch.training.training_date`), so the rule is the one the
+    walk-forward track record replays for this week, whenever training ran.
+
+    Returns:
+        CachedResult of (model, selection); ``hit`` says whether the selection came from the cache.
     """
     started = time.perf_counter()
-    store = PriceStore(key.store_root)
-    _, up_to_date = store.compacted(key.source)
-    history = _load_history(*key.args(), CACHE_VERSION)
-    seconds = time.perf_counter() - started
-    logger.info("history: %s (%.2fs)", "compacted history in step" if up_to_date else "compacted history updated",
-                seconds)
-    return CachedResult(value=history, hit=up_to_date, seconds=seconds)
+    as_of = training_date(run_date)
+    pf = price_frame(*key.args())
+    chosen = selection_step(key.source, as_of, spec, PriceStore(key.store_root), history=pf, workers=workers,
+                            engine=engine)
+    model = fitted_model(chosen.value, key, run_date, spec, keep_days=keep_days, stale_days=stale_days,
+                         workers=workers, engine=engine)
+    return CachedResult(value=(model, chosen.value), hit=chosen.hit, seconds=time.perf_counter() - started)
 
 
-def signals_step(key: HistoryKey, model: FairValueModel, *, workers: int = 1, engine: str = "loky") -> CachedResult:
-    """Fair value, deviation and signal of every row of ``key`` under ``model``'s rules (cached)."""
+def fitted_model(selection: Selection, key: HistoryKey, run_date, spec: TrainingSpec, *, keep_days: int = 90,
+                 stale_days: int = 2, workers: int = 1, engine: str = "loky") -> FairValueModel:
+    """A model with ``selection``'s rule, fitted on ``key``'s history through ``run_date``."""
+    _table, _hit, pf, fair, codes = _signals_table(key, selection.rule, workers, engine)
+    model = FairValueModel(selection.rule, keep_days=keep_days, stale_days=stale_days, trained_on=selection.as_of,
+                           selection={**selection.summary(), "spec": spec.as_dict()})
+    return model.fit(pf, fair, codes, through=run_date)
+
+
+# -- today's signals -------------------------------------------------------------------------
+def _signals_table(key: HistoryKey, rule: Rule, workers: int, engine: str) -> tuple:
+    """(signals table, hit, price frame, fair, codes) of ``key`` under ``rule`` (memoized in this process).
+
+    Not cached on disk: one compiled pass costs less than writing and reading its two
+    arrays (78 ms against 0.7 s at 20,000 series x 730 days).
+    """
+    memo_key = ("signals", *key.args(), rule)
+    held = _MEMO.get(memo_key)
+    if held is None:
+        pf = price_frame(*key.args())
+        fair, codes = parallel.rule_arrays(pf, rule, workers=workers, engine=engine)
+        held = (signals_frame(pf, fair, codes), pf, fair, codes)
+        for old in [k for k in _MEMO if k[0] == "signals"]:
+            del _MEMO[old]
+        _MEMO[memo_key] = held
+    table, pf, fair, codes = held
+    return table, False, pf, fair, codes
+
+
+def signals_step(key: HistoryKey, rule: Rule, *, workers: int = 1, engine: str = "loky") -> CachedResult:
+    """Fair value, deviation and signal of every row of ``key`` under ``rule``."""
     started = time.perf_counter()
     parallel.check(workers, engine)
-    table, hit, *_ = _signals_table(key, model, workers, engine)
+    table, hit, *_ = _signals_table(key, rule, workers, engine)
     return CachedResult(value=table, hit=hit, seconds=time.perf_counter() - started)
 
 
-def train_step(key: HistoryKey, run_date: str, *, method: str = "auto", window: int = 7,
-               buy_threshold: float = 0.10, sell_threshold: float = 0.15, min_price: float = 1.0,
-               horizon_days: int = 7, target_return: float = 0.05, keep_days: int = 90,
-               workers: int = 1, engine: str = "loky") -> CachedResult:
-    """Choose and fit the model on the history slice ``key`` (cached)."""
-    params.method("method", method)
-    parallel.check(workers, engine)
-    return cached_call(_train, *key.args(), run_date, method, int(window), float(buy_threshold),
-                       float(sell_threshold), float(min_price), int(horizon_days), float(target_return),
-                       int(keep_days), CACHE_VERSION, workers=workers, engine=engine)
+# -- the track record ------------------------------------------------------------------------
+def evaluation_key(source: str, run_date, store: PriceStore | None = None) -> HistoryKey:
+    """The history the evaluate notebook reads: every stored day up to the run date."""
+    return history_key(source, pd.Timestamp(run_date).normalize(), store)
 
 
-def backtest_step(key: HistoryKey, model: FairValueModel, horizon_days: int = 7,
-                  target_return: float = 0.05, *, workers: int = 1, engine: str = "loky") -> CachedResult:
-    """Walk-forward backtest of ``model``'s rules on ``key`` (KPIs cached; scored rows rebuilt on use)."""
+def _track_record(store_root, source, start, end, fingerprint, run_date, eval_days, selection_keys, horizon_days,
+                  target_return, min_price, cache_version, selections=None, workers=1,
+                  engine="loky") -> TrackRecord:
+    pf = price_frame(store_root, source, start, end, fingerprint, allow_empty=True)
+    run_date = pd.Timestamp(run_date)
+    return track_record(pf, selections, first_day=run_date - pd.Timedelta(days=int(eval_days)),
+                        last_day=run_date - pd.Timedelta(days=int(horizon_days)), horizon_days=horizon_days,
+                        target_return=target_return, min_price=min_price, workers=workers, engine=engine)
+
+
+def track_record_step(key: HistoryKey, run_date, eval_days: int, spec: TrainingSpec, *, workers: int = 1,
+                      engine: str = "loky") -> CachedResult:
+    """The walk-forward track record of the ``eval_days`` before ``run_date`` (see :mod:`pokewatch.walkforward`).
+
+    Every training day in the window is replayed (each one cached on its own, the
+    missing ones computed in one batch), and the record itself is cached on the
+    evaluated days and the selections' keys.
+
+    Returns:
+        CachedResult of :class:`~pokewatch.walkforward.TrackRecord`; ``hit`` is True only
+        when the record and every selection came from the cache.
+    """
     started = time.perf_counter()
     parallel.check(workers, engine)
-    horizon_days = params.positive_int("horizon_days", horizon_days, maximum=365)
-    target_return = params.fraction("target_return", target_return)
-    cached = cached_call(_backtest, *key.args(), model.method, int(model.window), float(model.buy_threshold),
-                         float(model.sell_threshold), float(model.min_price), horizon_days, target_return,
-                         CACHE_VERSION, workers=workers, engine=engine)
-    result = cached.value
-
-    def detail() -> tuple[pd.DataFrame, pd.DataFrame]:
-        table, _, pf, fair, codes = _signals_table(key, model, 1, "loky")
-        *_, forward_return, flags, _ = backtesting.score(pf, fair, codes, horizon_days, target_return,
-                                                         min_price=model.min_price)
-        return backtesting.scored_rows(table, pf.prices, fair, forward_return, flags, target_return)
-
-    result.attach(detail)
-    return CachedResult(value=result, hit=cached.hit, seconds=time.perf_counter() - started)
+    eval_days = params.positive_int("eval_days", eval_days, maximum=3650)
+    run_date = pd.Timestamp(run_date).normalize()
+    first = run_date - pd.Timedelta(days=eval_days)
+    last = run_date - pd.Timedelta(days=spec.horizon_days)
+    store = PriceStore(key.store_root)
+    pf = price_frame(*key.args(), allow_empty=True)
+    results = replay_selections(key.source, training_dates(first, max(first, last)), spec, pf, store,
+                                workers=workers, engine=engine)
+    selections = [r.value for r in results]
+    keys = tuple(f"{s.as_of}:{s.key}" for s in selections)
+    record = cached_call(_track_record, *key.args(), f"{run_date:%Y-%m-%d}", eval_days, keys, spec.horizon_days,
+                         spec.target_return, spec.min_price, CACHE_VERSION, selections=selections, workers=workers,
+                         engine=engine)
+    hit = record.hit and all(r.hit for r in results)
+    logger.info("track record: %d training day(s) replayed, %d from the cache", len(results),
+                sum(r.hit for r in results))
+    return CachedResult(value=record.value, hit=hit, seconds=time.perf_counter() - started)

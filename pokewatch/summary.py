@@ -11,9 +11,11 @@ import pandas as pd
 
 _ROWS = [
     ("buy_flags", "BUY flags scored", "{:,.0f}"), ("buy_precision", "BUY precision", "{:.1%}"),
+    ("buy_wrong_way_rate", "BUY wrong-way rate", "{:.1%}"),
     ("buy_base_rate", "BUY base rate", "{:.1%}"), ("buy_lift", "BUY lift", "{:.2f}x"),
     ("buy_recall", "BUY recall", "{:.1%}"),
     ("sell_flags", "SELL flags scored", "{:,.0f}"), ("sell_precision", "SELL precision", "{:.1%}"),
+    ("sell_wrong_way_rate", "SELL wrong-way rate", "{:.1%}"),
     ("sell_base_rate", "SELL base rate", "{:.1%}"), ("sell_lift", "SELL lift", "{:.2f}x"),
     ("sell_recall", "SELL recall", "{:.1%}"),
     ("mean_forward_return_buy", "mean return after BUY", "{:+.2%}"),
@@ -39,31 +41,77 @@ def kpi_table(kpis: dict) -> pd.DataFrame:
                          for key, label, pattern in _ROWS if key in kpis]).set_index("KPI")
 
 
-def plain_summary(kpis: dict, today: pd.DataFrame, quality: dict | None = None) -> str:
-    """One paragraph: today's flags, how trustworthy flags have been, and data quality."""
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def track_record_sentences(figures: dict, rule: dict | None = None) -> list[str]:
+    """The track record in plain words: one sentence per kind that was scored, or why none was.
+
+    Args:
+        figures: ``metrics.json``'s ``track_record`` (out of sample).
+        rule: ``metrics.json``'s ``model`` (the rule), for why a kind is off today.
+    """
+    from pokewatch.walkforward import sentence  # the record's own wording
+
+    figures = figures or {}
+    lines = [text + "." for kind in ("SELL", "BUY") if (text := sentence(figures, kind))]
+    if not lines:
+        note = figures.get("note") or "no flag has reached its horizon yet"
+        lines.append(f"No flag could be scored out of sample yet ({note}), so there is no track record to "
+                     "report; today's flags rest on the in-sample evidence of training only.")
+    for kind in ("BUY", "SELL"):
+        if rule and rule.get(kind.lower()) is None:
+            why = (rule.get("reasons") or {}).get(kind)
+            lines.append(f"{kind} flags are switched off" + (f": {why}." if why else "."))
+    return lines
+
+
+def plain_summary(metrics: dict, today: pd.DataFrame, quality: dict | None = None) -> str:
+    """One paragraph: today's flags, the out-of-sample track record, forecast error and data quality.
+
+    Args:
+        metrics: the run's ``metrics.json`` (``track_record``, ``kpis``, ``model``).
+        today: the day's signals (``signals.csv``).
+        quality: the collect step's ``quality.json``, if any.
+    """
     counts = today["signal"].value_counts()
     n_buy, n_sell = int(counts.get("BUY", 0)), int(counts.get("SELL", 0))
-    h = kpis.get("horizon_days", 7)
-    parts = [f"Today {n_buy} card(s) are flagged BUY and {n_sell} SELL out of {len(today):,} tracked."]
-    lift_b, lift_s = kpis.get("buy_lift"), kpis.get("sell_lift")
-    if lift_b is not None and not (isinstance(lift_b, float) and math.isnan(lift_b)):
-        parts.append(
-            f"Over the backtest, a BUY flag was followed by a rise of {kpis['target_return']:.0%} or more within "
-            f"{h} days {_fmt(kpis.get('buy_precision'), '{:.0%}')} of the time, {_fmt(lift_b, '{:.1f}')}x the "
-            f"base rate; a SELL flag by a similar fall {_fmt(kpis.get('sell_precision'), '{:.0%}')} of the time "
-            f"({_fmt(lift_s, '{:.1f}')}x). Average {h}-day return after BUY was "
-            f"{_fmt(kpis.get('mean_forward_return_buy'), '{:+.1%}')}, after SELL "
-            f"{_fmt(kpis.get('mean_forward_return_sell'), '{:+.1%}')}.")
+    stale = int(today["stale"].sum()) if "stale" in today else 0
+    parts = [f"Today {n_buy} card(s) are flagged BUY and {n_sell} SELL out of {len(today):,} tracked"
+             + (f" ({stale:,} with a price too old to flag)." if stale else ".")]
+    parts += track_record_sentences(metrics.get("track_record") or {}, metrics.get("model"))
+    kpis = metrics.get("kpis") or {}
     mape_f, mape_n = kpis.get("mape_fair"), kpis.get("mape_naive")
-    if mape_f is not None and mape_n is not None:
+    if _finite(mape_f) and _finite(mape_n):
         better = "better" if mape_f < mape_n else "worse"
-        parts.append(f"As a forecast of the next price the fair value was {better} than simply taking the last "
-                     f"price (MAPE {_fmt(mape_f, '{:.1%}')} vs {_fmt(mape_n, '{:.1%}')}).")
+        parts.append(f"As a forecast of the next price, the fair value known each day was {better} than simply "
+                     f"taking that day's price (MAPE {mape_f:.2%} vs {mape_n:.2%}, out of sample).")
     if quality:
         rejected = quality.get("validation", {}).get("rows_rejected", 0)
-        parts.append(f"Data quality: {quality.get('completeness', 1):.0%} of requested items fetched, "
-                     f"{rejected:,} row(s) rejected by validation.")
+        completeness = quality.get("completeness")
+        fetched = f"{completeness:.0%} of requested items fetched, " if _finite(completeness) else ""
+        parts.append(f"Data quality: {fetched}{rejected:,} row(s) rejected by validation.")
     return " ".join(parts)
+
+
+def direction_table(figures: dict) -> pd.DataFrame:
+    """The track record per signal as a formatted table: flags, precision, wrong-way rate, base rate,
+    lift with its 95% interval, and mean and median forward return ("n/a" where nothing was scored)."""
+    rows = []
+    for kind in ("BUY", "SELL", "HOLD"):
+        data = (figures or {}).get(kind) or {}
+        interval = "n/a"
+        if data.get("lift_low") is not None and data.get("lift_high") is not None:
+            interval = f"{data['lift_low']:.2f}x to {data['lift_high']:.2f}x"
+        rows.append({"signal": kind, "flags": _fmt(data.get("flags"), "{:,.0f}"),
+                     "precision": _fmt(data.get("precision"), "{:.1%}"),
+                     "wrong-way rate": _fmt(data.get("wrong_way_rate"), "{:.1%}"),
+                     "base rate": _fmt(data.get("base_rate"), "{:.1%}"), "lift": _fmt(data.get("lift"), "{:.2f}x"),
+                     "lift, 95% interval": interval if kind != "HOLD" else "",
+                     "mean return": _fmt(data.get("mean_forward_return"), "{:+.1%}"),
+                     "median return": _fmt(data.get("median_forward_return"), "{:+.1%}")})
+    return pd.DataFrame(rows).set_index("signal")
 
 
 def kpi_comparison(before: dict, after: dict) -> pd.DataFrame:
@@ -127,9 +175,11 @@ def top_candidates(today: pd.DataFrame, min_price: float = 1.0, n: int = 15) -> 
     """The day's flagged cards, strongest first, topped up with the cards nearest a threshold.
 
     On a quiet day nothing is flagged; showing the cards closest to BUY or SELL still
-    tells a collector what to watch. Cards under ``min_price`` are never candidates.
+    tells a collector what to watch. Cards under ``min_price`` and cards whose newest
+    price is stale are never candidates.
     """
-    eligible = today[(today["market_price"] >= min_price) & today["deviation"].notna()]
+    fresh = ~today["stale"].astype(bool) if "stale" in today else True
+    eligible = today[(today["market_price"] >= min_price) & today["deviation"].notna() & fresh]
     order = pd.DataFrame({"flagged": eligible["signal"].astype(str) != "HOLD",
                           "strength": eligible["deviation"].abs()}, index=eligible.index)
     ranked = order.sort_values(["flagged", "strength"], ascending=False).index[:n]

@@ -21,6 +21,7 @@ from pokewatch import atomic, plots, portfolio, runs
 from pokewatch.backtest import run_backtest
 from pokewatch.demo_market import demo_prices
 from pokewatch.model import FairValueModel
+from pokewatch.rules import Rule
 from pokewatch.signals import compute_signals
 
 N_SERIES = 60
@@ -79,15 +80,20 @@ def make_run(runs_root: Path, run_date: str = "2026-11-28", *, publish: bool = T
     """
     history = demo_history(n_series)
     history = history[history["date"] <= pd.Timestamp(run_date)]
-    signals = compute_signals(history, "rolling_mean", 7)
-    model = FairValueModel(method="rolling_mean", window=7, trained_on=run_date).fit(signals=signals)
+    rule = Rule("rolling_mean", 7)
+    signals = compute_signals(history, rule)
+    model = FairValueModel(rule, trained_on=run_date).fit(history)
     today = model.predict_all(run_date)
-    kpis = run_backtest(signals).kpis
+    result = run_backtest(signals)
+    kpis = result.kpis
+    track = {"label": "out-of-sample (test fixture)", "horizon_days": 7, "target_return": 0.05,
+             "first_flag_date": kpis.get("scored_from"), "last_flag_date": kpis.get("scored_to"), **result.direction}
     attempt = runs.start_run(run_date, {"collect": {"source": "demo"}, "evaluate": {"buy_threshold": 0.1}},
                              runs_root=runs_root)
     atomic.dump_joblib(attempt / "model.joblib", model)
     atomic.write_csv(attempt / "signals.csv", today.sort_values("deviation"))
-    atomic.write_json(attempt / "metrics.json", _clean({"run_date": run_date, "model": model.params, "kpis": kpis}))
+    atomic.write_json(attempt / "metrics.json", _clean({"run_date": run_date, "model": model.params, "kpis": kpis,
+                                                               "track_record": track}))
     atomic.write_json(attempt / "quality.json", {"completeness": 1.0, "validation": {"rows_rejected": 0}})
     counts = today["signal"].value_counts()
     runs.record_step(attempt, "evaluate", 1.5, {"signals": False}, cards=len(today),

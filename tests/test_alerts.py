@@ -84,13 +84,20 @@ def test_the_message_has_the_top_flags_portfolio_movers_and_trust():
         "fair_value": 10.0, "deviation": [-0.2, -0.1, 0.3, 0.0], "signal": ["BUY", "BUY", "SELL", "HOLD"]})
     book = {"totals": [{"currency": "USD", "value": 120.0, "pnl": 20.0, "pnl_pct": 0.2, "value_change_1d": -3.0}],
             "movers": [{"card_id": "c-3", "name": "Gamma", "currency": "USD", "value_change_1d": -3.0}]}
-    text = alerts.build_message("2026-11-28", today, {"buy_lift": 1.5, "sell_lift": 1.8}, book, "runs/x/report.html")
+    metrics = {"track_record": {"horizon_days": 7, "target_return": 0.05, "first_flag_date": "2026-11-01",
+                                "last_flag_date": "2026-11-21",
+                                "SELL": {"flags": 40, "precision": 0.45, "wrong_way_rate": 0.1}},
+               "model": {"buy": None, "sell": {}, "reasons": {"BUY": "no edge in training"}}}
+    text = alerts.build_message("2026-11-28", today, metrics, book, "runs/x/report.html")
     lines = text.splitlines()
     assert lines[0] == "PokeWatch 2026-11-28: 2 BUY, 1 SELL out of 4 cards."
-    assert lines[1].startswith("BUY  Alpha (a-1, Holofoil) $8.00, fair $10.00 (-20%)")
-    assert lines[3].startswith("SELL  Gamma")
+    assert lines[3].startswith("BUY  Alpha (a-1, Holofoil) $8.00, fair $10.00 (-20%)")
+    assert lines[5].startswith("SELL  Gamma")
     assert "Portfolio: $120.00, P&L +$20.00 (+20.0%), -$3.00 since yesterday" in text
-    assert "Movers: Gamma (c-3) -$3.00" in text and "BUY lift 1.5x" in text and lines[-1].endswith("report.html")
+    assert "Movers: Gamma (c-3) -$3.00" in text and lines[-1].endswith("report.html")
+    assert lines[1] == ("Of 40 SELL flags from 2026-11-01 to 2026-11-21, 45% were followed by a fall of 5% or more "
+                        "7 days later and 10% by a rise of as much.")
+    assert lines[2] == "BUY flags are switched off: no edge in training."
     body = alerts.payload(text)
     assert body["content"] == text and body["text"] == text.replace("&", "&amp;"), "Slack: text, Discord: content"
 

@@ -3,7 +3,6 @@ import pickle
 import pytest
 
 from pokewatch import caching, steps
-from pokewatch.model import FairValueModel
 from pokewatch.store import PriceStore
 from tests.conftest import series
 
@@ -49,12 +48,13 @@ def test_a_corrupted_entry_is_recomputed_not_fatal(isolated_dirs):
 def test_steps_are_keyed_on_the_store_fingerprint_not_the_rows():
     store = PriceStore.default()
     store.write_days("demo", series("a-1", [10.0, 11.0, 12.0, 13.0]))
-    key = steps.HistoryKey.of("demo", "2026-01-01", "2026-01-04", store)
-    model = FairValueModel(window=2)
-    assert steps.signals_step(key, model).hit is False
-    assert steps.signals_step(key, model).hit is True
-    store.write_days("demo", series("a-1", [10.0], start="2026-01-04"))
-    changed = steps.HistoryKey.of("demo", "2026-01-01", "2026-01-04", store)
-    assert changed.fingerprint != key.fingerprint
-    assert steps.signals_step(changed, model).hit is False
-    assert len(pickle.dumps(changed.args())) < 500
+    spec = steps.TrainingSpec(train_days=30, horizon_days=1)
+    monday = "2026-01-05"
+    assert steps.selection_step("demo", monday, spec, store).hit is False
+    assert steps.selection_step("demo", monday, spec, store).hit is True
+    store.write_days("demo", series("a-1", [10.0], start="2026-01-04"))   # a day before that Monday changed
+    assert steps.selection_step("demo", monday, spec, store).hit is False
+    store.write_days("demo", series("a-1", [10.0], start="2026-01-05"))   # the Monday itself: not read
+    assert steps.selection_step("demo", monday, spec, store).hit is True
+    key = steps.history_key("demo", "2026-01-04", store)
+    assert len(pickle.dumps(key.args())) < 500

@@ -19,7 +19,7 @@ def test_rolling_mean_uses_only_prior_observations():
 
 
 def test_seed_rule_includes_today_in_a_three_day_mean():
-    out = fair(series("a-1", [10.0, 12.0, 14.0, 16.0]), "seed_mean3")
+    out = fair(series("a-1", [10.0, 12.0, 14.0, 16.0]), "seed_mean3", 0)
     assert out["fair"].tolist() == [10.0, 11.0, 12.0, 14.0]
 
 
@@ -29,7 +29,7 @@ def test_seed_rule_needs_a_143_percent_drop_to_buy():
     # market m is BUY when m <= 0.9 * (200 + m) / 3  <=>  m <= 180 / 2.1
     threshold_price = 0.9 * 2 * prior_mean / (3 - 0.9)
     assert 1 - threshold_price / prior_mean == pytest.approx(0.1429, abs=1e-4)
-    at = fair(series("a-1", [100.0, 100.0, threshold_price]), "seed_mean3")
+    at = fair(series("a-1", [100.0, 100.0, threshold_price]), "seed_mean3", 3)
     deviation = at["market_price"].iloc[-1] / at["fair"].iloc[-1] - 1
     assert deviation == pytest.approx(-0.10)
 
@@ -73,7 +73,18 @@ def test_fair_value_does_not_look_ahead():
         np.testing.assert_allclose(a, b, equal_nan=True)
 
 
-@pytest.mark.parametrize("method, window", [("magic", 3), ("rolling_mean", 0), ("ewm", 1.5)])
+def test_a_window_of_zero_means_the_methods_default():
+    history = series("a-1", [10.0, 12.0, 14.0, 16.0, 18.0, 20.0, 22.0, 24.0, 26.0])
+    assert fair(history, "rolling_mean", 0)["fair"].equals(fair(history, "rolling_mean", 7)["fair"])
+    assert fair(history, "seed_mean3", 0)["fair"].equals(fair(history, "seed_mean3", 3)["fair"])
+
+
+def test_seed_mean3_refuses_another_window_instead_of_computing_three():
+    with pytest.raises(ParameterError, match="window is fixed at 3"):
+        fair(series("a-1", [1.0, 2.0]), "seed_mean3", 7)
+
+
+@pytest.mark.parametrize("method, window", [("magic", 3), ("rolling_mean", -1), ("ewm", 1.5)])
 def test_bad_method_or_window_raise_parameter_errors(method, window):
     with pytest.raises(ParameterError):
         fair(series("a-1", [1.0, 2.0]), method, window)

@@ -4,6 +4,8 @@ import pytest
 
 from pokewatch.errors import ParameterError, UnknownCardError, UnknownDateError
 from pokewatch.model import FairValueModel
+from pokewatch.rules import Rule
+from pokewatch.signals import compute_signals
 from tests.conftest import series
 
 
@@ -18,14 +20,14 @@ def history():
 
 @pytest.fixture
 def model(history):
-    return FairValueModel(method="rolling_mean", window=3).fit(history)
+    return FairValueModel(Rule("rolling_mean", 3)).fit(history)
 
 
 def test_predict_returns_the_documented_fields(model):
     result = model.predict("sv3pt5-199", "2026-11-28")
     assert result == {"card_id": "sv3pt5-199", "variant": "Holofoil", "currency": "USD", "date": "2026-11-28",
                       "market_price": 85.0, "fair_value": 100.0, "deviation": pytest.approx(-0.15),
-                      "signal": "BUY"}
+                      "signal": "BUY", "stale": False}
 
 
 def test_default_date_is_the_latest_day(model):
@@ -75,4 +77,31 @@ def test_saved_model_predicts_the_same_after_loading(model, tmp_path):
 
 def test_invalid_parameters_are_refused():
     with pytest.raises(ParameterError, match="buy_threshold"):
-        FairValueModel(buy_threshold=1.5)
+        FairValueModel(Rule(buy_threshold=1.5))
+    with pytest.raises(ParameterError, match="stale_days"):
+        FairValueModel(stale_days=-1)
+
+
+def test_the_model_serves_exactly_the_signals_of_the_rule(history):
+    rule = Rule("rolling_mean", 3, buy=None)
+    expected = compute_signals(history, rule).groupby(["card_id", "variant"])["signal"].last().astype(str)
+    day = FairValueModel(rule).fit(history).predict_all("2026-11-28")
+    served = day.set_index(["card_id", "variant"])["signal"].astype(str)
+    assert served.sort_index().tolist() == expected.sort_index().tolist()
+    assert "BUY" not in served.tolist()
+
+
+def test_a_card_whose_newest_price_is_stale_is_hold_and_marked(history):
+    model = FairValueModel(Rule("rolling_mean", 3), stale_days=2).fit(history, through="2026-12-01")
+    day = model.predict_all("2026-12-01").set_index("variant")
+    assert day.loc["Holofoil", "days_old"].tolist() == [4, 3]      # base1-4 (11-27), sv3pt5-199 (11-28)
+    assert day["stale"].all() and (day["signal"] == "HOLD").all()
+    result = model.predict("sv3pt5-199", "2026-12-01")
+    assert result["stale"] is True and result["signal"] == "HOLD" and result["date"] == "2026-11-28"
+    fresh = model.predict("sv3pt5-199", "2026-11-30")            # two days old: still flagged
+    assert fresh["stale"] is False and fresh["signal"] == "BUY"
+
+
+def test_the_model_keeps_only_days_that_were_observed(history):
+    model = FairValueModel(Rule("rolling_mean", 3), keep_days=90).fit(history)
+    assert len(model.dates) == 4 and model.market.shape == (3, 4)

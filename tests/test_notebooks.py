@@ -53,7 +53,8 @@ def test_cells_stay_thin(notebook):
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
-        assert len(cell.source.splitlines()) <= 15, f"{path.name}: cell too long: {cell.source[:60]!r}"
+        if "parameters" not in cell.metadata.get("tags", []):   # declarations, one per line, are not logic
+            assert len(cell.source.splitlines()) <= 15, f"{path.name}: cell too long: {cell.source[:60]!r}"
         tree = ast.parse(cell.source)
         assert not any(isinstance(n, (ast.FunctionDef, ast.ClassDef)) for n in ast.walk(tree)), path.name
 

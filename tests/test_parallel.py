@@ -10,10 +10,9 @@ from pokewatch.backtest import backtest_arrays
 from pokewatch.demo_market import demo_prices
 from pokewatch.errors import ParameterError
 from pokewatch.fair_value import PriceFrame
-from pokewatch.model import FairValueModel
-from pokewatch.signals import thresholds
+from pokewatch.rules import Filters, Rule
 from pokewatch.store import PriceStore
-from pokewatch.training import DEFAULT_CANDIDATES, evaluate_candidates
+from pokewatch.training import DEFAULT_CANDIDATES, histograms, training_date
 
 START, END = "2026-07-01", "2026-11-27"
 
@@ -41,12 +40,14 @@ def same(a, b) -> bool:
     return a == b
 
 
+RULE = Rule("rolling_mean", 7, sell=Filters(activity=1, no_jump=True))
+
+
 def sharded_results(pf: PriceFrame, workers: int, engine: str) -> dict:
-    cuts = thresholds()
-    fair, codes = parallel.signal_arrays(pf, "rolling_mean", 7, cuts, workers=workers, engine=engine)
+    fair, codes = parallel.rule_arrays(pf, RULE, workers=workers, engine=engine)
     tables = parallel.backtest_partials(pf, fair, codes, 7, -10**6, 10**6, 1.0, 0.05, workers=workers, engine=engine)
-    candidates = evaluate_candidates(pf, DEFAULT_CANDIDATES, min_flags=5, workers=workers, engine=engine)
-    return {"fair": fair, "codes": codes, "tables": tables, "candidates": candidates}
+    hists = histograms(pf, DEFAULT_CANDIDATES, START, END, workers=workers, engine=engine)
+    return {"fair": fair, "codes": codes, "tables": tables, "candidates": hists.per_method}
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +59,12 @@ def assert_identical(result: dict, single: dict) -> None:
     assert same(result["fair"], single["fair"])
     assert same(result["codes"], single["codes"])
     assert all(same(a, b) for a, b in zip(result["tables"], single["tables"]))
-    assert same(result["candidates"], single["candidates"])
+    assert result["candidates"].keys() == single["candidates"].keys()
+    for name, arrays in single["candidates"].items():
+        counts, returns, universe, errors = result["candidates"][name]
+        assert same(counts, arrays[0]) and same(universe, arrays[2])
+        np.testing.assert_allclose(returns, arrays[1], rtol=1e-12)   # float sums, in shard order
+        np.testing.assert_allclose(errors, arrays[3], rtol=1e-12)
 
 
 def test_shards_hold_whole_cards_and_cover_every_series(pf):
@@ -88,7 +94,7 @@ def test_a_dask_local_cluster_matches_the_single_process_path(pf, single):
 
 def test_sharded_backtest_kpis_equal_the_in_process_ones(pf, single):
     in_process = backtest_arrays(pf, single["fair"], single["codes"]).kpis
-    sharded = backtest_arrays(pf, *parallel.signal_arrays(pf, "rolling_mean", 7, thresholds(), workers=2,
+    sharded = backtest_arrays(pf, *parallel.rule_arrays(pf, RULE, workers=2,
                                                            engine="threading")).kpis
     assert same(sharded, in_process)
 
@@ -96,15 +102,14 @@ def test_sharded_backtest_kpis_equal_the_in_process_ones(pf, single):
 def test_worker_count_is_not_part_of_the_cache_key(history):
     store = PriceStore.default()
     store.write_days("demo", history)
-    key = steps.HistoryKey.of("demo", START, END, store)
-    model = FairValueModel(window=5)
-    first = steps.signals_step(key, model, workers=1)
-    again = steps.signals_step(key, model, workers=2, engine="threading")
+    spec = steps.TrainingSpec(train_days=60)
+    first = steps.selection_step("demo", training_date(END), spec, store, workers=1)
+    again = steps.selection_step("demo", training_date(END), spec, store, workers=2, engine="threading")
     assert (first.hit, again.hit) == (False, True)
-    pd.testing.assert_frame_equal(first.value, again.value)
+    assert first.value.rule == again.value.rule
 
 
 @pytest.mark.parametrize("workers, engine, name", [(0, "loky", "workers"), (2, "spark", "engine")])
 def test_bad_workers_or_engine_name_the_parameter(pf, workers, engine, name):
     with pytest.raises(ParameterError, match=name):
-        parallel.signal_arrays(pf, "rolling_mean", 7, thresholds(), workers=workers, engine=engine)
+        parallel.rule_arrays(pf, RULE, workers=workers, engine=engine)

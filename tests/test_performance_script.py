@@ -10,6 +10,7 @@ import pytest
 from pokewatch import runs
 from pokewatch.demo_market import demo_prices
 from pokewatch.model import FairValueModel
+from pokewatch.rules import Rule
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "test_performance.py"
@@ -28,7 +29,8 @@ def a_run(model: FairValueModel, hits: dict[str, dict]) -> Path:
 
 @pytest.fixture
 def tiny_runs(isolated_dirs):
-    model = FairValueModel(window=3).fit(demo_prices("2026-10-01", "2026-11-27", n_series=40, epoch="2026-10-01"))
+    history = demo_prices("2026-10-01", "2026-11-27", n_series=40, epoch="2026-10-01")
+    model = FairValueModel(Rule("rolling_mean", 3)).fit(history)
     a_run(model, {"train": {"train": False}, "evaluate": {"signals": False, "backtest": False}})
     a_run(model, {"train": {"train": True}, "evaluate": {"signals": True, "backtest": True}})
     return isolated_dirs

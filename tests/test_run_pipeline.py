@@ -77,7 +77,7 @@ def test_a_second_run_the_same_day_hits_the_cache_and_adds_no_duplicates(home):
     assert again.returncode == 0, again.stderr
     manifest = home.manifest("2026-11-28")
     assert manifest["training"]["trained"] is False
-    assert manifest["steps"]["evaluate"]["cache_hits"] == {"signals": True, "backtest": True}
+    assert manifest["steps"]["evaluate"]["cache_hits"] == {"track_record": True, "selection": True}
     store = pd.read_parquet(home.root / "data" / "store" / "demo")
     assert not store.duplicated(["card_id", "variant", "currency", "date"]).any()
     assert store["date"].nunique() == 151
