@@ -13,12 +13,14 @@ from pathlib import Path
 from typing import Self
 
 from pokewatch import atomic, runs
-from pokewatch.api.settings import ApiSettings
+from pokewatch.api.connection_guard import uvicorn_options
+from pokewatch.api.settings import ApiSettings, ServerLimits
 from pokewatch.demo_market import demo_prices
 from pokewatch.model import FairValueModel
 
 KEY = "pwk_test-key-number-one-0123456789abcdef"
 OTHER_KEY = "pwk_test-key-number-two-0123456789abcdef"
+ADMIN_KEY = "pwk_test-key-admin-role-0123456789abcdef"
 RUN_DATE = "2026-11-28"
 
 
@@ -42,8 +44,9 @@ def publish_run(runs_root: Path, run_date: str = RUN_DATE, model: FairValueModel
 
 
 def settings(runs_root: Path, **overrides) -> ApiSettings:
-    """Test settings: two keys, the default limits, no background polling."""
-    values = {"api_keys": (KEY, OTHER_KEY), "runs_dir": Path(runs_root), "reload_check_seconds": 0}
+    """Test settings: two reader keys and one admin key, the default limits, no background polling."""
+    values = {"api_keys": (KEY, OTHER_KEY), "admin_keys": (ADMIN_KEY,), "runs_dir": Path(runs_root),
+              "reload_check_seconds": 0}
     values.update(overrides)
     return ApiSettings(**values)
 
@@ -69,16 +72,21 @@ def make_client(app):
 
 
 class LiveServer:
-    """The app under a real uvicorn server in a background thread, on a free 127.0.0.1 port."""
+    """The app under a real uvicorn server in a background thread, on a free 127.0.0.1 port.
 
-    def __init__(self, app) -> None:
+    It runs with the uvicorn options of ``pokewatch serve``
+    (:func:`pokewatch.api.connection_guard.uvicorn_options`), with ``limits`` (default:
+    the defaults) built into the connection guard.
+    """
+
+    def __init__(self, app, limits: ServerLimits | None = None) -> None:
         import uvicorn
         from redis_server import free_port
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None, access_log=False,
-                                lifespan="on")
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, lifespan="on",
+                                **uvicorn_options(limits or ServerLimits(), in_process=True))
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -94,3 +102,77 @@ class LiveServer:
     def __exit__(self, *exc) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+class ServeProcess:
+    """``python -m pokewatch serve`` in a subprocess on a free 127.0.0.1 port, its stderr in ``log``.
+
+    This is the server exactly as operators run it (JSON logs, the uvicorn options of
+    ``serve``), for the checks that depend on how the process is set up: what reaches
+    the log, header limits, deadlines.
+
+    Args:
+        runs_root: the runs folder to serve.
+        log: file that receives the server's stdout and stderr.
+        env: extra environment variables (keys default to KEY, OTHER_KEY readers and ADMIN_KEY).
+    """
+
+    def __init__(self, runs_root: Path, log: Path, **env: str) -> None:
+        import os
+
+        from redis_server import free_port
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = Path(log)
+        self.env = {**os.environ, "POKEWATCH_API_KEYS": f"{KEY},{OTHER_KEY}",
+                    "POKEWATCH_API_ADMIN_KEYS": ADMIN_KEY, "POKEWATCH_RELOAD_CHECK_SECONDS": "0", **env}
+        for name in ("REDIS_URL", "POKEWATCH_API_KEY_FILE", "POKEWATCH_TRUSTED_PROXIES", "FORWARDED_ALLOW_IPS"):
+            if name not in env:
+                self.env.pop(name, None)
+        self.runs_root = Path(runs_root)
+        self.process = None
+
+    def __enter__(self) -> Self:
+        import subprocess
+        import sys
+        import urllib.error
+        import urllib.request
+
+        with self.log.open("wb") as sink:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "pokewatch", "serve", "--port", str(self.port), "--runs-dir",
+                 str(self.runs_root)], env=self.env, stdout=sink, stderr=sink)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=1):
+                    return self
+            except urllib.error.HTTPError:   # answering (503 before a run is served): up
+                return self
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    self.__exit__()
+                    raise RuntimeError(f"pokewatch serve did not start:\n{self.log.read_text()}") from None
+                time.sleep(0.1)
+
+    def __exit__(self, *exc) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=20)
+
+    def log_text(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+    def log_entries(self) -> list[dict]:
+        """Every JSON line the server wrote so far (other lines are skipped)."""
+        import json
+
+        entries = []
+        for line in self.log_text().splitlines():
+            if line.startswith("{"):
+                try:
+                    entries.append(json.loads(line))
+                except ValueError:
+                    continue
+        return entries

@@ -10,7 +10,7 @@ import time
 import urllib.request
 
 import pytest
-from api_fixtures import KEY, demo_model, publish_run
+from api_fixtures import ADMIN_KEY, KEY, demo_model, publish_run
 from redis_server import free_port
 
 from pokewatch import cli
@@ -22,7 +22,7 @@ def test_keys_new_prints_a_key_its_log_id_and_how_to_install_it(capsys):
     out = capsys.readouterr().out
     key = next(word for word in out.split() if word.startswith("pwk_"))
     assert len(key) == 47
-    assert f"(log id {key_id(key)})" in out
+    assert f"(log id {key_id(key)}, role reader)" in out
     assert f'export POKEWATCH_API_KEYS="{key}"' in out
     assert "POKEWATCH_API_KEY_FILE" in out
 
@@ -31,6 +31,21 @@ def test_keys_new_quiet_prints_only_keys_for_a_key_file(capsys):
     assert cli.main(["keys", "new", "--count", "3", "--quiet"]) == 0
     keys = capsys.readouterr().out.split()
     assert len(keys) == 3 == len(set(keys)) and all(k.startswith("pwk_") for k in keys)
+
+
+def test_keys_new_admin_prints_key_file_lines_with_the_role(capsys):
+    assert cli.main(["keys", "new", "--role", "admin", "--count", "2", "--quiet"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and all(line.startswith("pwk_") and line.endswith(" admin") for line in lines)
+    assert cli.main(["keys", "new", "--role", "admin"]) == 0
+    out = capsys.readouterr().out
+    assert "export POKEWATCH_API_ADMIN_KEYS=" in out and "role admin" in out
+
+
+def test_keys_id_accepts_key_file_lines_with_a_role(capsys, monkeypatch):
+    monkeypatch.setattr(sys, "stdin", io.StringIO(f"# comment\n{KEY} admin\n"))
+    assert cli.main(["keys", "id"]) == 0
+    assert capsys.readouterr().out.strip() == key_id(KEY)
 
 
 def test_keys_id_reads_keys_from_stdin(capsys, monkeypatch):
@@ -57,8 +72,8 @@ def test_pokewatch_serve_answers_and_the_pipeline_hooks_work(tmp_path):
     runs_root = tmp_path / "runs"
     publish_run(runs_root)
     port = free_port()
-    env = {**os.environ, "POKEWATCH_API_KEYS": KEY, "POKEWATCH_API_URL": f"http://127.0.0.1:{port}",
-           "POKEWATCH_API_KEY": KEY}
+    env = {**os.environ, "POKEWATCH_API_KEYS": KEY, "POKEWATCH_API_ADMIN_KEYS": ADMIN_KEY,
+           "POKEWATCH_API_URL": f"http://127.0.0.1:{port}", "POKEWATCH_API_KEY": ADMIN_KEY}
     env.pop("REDIS_URL", None)
     log = tmp_path / "server.log"
     with log.open("wb") as sink:
@@ -87,5 +102,5 @@ def test_pokewatch_serve_answers_and_the_pipeline_hooks_work(tmp_path):
         server.wait(timeout=15)
     lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
     access = [entry for entry in lines if entry["logger"] == "pokewatch.api.access"]
-    assert any(e["path"] == "/reload" and e["status"] == 200 and e["key_id"] == key_id(KEY) for e in access)
-    assert KEY not in log.read_text()
+    assert any(e["path"] == "/reload" and e["status"] == 200 and e["key_id"] == key_id(ADMIN_KEY) for e in access)
+    assert KEY not in log.read_text() and ADMIN_KEY not in log.read_text()

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import pytest
-from api_fixtures import KEY, LiveServer, demo_model, publish_run, settings
+from api_fixtures import ADMIN_KEY, KEY, LiveServer, demo_model, publish_run, settings
 from redis_server import free_port
 
 from pokewatch.api import notify
@@ -41,12 +41,27 @@ def test_health_reports_the_served_run(monkeypatch, capsys, server):
 
 def test_reload_switches_the_server_to_the_new_run(monkeypatch, capsys, server, runs_root):
     publish_run(runs_root, "2026-11-29", demo_model("2026-11-29"))
-    status, line = run(monkeypatch, capsys, "reload", server.url, KEY)
+    status, line = run(monkeypatch, capsys, "reload", server.url, ADMIN_KEY)
     assert status == 0
     assert "now serving run 2026-11-29 (was 2026-11-28)" in line
-    assert KEY not in line
-    status, line = run(monkeypatch, capsys, "reload", server.url, KEY)
+    assert ADMIN_KEY not in line
+    status, line = run(monkeypatch, capsys, "reload", server.url, ADMIN_KEY)
     assert (status, "already serving run 2026-11-29" in line) == (0, True)
+
+
+def test_reload_with_a_reader_key_fails_and_says_an_admin_key_is_needed(monkeypatch, capsys, server):
+    status, line = run(monkeypatch, capsys, "reload", server.url, KEY)
+    assert status == 1
+    assert "HTTP 403" in line and "admin role" in line and KEY not in line
+
+
+def test_reload_and_health_fail_when_the_newest_run_cannot_be_served(monkeypatch, capsys, server, runs_root):
+    (publish_run(runs_root, "2026-11-29") / "model.joblib").write_bytes(b"garbage")
+    status, line = run(monkeypatch, capsys, "reload", server.url, ADMIN_KEY)
+    assert status == 1
+    assert "newest run 2026-11-29 cannot be served" in line and "serving run 2026-11-28 instead" in line
+    status, line = run(monkeypatch, capsys, "health", server.url)
+    assert status == 1 and "cannot be served" in line
 
 
 def test_reload_with_a_wrong_key_fails(monkeypatch, capsys, server):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 
 import pytest
-from api_fixtures import KEY, OTHER_KEY, make_client, publish_run, settings, some_card
+from api_fixtures import ADMIN_KEY, KEY, OTHER_KEY, make_client, publish_run, settings, some_card
 
 from pokewatch.api.app import create_app
 from pokewatch.api.security import KeyRing, key_id, new_key
@@ -54,7 +54,7 @@ def test_both_keys_of_a_rotation_work(client):
 
 
 def test_a_server_without_keys_says_how_to_configure_them(runs_root):
-    with make_client(create_app(settings(runs_root, api_keys=()))) as client:
+    with make_client(create_app(settings(runs_root, api_keys=(), admin_keys=()))) as client:
         answer = client.get("/cards", headers={"X-API-Key": KEY})
         assert answer.status_code == 401
         assert client.get("/cards").json()["detail"].endswith(
@@ -65,7 +65,41 @@ def test_keys_come_from_the_environment_and_a_key_file(tmp_path):
     key_file = tmp_path / "keys"
     key_file.write_text(f"# rotation 2026-11\n{OTHER_KEY}\n\n{KEY}\n")
     keys = load_keys({"POKEWATCH_API_KEYS": f" {KEY} ,", "POKEWATCH_API_KEY_FILE": str(key_file)})
-    assert keys == (KEY, OTHER_KEY)
+    assert keys == {KEY: "reader", OTHER_KEY: "reader"}
+
+
+def test_key_file_lines_may_carry_a_role_and_keys_without_one_are_readers(tmp_path):
+    key_file = tmp_path / "keys"
+    key_file.write_text(f"# pipeline\n{ADMIN_KEY} admin\n{KEY}\n{OTHER_KEY}  reader\n")
+    assert load_keys({"POKEWATCH_API_KEY_FILE": str(key_file)}) == {ADMIN_KEY: "admin", KEY: "reader",
+                                                                     OTHER_KEY: "reader"}
+    loaded = ApiSettings.from_env({"POKEWATCH_API_KEY_FILE": str(key_file)})
+    assert (loaded.api_keys, loaded.admin_keys) == ((KEY, OTHER_KEY), (ADMIN_KEY,))
+
+
+def test_admin_keys_come_from_their_own_variable_and_win_over_a_reader_listing():
+    keys = load_keys({"POKEWATCH_API_KEYS": f"{KEY},{ADMIN_KEY}", "POKEWATCH_API_ADMIN_KEYS": ADMIN_KEY})
+    assert keys == {KEY: "reader", ADMIN_KEY: "admin"}
+
+
+@pytest.mark.parametrize("line", [f"{KEY} owner", f"{KEY} admin extra"])
+def test_an_unknown_role_fails_at_start_up_naming_the_line_not_the_key(tmp_path, line):
+    key_file = tmp_path / "keys"
+    key_file.write_text(f"{OTHER_KEY}\n{line}\n")
+    with pytest.raises(ApiConfigError, match="line 2 is not '<key> \\[reader\\|admin\\]'") as caught:
+        load_keys({"POKEWATCH_API_KEY_FILE": str(key_file)})
+    assert KEY not in str(caught.value)
+
+
+def test_the_key_ring_knows_each_keys_role():
+    ring = KeyRing([KEY], [ADMIN_KEY])
+    assert ring.lookup(KEY).role == "reader" and not ring.lookup(KEY).is_admin
+    assert ring.lookup(ADMIN_KEY).is_admin and ring.lookup(ADMIN_KEY).key_id == key_id(ADMIN_KEY)
+    assert ring.lookup(OTHER_KEY) is None and len(ring) == 2
+
+
+def test_an_admin_key_may_call_the_data_routes_too(client):
+    assert client.get("/fair_price", params=card_query(), headers={"X-API-Key": ADMIN_KEY}).status_code == 200
 
 
 @pytest.mark.parametrize("env", [{"POKEWATCH_API_KEYS": "short"},
@@ -98,12 +132,17 @@ def test_a_key_never_reaches_the_logs(runs_root, caplog):
         client.get("/fair_price", params={"card_id": "nope"}, headers={"X-API-Key": OTHER_KEY})
         client.get("/fair_price", params=card_query(), headers={"X-API-Key": wrong})
         client.post("/reload", headers={"X-API-Key": KEY})
-    everything = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
-    for secret in (KEY, OTHER_KEY, wrong):
+        client.get("/cards", params={"api_key": ADMIN_KEY})
+        client.get(f"/cards/{OTHER_KEY}")
+    # The server's records (the test client's own httpx logger prints the URLs it was given).
+    server_side = [r for r in caplog.records if not r.name.startswith(("httpx", "httpcore"))]
+    everything = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in server_side)
+    for secret in (KEY, OTHER_KEY, ADMIN_KEY, wrong):
         assert secret not in everything
     access = [r for r in caplog.records if r.name == "pokewatch.api.access"]
-    assert len(access) == 4
-    assert [r.key_id for r in access] == [key_id(KEY), key_id(OTHER_KEY), None, key_id(KEY)]
+    assert len(access) == 6
+    assert [r.key_id for r in access] == [key_id(KEY), key_id(OTHER_KEY), None, key_id(KEY), None, None]
+    assert [r.status for r in access] == [200, 404, 401, 403, 400, 401]
     assert {"request_id", "method", "path", "route", "status", "duration_ms"} <= access[0].__dict__.keys()
 
 

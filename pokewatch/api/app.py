@@ -20,6 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 import pokewatch
 from pokewatch.api import logs
@@ -118,9 +119,10 @@ def create_app(settings: ApiSettings | None = None, *, clock: Callable[[], float
     if os.environ.get("POKEWATCH_API_JSON_LOGS") == "1":   # set by `pokewatch serve` for its workers
         logs.configure(getattr(logging, os.environ.get("POKEWATCH_API_LOG_LEVEL", "INFO").upper(),
                                logging.INFO))
+    logs.silence_uvicorn_access()   # our access line is the only one, whoever runs the app
     settings = settings or ApiSettings.from_env()
     metrics = ApiMetrics()
-    keyring = KeyRing(settings.api_keys)
+    keyring = KeyRing(settings.api_keys, settings.admin_keys)
     limiter = RateLimiter(settings, clock=clock or time.monotonic)
     holder = ModelHolder(settings.runs_dir, metrics)
 
@@ -195,7 +197,12 @@ def _add_middleware(app: FastAPI, router, settings: ApiSettings, keyring: KeyRin
             expose_headers=["X-Request-ID", "X-RateLimit-Limit", "X-RateLimit-Remaining",
                             "X-RateLimit-Reset", "Retry-After"], max_age=600)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(RequestContext, metrics=metrics, route_paths=frozenset(_route_table(app, router)))
+    app.add_middleware(RequestContext, metrics=metrics, route_paths=frozenset(_route_table(app, router)),
+                       is_secret=keyring.is_secret)
+    if settings.trusted_proxies:
+        # uvicorn's own middleware, run here with our list: it believes X-Forwarded-For only when
+        # the peer is a trusted proxy, and takes the client as the right-most untrusted address.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxies))
 
 
 def _query_names(router) -> dict[tuple[str, str], frozenset[str]]:
@@ -226,9 +233,15 @@ def _declare_key_scheme(app: FastAPI) -> None:
 
 
 def _announce(settings: ApiSettings) -> None:
-    if settings.api_keys:
-        logger.info("accepting %d API key(s), ids %s", len(settings.api_keys),
-                    ", ".join(key_id(k) for k in settings.api_keys))
+    if settings.api_keys or settings.admin_keys:
+        logger.info("accepting %d API key(s): readers %s; admins %s",
+                    len(settings.api_keys) + len(settings.admin_keys),
+                    ", ".join(key_id(k) for k in settings.api_keys) or "none",
+                    ", ".join(key_id(k) for k in settings.admin_keys) or "none")
+        if not settings.admin_keys:
+            logger.warning("no admin key: POST /reload answers 403 to every key (workers still follow "
+                           "runs/latest every %s s); mark the pipeline's key 'admin' in the key file",
+                           settings.reload_check_seconds)
     else:
         logger.warning("no API keys configured: every route but /health and /metrics answers 401; "
                        "create one with 'pokewatch keys new' and set POKEWATCH_API_KEYS")
@@ -236,3 +249,5 @@ def _announce(settings: ApiSettings) -> None:
                 settings.rate_limit_burst,
                 f"shared in Redis (fail {'open' if settings.fail_open else 'closed'})"
                 if settings.redis_url else "in this worker's memory")
+    logger.info("X-Forwarded-For believed from %s", ", ".join(settings.trusted_proxies) or
+                "no one (set POKEWATCH_TRUSTED_PROXIES to the reverse proxy's address)")

@@ -3,10 +3,15 @@
 A JSON line can be searched and aggregated (``jq``, Loki, CloudWatch) without a
 parser per message, and JSON escaping means a hostile path or header can never
 forge a second log line. Each request's line carries its request id (also sent back
-as ``X-Request-ID``), method, path, route template, status, duration, the client
-address and the caller's :func:`pokewatch.api.security.key_id`. An API key itself is
-never logged: the access line is built from an explicit list of fields, and request
-headers are never among them.
+as ``X-Request-ID``), method, path, query string, route template, status, duration,
+the client address and the caller's :func:`pokewatch.api.security.key_id`.
+
+An API key itself is never logged. The access line is built from an explicit list of
+fields, request headers are never among them, and the path and query string are
+redacted first (:mod:`pokewatch.redaction`). That line is the *only* access line:
+uvicorn's own access logger (which prints the raw URL, query string and all) is
+switched off here, because a logger that propagates to ours counts as "having
+handlers" and uvicorn would log every request a second time, key included.
 """
 from __future__ import annotations
 
@@ -44,13 +49,27 @@ def configure(level: int = logging.INFO) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    silence_uvicorn_access()
     # The logging docs' "Optimization" advice: skip what these lines never show (the
     # caller's file and line, thread and process names): a few microseconds per request.
     logging._srcfile = None
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+
+
+def silence_uvicorn_access() -> None:
+    """Switch off uvicorn's access log, which would print raw URLs (query strings with keys).
+
+    uvicorn decides per connection with ``logging.getLogger("uvicorn.access").hasHandlers()``,
+    which follows ``propagate`` up to the root: so the logger needs no handlers *and* no
+    propagation, not just ``access_log=False`` at start-up.
+    """
+    access = logging.getLogger("uvicorn.access")
+    access.handlers[:] = []
+    access.propagate = False
+    access.disabled = True
 
 
 def log_request(fields: dict) -> None:

@@ -59,6 +59,10 @@ class ApiMetrics:
             "pokewatch_model_run_timestamp_seconds",
             "Run date of the model being served, as a Unix timestamp (0: none).",
             registry=registry, multiprocess_mode="max")
+        self.newest_unreadable = Gauge(
+            "pokewatch_model_newest_unreadable",
+            "1 when the newest run's model cannot be loaded and an older run (or none) is served.",
+            registry=registry, multiprocess_mode="max")
         self._children: dict[tuple, tuple] = {}
         self.model_cards = Gauge(
             "pokewatch_model_series", "Card series (card, variant, currency) in the served model.",

@@ -2,16 +2,22 @@
 
 Outermost first:
 
+0. uvicorn's ``ProxyHeadersMiddleware`` (only with ``POKEWATCH_TRUSTED_PROXIES``, see
+   :mod:`pokewatch.api.app`): the client address from ``X-Forwarded-For``, believed
+   only when the peer is one of those proxies.
 1. :class:`RequestContext`: gives each request an id (``X-Request-ID`` echoed back
    when it is sane, else generated), adds the security headers, turns any uncaught
    exception into a generic JSON 500 (the stack trace goes to the log, never to the
-   client), then writes the access log line and the Prometheus observations.
+   client), then writes the request's one access log line, path and query string
+   redacted (:mod:`pokewatch.redaction`), and the Prometheus observations.
 2. :class:`BodyLimit`: refuses bodies over ``max_body_bytes`` with 413, whether the
    client announced the length or streams it chunked.
 3. CORS (Starlette's, only when origins are configured), so that browsers can read
    even the 401 and 429 answers.
-4. :class:`AccessControl`: the ``X-API-Key`` check and the per-key rate limit for
-   every path except the public ones (``/health``, ``/metrics``, the API docs).
+4. :class:`AccessControl`: the ``X-API-Key`` check, the per-key rate limit and the
+   role check (only ``admin`` keys may ``POST /reload``) for every path except the
+   public ones (``/health``, ``/metrics``, the API docs); and, on every path, a 400
+   for a key sent in the URL instead of the header.
 5. :class:`QueryGuard`: a query parameter a route does not take, or one given
    twice, is a 422, so a typo such as ``?sigal=BUY`` is reported instead of
    silently ignored (and ``?signal=BUY&signal=SELL`` does not quietly mean SELL).
@@ -27,18 +33,27 @@ import os
 import re
 import time
 import urllib.parse
+from collections.abc import Callable
 
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from pokewatch.api import logs
 from pokewatch.api.metrics import ApiMetrics
 from pokewatch.api.ratelimit import RateLimiter
 from pokewatch.api.security import KeyRing
+from pokewatch.redaction import redact_path, redact_query, secret_parameters
 
 logger = logging.getLogger(__name__)
 
 PUBLIC_PATHS = frozenset({"/health", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect"})
 DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect"})
+#: ``(method, path)`` of the routes only an ``admin`` key may call.
+ADMIN_ROUTES = frozenset({("POST", "/reload")})
+#: Longest path and query string written to an access line (after redaction).
+LOGGED_PATH_CHARS, LOGGED_QUERY_CHARS = 200, 500
+#: Status logged for a request whose client went away before it was answered (nginx's convention).
+CLIENT_CLOSED = 499
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 SECURITY_HEADERS = [
@@ -86,12 +101,16 @@ class RequestContext:
         app: the wrapped ASGI app.
         metrics: where request counts and latencies go.
         route_paths: the app's route templates, used as the metrics/log label.
+        is_secret: says whether a path segment or query value is a secret to redact
+            (:meth:`pokewatch.api.security.KeyRing.is_secret`).
     """
 
-    def __init__(self, app, metrics: ApiMetrics, route_paths: frozenset[str]) -> None:
+    def __init__(self, app, metrics: ApiMetrics, route_paths: frozenset[str],
+                 is_secret: Callable[[str], bool] | None = None) -> None:
         self.app = app
         self.metrics = metrics
         self.route_paths = route_paths
+        self.is_secret = is_secret
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -116,10 +135,13 @@ class RequestContext:
                                                    *(h for h in extra if h[0] not in present)]}
             await send(message)
 
+        shown_path = redact_path(path, self.is_secret)[:LOGGED_PATH_CHARS]
         try:
             await self.app(scope, receive, send_with_headers)
+        except ClientDisconnect:   # the client went away before it was answered: not our error
+            state["status"] = CLIENT_CLOSED
         except Exception:
-            logger.exception("unhandled error in %s %s", scope["method"], path,
+            logger.exception("unhandled error in %s %s", scope["method"], shown_path,
                              extra={"request_id": request_id})
             if not state["started"]:
                 body = problem_body(500, "internal_error", "the server failed to answer this request; "
@@ -129,13 +151,17 @@ class RequestContext:
                 await send({"type": "http.response.body", "body": body})
             state["status"] = 500
         finally:
+            if ctx.get("read_timed_out"):   # the connection guard answered 408 and hung up
+                state["status"] = 408
             seconds = time.perf_counter() - start
             route = scope.get("route")
             label = getattr(route, "path", None) or (path if path in self.route_paths else "<unmatched>")
             client = scope.get("client")
+            query = scope.get("query_string", b"").decode("latin-1")
             self.metrics.observe(label, scope["method"], state["status"], seconds)
             logs.log_request({
-                "request_id": request_id, "method": scope["method"], "path": path[:200],
+                "request_id": request_id, "method": scope["method"], "path": shown_path,
+                "query": redact_query(query, self.is_secret)[:LOGGED_QUERY_CHARS] if query else None,
                 "route": label, "status": state["status"], "duration_ms": round(seconds * 1000, 2),
                 "client": client[0] if client else None, "key_id": ctx.get("key_id"),
             })
@@ -178,12 +204,19 @@ class BodyLimit:
 
 
 class AccessControl:
-    """``X-API-Key`` authentication and per-key rate limiting, for every non-public path.
+    """``X-API-Key`` authentication, per-key rate limiting and roles, for every non-public path.
 
     A request without a valid key is limited by client address (bucket ``anon:<ip>``)
     before it gets its 401, so guessing keys is throttled too; a valid key is limited
     by its own bucket ``key:<key id>``. Every answer from a limited path carries the
-    ``X-RateLimit-*`` headers of the bucket it drew from.
+    ``X-RateLimit-*`` headers of the bucket it drew from. A reader key calling an
+    :data:`ADMIN_ROUTES` route gets 403.
+
+    A key in the query string (a parameter named like a secret, or any value that is
+    a key of this server or shaped like one) is refused with 400 on every path, public
+    ones included, after the rate limit: the value test would otherwise be an
+    unthrottled oracle for guessing keys. Public paths take no query parameters, so
+    their ordinary callers (health checks, scrapers) are still never limited.
     """
 
     def __init__(self, app, keyring: KeyRing, limiter: RateLimiter, metrics: ApiMetrics) -> None:
@@ -193,19 +226,24 @@ class AccessControl:
         self.metrics = metrics
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        public = scope["path"] in PUBLIC_PATHS
+        query = scope.get("query_string", b"")
+        if public and not query:
             await self.app(scope, receive, send)
             return
         ctx = context(scope)
         request_id = ctx.get("request_id")
         presented = _header(scope, b"x-api-key")
-        key_id = self.keyring.identify(presented)
-        if key_id is None:
+        match = self.keyring.lookup(presented)
+        if match is None:
             client = scope.get("client")
             bucket = f"anon:{client[0] if client else 'unknown'}"
         else:
-            ctx["key_id"] = key_id
-            bucket = f"key:{key_id}"
+            ctx["key_id"] = match.key_id
+            bucket = f"key:{match.key_id}"
         decision = await self.limiter.check(bucket)
         if decision.backend in ("memory-fallback", "unavailable"):
             self.metrics.limiter_degraded.inc()
@@ -222,7 +260,18 @@ class AccessControl:
                     f"with bursts of {self.limiter.capacity}; retry in {decision.retry_after} s",
                     request_id), headers)
             return
-        if key_id is None:
+        in_url = secret_parameters(query.decode("latin-1"), self.keyring.is_secret) if query else []
+        if in_url:
+            await send_json(send, 400, problem_body(
+                400, "key_in_url", "send the API key in the X-API-Key header, never in the URL (found in "
+                f"query parameter(s) {', '.join(map(repr, dict.fromkeys(in_url)))}); a key that was sent in "
+                "a URL may be kept by proxies and browser history, so ask the operator for a new one",
+                request_id), headers)
+            return
+        if public:
+            await self.app(scope, receive, send)
+            return
+        if match is None:
             if presented:
                 detail = "invalid API key in X-API-Key"
             elif len(self.keyring):
@@ -232,6 +281,12 @@ class AccessControl:
                           "(operator: run 'pokewatch keys new' and set POKEWATCH_API_KEYS)")
             await send_json(send, 401, problem_body(401, "unauthorized", detail, request_id),
                             [*headers, (b"www-authenticate", b'APIKey header="X-API-Key"')])
+            return
+        if (scope["method"], scope["path"]) in ADMIN_ROUTES and not match.is_admin:
+            await send_json(send, 403, problem_body(
+                403, "forbidden", f"{scope['method']} {scope['path']} needs a key with the admin role; key "
+                f"{match.key_id} is a {match.role} (operator: mark it 'admin' in the key file, or list it "
+                "in POKEWATCH_API_ADMIN_KEYS)", request_id), headers)
             return
 
         async def send_with_limits(message) -> None:

@@ -2,9 +2,10 @@
 
 ``scripts/run_pipeline.sh`` calls it after a good run when ``POKEWATCH_API_URL`` is
 set: ``reload`` makes the server switch to the new run (with the key in
-``POKEWATCH_API_KEY``), ``health`` checks it is serving. Each prints exactly one
-line and exits 0 on success, 1 when the API failed or could not be reached, and 2
-when the client itself is misconfigured. The pipeline treats a non-zero exit as a
+``POKEWATCH_API_KEY``, which must be an ``admin`` key), ``health`` checks it is
+serving. Each prints exactly one line and exits 0 on success, 1 when the API failed
+or could not be reached, or serves an older run because the newest one's model
+cannot be loaded, and 2 when the client itself is misconfigured. The pipeline treats a non-zero exit as a
 warning, not a failed run. Only the standard library is used, so the check works
 in any environment that can run the pipeline. The key is never printed.
 """
@@ -62,6 +63,12 @@ def check(action: str, base_url: str, key: str | None, timeout: float = DEFAULT_
     if status != 200:
         detail = str(body.get("detail") or body.get("error") or "no detail")[:300]
         return 1, f"api {action}: FAILED: HTTP {status} from {shown}{path}: {detail}"
+    unreadable = body.get("newest_run_unreadable")
+    if isinstance(unreadable, dict):
+        newest = unreadable.get("run_date") or unreadable.get("run")
+        detail = str(unreadable.get("detail") or "no detail")[:300]
+        return 1, (f"api {action}: FAILED: newest run {newest} cannot be served ({detail}); "
+                   f"serving run {body.get('run_date')} instead at {shown}")
     if action == "reload":
         if body.get("status") == "unchanged":
             return 0, f"api reload: ok, already serving run {body.get('run_date')} at {shown}"

@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse, Response
 
 from pokewatch.api.metrics import ApiMetrics
 from pokewatch.api.middleware import context
-from pokewatch.api.model_holder import LoadedRun, ModelHolder
+from pokewatch.api.model_holder import LoadedRun, ModelHolder, NoRunError
 from pokewatch.api.schemas import (
     Card,
     CardPage,
@@ -30,6 +30,7 @@ from pokewatch.api.schemas import (
     HealthProblem,
     ReloadResult,
     SignalPage,
+    UnreadableRunInfo,
     problems,
 )
 from pokewatch.errors import RunError
@@ -67,28 +68,40 @@ def _freshness(fitted_through: str | None) -> int | None:
     return (dt.datetime.now(dt.UTC).date() - dt.date.fromisoformat(fitted_through)).days
 
 
+def _unreadable(holder: ModelHolder) -> UnreadableRunInfo | None:
+    skipped = holder.newest_unreadable
+    return UnreadableRunInfo(**skipped.as_dict()) if skipped is not None else None
+
+
 def build_router(holder: ModelHolder, metrics: ApiMetrics) -> APIRouter:
     """All routes, bound to the app's model holder and metrics."""
     router = APIRouter()
 
     @router.get("/health", response_model=Health, tags=["ops"], summary="Is a model being served?",
-                responses={503: {"model": HealthProblem, "description": "No good run to serve yet"}})
+                responses={**problems(400, 422, 429),
+                           503: {"model": HealthProblem,
+                                 "description": "No good run yet (no_run), or no run whose model loads "
+                                                "(run_unservable)"}})
     async def health(request: Request) -> Health | JSONResponse:
+        """200 ``ok`` when the newest run is served; 200 ``degraded`` when its model cannot be
+        loaded and an older run is served (``newest_run_unreadable`` says why); 503 otherwise."""
         try:
             run = await holder.get()
         except RunError as exc:
             return JSONResponse(status_code=503, content={
-                "status": "unavailable", "error": "no_run", "detail": str(exc),
-                "request_id": context(request.scope).get("request_id")})
+                "status": "unavailable", "error": "no_run" if isinstance(exc, NoRunError) else "run_unservable",
+                "detail": str(exc), "request_id": context(request.scope).get("request_id")})
         model = run.model
-        return Health(status="ok", run_date=run.run_date, fitted_through=model.fitted_through,
+        unreadable = _unreadable(holder)
+        return Health(status="degraded" if unreadable else "ok", run_date=run.run_date,
+                      fitted_through=model.fitted_through,
                       data_freshness_days=_freshness(model.fitted_through), cards=run.card_count,
                       series=len(run.cards), method=model.method, window=model.window,
-                      trained_on=model.trained_on)
+                      trained_on=model.trained_on, newest_run_unreadable=unreadable)
 
     @router.get("/cards", response_model=CardPage, openapi_extra=KEYED, tags=["prices"],
                 summary="Card series in the served model, paged",
-                responses=problems(401, 422, 429, 503))
+                responses=problems(400, 401, 422, 429, 503))
     async def cards(page: PageQuery = 1, page_size: PageSizeQuery = 100, set_id: SetIdQuery = None,
                     category: CategoryQuery = None) -> CardPage:
         run = await holder.get()
@@ -104,20 +117,20 @@ def build_router(holder: ModelHolder, metrics: ApiMetrics) -> APIRouter:
 
     @router.get("/fair_price", response_model=FairPrice, openapi_extra=KEYED, tags=["prices"],
                 summary="Fair price and signal of one card",
-                responses=problems(401, 404, 422, 429, 503))
+                responses=problems(400, 401, 404, 422, 429, 503))
     async def fair_price_get(card_id: CardIdQuery, date: DateQuery = None, variant: VariantQuery = None,
                              currency: CurrencyQuery = None) -> dict:
         return fair_price(await holder.get(), card_id, date, variant, currency)
 
     @router.post("/fair_price", response_model=FairPrice, openapi_extra=KEYED, tags=["prices"],
                  summary="Fair price and signal of one card (JSON body)",
-                 responses=problems(401, 404, 413, 422, 429, 503))
+                 responses=problems(400, 401, 404, 413, 422, 429, 503))
     async def fair_price_post(body: FairPriceRequest) -> dict:
         return fair_price(await holder.get(), body.card_id, body.date, body.variant, body.currency)
 
     @router.get("/signals", response_model=SignalPage, openapi_extra=KEYED, tags=["prices"],
                 summary="The day's BUY/SELL flags, strongest first",
-                responses=problems(401, 404, 422, 429, 503))
+                responses=problems(400, 401, 404, 422, 429, 503))
     async def signals(date: DateQuery = None,
                       signal: Annotated[Literal["BUY", "SELL"] | None, Query(
                           description="Only this flag (default: both)")] = None,
@@ -147,13 +160,16 @@ def build_router(holder: ModelHolder, metrics: ApiMetrics) -> APIRouter:
                 "page": page, "page_size": page_size, "signals": rows[start:start + page_size]}
 
     @router.post("/reload", response_model=ReloadResult, openapi_extra=KEYED, tags=["ops"],
-                 summary="Serve the newest good run now",
-                 responses=problems(401, 429, 503))
+                 summary="Serve the newest readable run now (admin keys only)",
+                 responses=problems(400, 401, 403, 429, 503))
     async def reload() -> ReloadResult:
+        """Serve the newest run whose model loads; ``newest_run_unreadable`` is set when that is
+        not the newest run."""
         previous, current = await holder.reload()
         changed = previous is None or previous.run_dir != current.run_dir
         return ReloadResult(status="reloaded" if changed else "unchanged", run_date=current.run_date,
-                            previous_run_date=previous.run_date if previous else None)
+                            previous_run_date=previous.run_date if previous else None,
+                            newest_run_unreadable=_unreadable(holder))
 
     @router.get("/metrics", tags=["ops"], summary="Prometheus metrics",
                 response_class=Response,

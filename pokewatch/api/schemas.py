@@ -88,8 +88,18 @@ class SignalPage(BaseModel):
     signals: list[SignalRow]
 
 
+class UnreadableRunInfo(BaseModel):
+    """The newest run, when its model cannot be loaded (an older run is served instead, or none)."""
+
+    run_date: str | None = Field(description="Its run date, when its manifest is readable")
+    run: str = Field(description="Its attempt folder")
+    detail: str = Field(description="Why its model cannot be loaded, and what to do")
+
+
 class Health(BaseModel):
-    status: Literal["ok"]
+    status: Literal["ok", "degraded"] = Field(
+        description="ok: serving the newest run; degraded: the newest run's model cannot be loaded, "
+                    "so the newest older run that loads is served (see newest_run_unreadable)")
     run_date: str
     fitted_through: str | None
     data_freshness_days: int | None = Field(description="Days since the model's last price day")
@@ -98,12 +108,15 @@ class Health(BaseModel):
     method: str
     window: int
     trained_on: str | None
+    newest_run_unreadable: UnreadableRunInfo | None = None
 
 
 class ReloadResult(BaseModel):
     status: Literal["reloaded", "unchanged"]
-    run_date: str
+    run_date: str = Field(description="Run now served: the newest whose model loads")
     previous_run_date: str | None
+    newest_run_unreadable: UnreadableRunInfo | None = Field(
+        None, description="Set when the newest run could not be loaded and an older one is served")
 
 
 class Problem(BaseModel):
@@ -116,13 +129,19 @@ class Problem(BaseModel):
 
 
 class HealthProblem(Problem):
+    """503 of /health: ``no_run`` (nothing published yet) or ``run_unservable`` (runs exist,
+    but no model of theirs can be loaded)."""
+
     status: Literal["unavailable"]
 
 
 def problems(*statuses: int) -> dict:
     """The ``responses=`` entry declaring ``statuses`` with the :class:`Problem` body."""
-    text = {401: "Missing or wrong X-API-Key", 404: "Unknown card, or no price for that date",
+    text = {400: "API key sent in the URL (send it in the X-API-Key header)",
+            401: "Missing or wrong X-API-Key", 403: "The key's role may not call this route (admin only)",
+            404: "Unknown card, or no price for that date",
             413: "Body too large", 422: "Malformed parameters or body (including malformed JSON)",
             429: "Rate limit exceeded (see Retry-After)",
-            503: "No good run yet, or the rate limiter is unavailable and configured to fail closed"}
+            503: "No good run yet, no run whose model loads, or the rate limiter is unavailable "
+                 "and configured to fail closed"}
     return {s: {"model": Problem, "description": text.get(s, "Error")} for s in statuses}

@@ -2,7 +2,10 @@
 
 Settings come from the environment (see :mod:`pokewatch.api.settings`) and are
 checked before uvicorn starts, so a bad key file or CORS setting stops here with
-one line. Logs are JSON lines on stderr, one per request.
+one line. Logs are JSON lines on stderr, one per request. uvicorn runs with the
+limits of :func:`pokewatch.api.connection_guard.uvicorn_options`: bounded request
+headers, a deadline to send a request, keep-alive timeout, and no proxy headers
+believed except from ``POKEWATCH_TRUSTED_PROXIES``.
 """
 from __future__ import annotations
 
@@ -42,6 +45,7 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from pokewatch.api import logs
+    from pokewatch.api.connection_guard import uvicorn_options
     from pokewatch.api.settings import ApiConfigError, ApiSettings
 
     port = args.port
@@ -71,9 +75,10 @@ def serve(args: argparse.Namespace) -> int:
             metrics_dir = tempfile.mkdtemp(prefix="pokewatch-metrics-")
             atexit.register(shutil.rmtree, metrics_dir, True)
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
-    logger.info("serving %s on http://%s:%d with %d worker(s)", settings.runs_dir, args.host, port,
-                args.workers)
+    limits = settings.limits
+    logger.info("serving %s on http://%s:%d with %d worker(s); headers up to %d bytes, requests must "
+                "arrive within %g s, idle connections closed after %g s", settings.runs_dir, args.host, port,
+                args.workers, limits.max_header_bytes, limits.read_timeout_seconds, limits.keep_alive_seconds)
     uvicorn.run("pokewatch.api.app:create_app", factory=True, host=args.host, port=port,
-                workers=args.workers, log_config=None, access_log=False, server_header=False,
-                proxy_headers=True, timeout_graceful_shutdown=10)
+                workers=args.workers, timeout_graceful_shutdown=10, **uvicorn_options(limits))
     return 0
