@@ -9,8 +9,13 @@ from ``groups-category-{category}.csv`` when it sits beside the archives (column
 ``groupId,name,categoryId,abbreviation,modifiedOn``, with or without a header).
 
 Reading one day of category 3 (about 208 groups, 42,600 prices, 6.5 MB of JSON)
-takes about 1.7 s: the archive is one solid block, so everything before the last
-wanted file is decompressed.
+takes about 2 s: the archive is one solid block, so everything before the last
+wanted file is decompressed, and PPMd decoding is CPU-bound. So each archive is
+decoded once: its category's files are cached under the data folder
+(``cache/tcgcsv-decoded``, about 0.6 MB a day, keyed on the archive's name, size,
+modification time and the category; safe to delete), and a re-run of a backfill
+skips PPMd entirely. The first decode of several days runs in a process pool, one
+process per core (:func:`read_days`).
 
 A location is a local folder or an ``http(s)://`` URL prefix; ``tcgcsv`` is short
 for tcgcsv's own archive URL. Remote archives are downloaded once into a cache
@@ -22,8 +27,12 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import multiprocessing
 import os
 import re
+import zipfile
+from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +40,7 @@ import pandas as pd
 import py7zr
 from py7zr.io import BytesIOFactory
 
-from pokewatch import config
+from pokewatch import atomic, config
 from pokewatch.errors import ParameterError, SourceError
 from pokewatch.http_client import HttpClient, HttpError
 
@@ -42,6 +51,8 @@ ARCHIVE_PATH = "archive/tcgplayer"
 #: Refuse to decompress more than this from one archive (a corrupt or hostile file).
 MAX_EXTRACT_BYTES = 4 << 30
 UNAVAILABLE = "archive not available from tcgcsv; pass a local folder of archives"
+#: Bump when the decoded cache's layout or content changes: older entries are then ignored.
+DECODED_CACHE_VERSION = 1
 
 
 def archive_name(date) -> str:
@@ -191,6 +202,144 @@ def read_category(path: str | os.PathLike, category: int, date=None) -> dict[str
         product.seek(0)
         files[group_id] = product.read()
     return files
+
+
+# --------------------------------------------------------------------------- decode once
+
+def decoded_cache_folder() -> Path:
+    """Where decoded categories of archives are kept (under the data folder; safe to delete)."""
+    return config.data_dir() / "cache" / "tcgcsv-decoded"
+
+
+def decoded_cache_path(path: str | os.PathLike, category: int) -> Path:
+    """The cache file of ``category`` decoded from the archive ``path``.
+
+    Keyed on the archive's name, size and modification time (nanoseconds), the
+    category and :data:`DECODED_CACHE_VERSION`: a replaced or touched archive is
+    decoded again.
+    """
+    path = Path(path)
+    stat = path.stat()
+    return decoded_cache_folder() / (f"{path.name}.c{int(category)}.{stat.st_size}-{stat.st_mtime_ns}"
+                                     f".v{DECODED_CACHE_VERSION}.zip")
+
+
+def _read_decoded(cache: Path) -> dict[str, bytes] | None:
+    try:
+        with zipfile.ZipFile(cache) as bundle:
+            return {name: bundle.read(name) for name in bundle.namelist()}
+    except (OSError, zipfile.BadZipFile, KeyError, EOFError, ValueError) as exc:
+        logger.warning("decoded archive cache %s is unreadable (%s); decoding the archive again", cache.name, exc)
+        cache.unlink(missing_ok=True)
+        return None
+
+
+def _write_decoded(cache: Path, files: dict[str, bytes], stale_prefix: str) -> None:
+    """Write the cache entry, then remove older entries of the same archive and category."""
+    try:
+        with atomic.atomic_path(cache) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED,
+                                                                compresslevel=1) as bundle:
+            for group_id, body in files.items():
+                bundle.writestr(group_id, body)
+        for stale in cache.parent.glob(f"{stale_prefix}*"):
+            if stale != cache:
+                stale.unlink(missing_ok=True)
+    except OSError as exc:  # a cache is an optimisation, never a failure
+        logger.warning("could not cache the decoded archive %s: %s", cache.name, exc)
+
+
+def read_category_cached(path: str | os.PathLike, category: int, date=None) -> tuple[dict[str, bytes], bool]:
+    """:func:`read_category`, from the decoded cache when the archive was decoded before.
+
+    Returns:
+        The files keyed by groupId, and whether they came from the cache.
+
+    Raises:
+        SourceError: as :func:`read_category`, when the archive must be decoded.
+    """
+    cache = decoded_cache_path(path, category)
+    if cache.is_file():
+        files = _read_decoded(cache)
+        if files is not None:
+            return files, True
+    files = read_category(path, category, date)
+    _write_decoded(cache, files, stale_prefix=f"{Path(path).name}.c{int(category)}.")
+    return files, False
+
+
+def _decode_worker(path: str, category: int, date) -> dict[str, bytes]:
+    """Decode one archive in a worker process and cache it (module level, so it pickles)."""
+    return read_category_cached(path, category, date)[0]
+
+
+def _pool_context():
+    """Fork where the platform has it (no re-import in the workers), else the platform's default."""
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("fork") if "fork" in methods else multiprocessing.get_context()
+
+
+def cpu_count() -> int:
+    """Cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def read_days(paths: dict, category: int, *, workers: int = 2) -> Iterator[tuple[object, dict | SourceError, bool]]:
+    """Decode the category of several archives, each at most once ever, in day order.
+
+    Days already in the decoded cache are read from it; the others are decoded in
+    a pool of ``min(workers, cores, days)`` processes (PPMd is CPU-bound), a few days
+    ahead of the one being yielded, so memory stays bounded.
+
+    Args:
+        paths: day -> archive path, in the order to yield.
+        category: TCGplayer category id.
+        workers: the most processes to use.
+
+    Yields:
+        ``(day, files, from_cache)``; ``files`` is the :class:`SourceError` that day
+        raised (a corrupt archive, another day's archive), so one bad day never
+        stops the others.
+    """
+    days = list(paths)
+    todo = [d for d in days if not decoded_cache_path(paths[d], category).is_file()]
+    processes = max(1, min(workers, cpu_count(), len(todo)))
+    if processes == 1:
+        for day in days:
+            try:
+                files, cached = read_category_cached(paths[day], category, day)
+                yield day, files, cached
+            except SourceError as exc:
+                yield day, exc, False
+        return
+    logger.info("decoding %d archive(s) of category %d with %d processes", len(todo), category, processes)
+    waiting = set(todo)
+    with ProcessPoolExecutor(max_workers=processes, mp_context=_pool_context()) as pool:
+        futures: dict[object, Future] = {}
+        queue = list(todo)
+
+        def top_up() -> None:
+            while queue and len(futures) < processes * 2:
+                day = queue.pop(0)
+                futures[day] = pool.submit(_decode_worker, str(paths[day]), category, day)
+
+        top_up()
+        for day in days:
+            if day not in waiting:
+                try:
+                    files, cached = read_category_cached(paths[day], category, day)
+                    yield day, files, cached
+                except SourceError as exc:
+                    yield day, exc, False
+                continue
+            future = futures.pop(day)
+            top_up()
+            try:
+                yield day, future.result(), False
+            except SourceError as exc:
+                yield day, exc, False
 
 
 def parse_groups_csv(data: bytes) -> pd.DataFrame:
