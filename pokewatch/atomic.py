@@ -83,7 +83,7 @@ def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
         ``frame`` itself when nothing needs a prefix, else a copy.
     """
     out = frame
-    for position, column in enumerate(frame.columns):
+    for position in range(frame.shape[1]):
         values = frame.iloc[:, position]
         if isinstance(values.dtype, pd.CategoricalDtype):
             values = values.astype(object)

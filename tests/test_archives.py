@@ -64,7 +64,7 @@ def test_a_corrupt_archive_is_a_clear_error(tmp_path):
         archives.read_category(path, 3)
 
 
-def test_a_malformed_file_inside_an_archive_is_noted_and_skipped(tmp_path):
+def test_a_malformed_file_inside_an_archive_is_a_rejected_row_and_the_rest_is_read(tmp_path):
     folder = tmp_path / "archives"
     write_archive(folder, "2025-09-21", {3: {"1": [{"productId": 5, "marketPrice": 2.0, "subTypeName": "Normal"}],
                                              "2": b'{"results": [{"productId": '}})
@@ -73,8 +73,9 @@ def test_a_malformed_file_inside_an_archive_is_noted_and_skipped(tmp_path):
                      options={"archives": str(folder)})
 
     assert result.prices["card_id"].tolist() == ["5"]
-    note = next(n for n in result.fetch.notes if n["kind"] == "archive_files_unreadable")
-    assert note["files"] == ["2025-09-21/3/2/prices"]
+    assert result.validation.counts == {"malformed_record": 1}
+    rejected = result.validation.rejected.iloc[0]
+    assert rejected["set_id"] == "2" and "2025-09-21/3/2/prices is not tcgcsv JSON" in rejected["malformed"]
     assert any(n["kind"] == "set_names_unavailable" for n in result.fetch.notes)
 
 
@@ -147,8 +148,8 @@ def test_reading_days_in_processes_gives_the_days_in_order_with_errors_per_day(t
     assert [day for day, _, _ in results] == list(paths)
     assert [cached for _, _, cached in results] == [True, False, False, False]
     assert isinstance(results[2][1], SourceError) and "truncated or corrupt" in str(results[2][1])
-    assert [list(files) for _, files, _ in results if not isinstance(files, SourceError)] == [["600"], ["601"],
-                                                                                                ["603"]]
+    assert [archives.bundle_names(data) for _, data, _ in results if not isinstance(data, SourceError)] == \
+        [["600"], ["601"], ["603"]]
 
 
 needs_shared = pytest.mark.skipif(
@@ -200,10 +201,11 @@ def test_the_18_real_days_are_decoded_once_and_read_back_in_a_fraction_of_the_ti
     paths = {day: REAL_ARCHIVES / archives.archive_name(day) for day in ALL_REAL_DAYS}
 
     started = time.perf_counter()
-    first = {day: len(files) for day, files, _ in archives.read_days(paths, 3, workers=2)}
+    first = {day: len(archives.unbundle(data)) for day, data, _ in archives.read_days(paths, 3, workers=2)}
     decode = time.perf_counter() - started
     started = time.perf_counter()
-    again = {day: (len(files), cached) for day, files, cached in archives.read_days(paths, 3, workers=2)}
+    again = {day: (len(archives.unbundle(data)), cached)
+             for day, data, cached in archives.read_days(paths, 3, workers=2)}
     cached_read = time.perf_counter() - started
 
     assert all(cached for _, cached in again.values()) and {d: n for d, (n, _) in again.items()} == first
