@@ -2,6 +2,14 @@
 
 Everything a run leaves behind (prices, models, manifests, reports) goes through
 here, so a crash or a full disk mid-write cannot corrupt the last good copy.
+
+Every CSV is also made spreadsheet-safe here (:func:`spreadsheet_safe`): card names
+and other text come from outside sources, and a cell such as ``=cmd|' /C calc'!A0``
+or ``@SUM(...)`` would run as a formula when an analyst opens ``signals.csv``,
+``portfolio.csv``, ``rejected_rows.csv`` or a track record in Excel, LibreOffice or
+Google Sheets. Such text cells are written with a leading ``'`` (the OWASP advice
+against CSV injection), which spreadsheets show as text. Numbers, negative ones
+included, are never touched.
 """
 from __future__ import annotations
 
@@ -56,10 +64,54 @@ def write_parquet(path: str | os.PathLike, frame: pd.DataFrame) -> Path:
     return Path(path)
 
 
+#: A text cell starting with one of these is read as a formula by spreadsheets.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+#: What :func:`spreadsheet_safe` puts in front of such a cell.
+TEXT_MARK = "'"
+
+
+def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with every text cell a spreadsheet would run as a formula prefixed with ``'``.
+
+    A text cell (in a string, object or categorical column) that starts with ``=``,
+    ``+``, ``-``, ``@``, a tab or a carriage return gets a leading ``'``; numbers in
+    numeric columns, negative ones included, and non-text values in object columns
+    are left alone. Reading the CSV back gives the prefixed text: ``"'=SUM(A1)"`` is
+    the documented, expected form of a name that started with ``=``.
+
+    Returns:
+        ``frame`` itself when nothing needs a prefix, else a copy.
+    """
+    out = frame
+    for position in range(frame.shape[1]):
+        values = frame.iloc[:, position]
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            values = values.astype(object)
+        elif pd.api.types.is_numeric_dtype(values.dtype) or pd.api.types.is_datetime64_any_dtype(values.dtype) \
+                or pd.api.types.is_bool_dtype(values.dtype):
+            continue
+        if pd.api.types.infer_dtype(values, skipna=True) not in ("string", "mixed", "mixed-integer"):
+            continue
+        risky = values.str[:1].isin(FORMULA_PREFIXES).fillna(False).astype(bool)
+        if not risky.any():
+            continue
+        if out is frame:
+            out = frame.copy()
+        safe = values.astype(object).copy()
+        safe[risky] = TEXT_MARK + values[risky].astype(str)
+        out.isetitem(position, safe)
+    return out
+
+
 def write_csv(path: str | os.PathLike, frame: pd.DataFrame) -> Path:
+    """Write ``frame`` as CSV (RFC 4180: CRLF line ends), atomically and spreadsheet-safe.
+
+    See :func:`spreadsheet_safe` for what is prefixed.
+    """
     with atomic_path(path) as tmp:
-        # Ten significant digits: exact for cents, free of float noise like 0.18333333331005
-        frame.to_csv(tmp, index=False, float_format="%.10g")
+        # Ten significant digits: exact for cents, free of float noise like 0.18333333331005. CRLF line ends
+        # (RFC 4180) make the writer quote a cell holding a carriage return, which would otherwise split its row.
+        spreadsheet_safe(frame).to_csv(tmp, index=False, float_format="%.10g", lineterminator="\r\n")
     return Path(path)
 
 

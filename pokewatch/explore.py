@@ -122,7 +122,13 @@ def _attempt_rows(root: Path) -> list[dict]:
 
 
 def read_signals(path: Path | str) -> pd.DataFrame:
-    """A run's ``signals.csv`` with ids as strings, ``date`` as dates and ``signal`` categorical."""
+    """A run's ``signals.csv`` with ids as strings, ``date`` as dates and ``signal`` categorical.
+
+    Text cells that began with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return
+    were written with a leading ``'`` (:func:`pokewatch.atomic.spreadsheet_safe`) and
+    are read back with it: ``'=SUM(A1)`` is the expected form of such a name.
+    Numeric columns are unaffected.
+    """
     frame = pd.read_csv(path, dtype=dict.fromkeys(_STRING_COLUMNS, "string"), parse_dates=["date"])
     frame["signal"] = frame["signal"].astype(SIGNAL_DTYPE)
     return frame

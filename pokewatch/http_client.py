@@ -6,14 +6,24 @@ connections), and a run must survive them identically. This module gives every
 source:
 
 * **timeouts** on connect and read, so a hung server cannot hang the cron job;
+* **wall-clock budgets**: a request (retries, waits and the whole body included)
+  ends within ``max_wait`` seconds, and all requests of one collect within
+  ``collect_budget`` seconds. The body is streamed and the deadline checked while
+  reading, so a server that drips one byte a second cannot outlast either budget
+  (a per-read timeout alone never fires on a slow drip);
+* a **response size cap** (``max_bytes``, 50 MB; ``max_download_bytes`` for
+  archives): reading stops at the cap with an error saying how to raise it, so a
+  huge or endless answer cannot fill memory (the cap counts decoded bytes, so a
+  gzip bomb is stopped too);
 * **retries** with exponential backoff and jitter on 5xx, 408, 429 and connection
-  errors, honouring ``Retry-After`` (seconds or HTTP date), within a **maximum total
-  time** per request; a 429 can be made final (``retry_429=False``) for APIs whose
-  429 means "today's credits are spent";
+  errors, honouring ``Retry-After`` (seconds or HTTP date), within those budgets;
+  a 429 can be made final (``retry_429=False``) for APIs whose 429 means "today's
+  credits are spent";
 * a **client-side rate limit** per source and host, shared by every client and
   thread of the process (a sliding window of ``max_calls`` per ``period``);
-* **tqdm progress** for multi-request collections, silenced by ``TQDM_DISABLE=1``
-  (for cron logs) and for single requests;
+* **progress**: a tqdm bar for interactive use (silenced by ``TQDM_DISABLE=1`` and
+  for single requests) and, for cron logs, one INFO line every few items on the
+  ``pokewatch.progress`` logger (:class:`Progress`);
 * **no secrets on disk or in logs**: keys are registered with :func:`register_secret`
   and scrubbed from every URL, header, error message and stored body; the raw index
   records URLs with ``api_key=...``-style parameters and ``Authorization`` /
@@ -23,11 +33,21 @@ Every final response is written to the run's :class:`~pokewatch.raw_archive.RawA
 *before* anything parses it (:meth:`HttpClient.fetch`), with its metadata and an
 ``ok`` flag that parsers use to skip error pages without losing them.
 
-Settings come from, in increasing priority: the defaults below, environment
-variables (``POKEWATCH_HTTP_TIMEOUT``, ``POKEWATCH_HTTP_RETRIES``,
-``POKEWATCH_HTTP_BACKOFF``, ``POKEWATCH_HTTP_MAX_WAIT``; tests use them to keep
-failures fast) and collect options (``http_timeout``, ``http_retries``,
-``http_backoff``, ``http_max_wait``).
+Settings come from, in increasing priority: the defaults of :class:`HttpSettings`,
+environment variables and collect options (:data:`HTTP_OPTIONS`; tests use the
+variables to keep failures fast):
+
+=========================== =============================== ==============================
+option                      environment variable            default
+=========================== =============================== ==============================
+``http_timeout``            ``POKEWATCH_HTTP_TIMEOUT``      30 s to connect, and per read
+``http_retries``            ``POKEWATCH_HTTP_RETRIES``      4 further attempts
+``http_backoff``            ``POKEWATCH_HTTP_BACKOFF``      1 s base delay
+``http_max_wait``           ``POKEWATCH_HTTP_MAX_WAIT``     300 s per request, all included
+``http_collect_budget``     ``POKEWATCH_HTTP_COLLECT_BUDGET`` 7200 s for a collect's requests
+``http_max_bytes``          ``POKEWATCH_HTTP_MAX_BYTES``    50 MB per response
+``http_max_download_bytes`` ``POKEWATCH_HTTP_MAX_DOWNLOAD_BYTES`` 1 GB per downloaded file
+=========================== =============================== ==============================
 """
 from __future__ import annotations
 
@@ -43,23 +63,32 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
 
 import requests
+import urllib3
 from tqdm.auto import tqdm
 
 from pokewatch import __version__, atomic
 from pokewatch.errors import ParameterError, SourceError
 from pokewatch.raw_archive import RawArchive
+from pokewatch.sources.options import Option
 
 logger = logging.getLogger(__name__)
+#: Progress of long collects, one line every few items; the pipeline routes it to the terminal and cron log.
+progress_logger = logging.getLogger("pokewatch.progress")
 
 USER_AGENT = f"pokewatch/{__version__} (Pokemon card price tracker)"
 REDACTED = "***"
+
+#: Bytes asked of the socket per read while streaming an answer.
+_CHUNK = 64 * 1024
+#: How much of an error page a download keeps for its message.
+_ERROR_BODY_BYTES = 64 * 1024
 
 #: Statuses worth another attempt: the server or a proxy is overloaded or restarting.
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
@@ -170,29 +199,52 @@ class BadResponseError(HttpError):
     """A 2xx answer that is not what the API documents: malformed JSON, an HTML page."""
 
 
+class ResponseTooLargeError(HttpError):
+    """An answer larger than the size cap (``http_max_bytes`` / ``http_max_download_bytes``)."""
+
+
+class BudgetExceededError(HttpError):
+    """A request ran out of its wall-clock budget (``http_max_wait`` or ``http_collect_budget``)."""
+
+
 # --------------------------------------------------------------------------- settings
 
-def _env_float(name: str, default: float) -> float:
-    value = os.environ.get(name)
-    if value in (None, ""):
-        return default
-    try:
-        return float(value)
-    except ValueError as exc:
-        raise ParameterError(f"environment variable {name} must be a number, got {value!r}") from exc
+#: The collect options of every network source that tune this client (see the module docstring).
+HTTP_OPTIONS: tuple[Option, ...] = (
+    Option("http_timeout", "float", None, "seconds to connect and between bytes of an answer",
+           minimum=0.01, maximum=3600),
+    Option("http_retries", "int", None, "further attempts after a failed request", minimum=0, maximum=50),
+    Option("http_backoff", "float", None, "base delay in seconds between attempts", minimum=0, maximum=600),
+    Option("http_max_wait", "float", None, "wall-clock seconds one request may take, retries and body included",
+           minimum=0.01, maximum=86_400),
+    Option("http_collect_budget", "float", None, "wall-clock seconds all requests of one collect may take",
+           minimum=0.01, maximum=7 * 86_400),
+    Option("http_max_bytes", "int", None, "largest answer accepted, in bytes", minimum=1024, maximum=1 << 40),
+    Option("http_max_download_bytes", "int", None, "largest downloaded file (archives), in bytes",
+           minimum=1024, maximum=1 << 42),
+)
+_SETTING_OF_OPTION = {"http_timeout": "timeout", "http_retries": "retries", "http_backoff": "backoff",
+                      "http_max_wait": "max_wait", "http_collect_budget": "collect_budget",
+                      "http_max_bytes": "max_bytes", "http_max_download_bytes": "max_download_bytes"}
 
 
 @dataclass(frozen=True)
 class HttpSettings:
-    """Timeouts and retry budget of one client.
+    """Timeouts, budgets, size caps and retries of a client.
 
     Attributes:
         timeout: seconds to connect and, separately, between bytes of the answer.
         retries: further attempts after the first one.
         backoff: base delay; attempt n waits about ``backoff * 2**n`` (with jitter).
         backoff_max: cap of one computed delay (a ``Retry-After`` may ask for more).
-        max_wait: maximum total seconds spent on one request, retries included.
+        max_wait: wall-clock seconds one request may take: attempts, waits between
+            them and reading the whole body.
+        collect_budget: wall-clock seconds all requests made with these settings may
+            take, counted from :attr:`started` (a collect resolves its settings once).
+        max_bytes: the largest answer read into memory, in (decoded) bytes.
+        max_download_bytes: the largest file :meth:`HttpClient.download` writes.
         retry_429: retry HTTP 429 (honouring ``Retry-After``); ``False`` stops at once.
+        started: ``time.monotonic()`` when the collect's budget started.
     """
 
     timeout: float = 30.0
@@ -200,34 +252,43 @@ class HttpSettings:
     backoff: float = 1.0
     backoff_max: float = 60.0
     max_wait: float = 300.0
+    collect_budget: float = 7200.0
+    max_bytes: int = 50 * 1024 * 1024
+    max_download_bytes: int = 1 << 30
     retry_429: bool = True
+    started: float = field(default_factory=time.monotonic)
 
     @classmethod
     def resolve(cls, options: Mapping[str, Any] | None = None, **overrides) -> HttpSettings:
         """Defaults, then ``POKEWATCH_HTTP_*`` variables, then ``http_*`` options, then overrides.
 
+        The collect budget starts now: resolve once per collect and share the result.
+
         Raises:
-            ParameterError: a value is not a number or is negative.
+            ParameterError: a value of the wrong type or out of range, naming the
+                option or the environment variable.
         """
         options = options or {}
-        values = {
-            "timeout": _env_float("POKEWATCH_HTTP_TIMEOUT", cls.timeout),
-            "retries": _env_float("POKEWATCH_HTTP_RETRIES", cls.retries),
-            "backoff": _env_float("POKEWATCH_HTTP_BACKOFF", cls.backoff),
-            "max_wait": _env_float("POKEWATCH_HTTP_MAX_WAIT", cls.max_wait),
-        }
-        for key in list(values):
-            if options.get(f"http_{key}") not in (None, ""):
+        values: dict[str, Any] = {}
+        for spec in HTTP_OPTIONS:
+            setting = _SETTING_OF_OPTION[spec.name]
+            given = options.get(spec.name)
+            env_name = f"POKEWATCH_{spec.name.upper()}"
+            env_value = os.environ.get(env_name)
+            if given not in (None, ""):
+                values[setting] = spec.check(given)
+            elif env_value not in (None, ""):
                 try:
-                    values[key] = float(options[f"http_{key}"])
-                except (TypeError, ValueError) as exc:
-                    raise ParameterError(
-                        f"option http_{key} must be a number, got {options[f'http_{key}']!r}") from exc
-        for key, value in values.items():
-            if value < 0:
-                raise ParameterError(f"HTTP setting {key} must be >= 0, got {value}")
-        values["retries"] = int(values["retries"])
+                    values[setting] = spec.check(env_value)
+                except ParameterError as exc:
+                    raise ParameterError(f"environment variable {env_name}={env_value!r} is not usable: {exc}; "
+                                         f"fix or unset it") from None
         return replace(cls(**values), **overrides)
+
+    @property
+    def collect_deadline(self) -> float:
+        """``time.monotonic()`` value at which the collect's budget is spent."""
+        return self.started + self.collect_budget
 
     def delay(self, attempt: int) -> float:
         """Backoff before retry ``attempt`` (0-based): exponential, capped, half jittered."""
@@ -273,8 +334,12 @@ class RateLimiter:
         self._lock = threading.Lock()
         self.waited = 0.0
 
-    def acquire(self) -> float:
-        """Block until a call is allowed; return the seconds waited."""
+    def acquire(self, max_wait: float | None = None) -> float | None:
+        """Block until a call is allowed; return the seconds waited.
+
+        With ``max_wait``, give up instead of waiting longer than that in total, and
+        return None (the call is not counted).
+        """
         waited = 0.0
         while True:
             with self._lock:
@@ -286,6 +351,8 @@ class RateLimiter:
                     self.waited += waited
                     return waited
                 pause = self.period - (now - self._calls[0])
+            if max_wait is not None and waited + pause > max_wait:
+                return None
             self._sleep(pause)
             waited += pause
 
@@ -320,14 +387,74 @@ def progress(iterable: Iterable | None = None, *, total: int | None = None, desc
                 dynamic_ncols=True)
 
 
+class Progress:
+    """A tqdm bar for people and, every ``every`` items, an INFO line for logs.
+
+    The line goes to the ``pokewatch.progress`` logger (the pipeline sends it to the
+    terminal and the cron log with a timestamp), e.g.
+    ``tcgcsv archives: 3/18 days (17%), 5s elapsed, about 25s left; 2025-09-23: 42,611 prices``.
+    The last item is always logged.
+
+    Args:
+        desc: what is being collected.
+        total: how many items (it may grow: set :attr:`total`).
+        unit: the item's name, singular (``day``, ``group``, ``page``).
+        every: log every this many items; default about every 10% (at least 1).
+    """
+
+    def __init__(self, desc: str, total: int, *, unit: str = "item", every: int | None = None) -> None:
+        self.desc, self.unit = desc, unit
+        self.bar = progress(total=total, desc=desc, unit=unit)
+        self._total = int(total)
+        self.every = every
+        self.done = 0
+        self._logged = 0
+        self._started = time.monotonic()
+
+    @property
+    def total(self) -> int:
+        return self._total
+
+    @total.setter
+    def total(self, value: int) -> None:
+        self._total = int(value)
+        self.bar.total = self._total
+        self.bar.refresh()
+
+    def update(self, n: int = 1, detail: str = "") -> None:
+        """Count ``n`` more items done; log when a step of ``every`` items is complete."""
+        self.done += n
+        self.bar.update(n)
+        every = self.every or max(1, self._total // 10)
+        if self.done - self._logged >= every or (self._total and self.done >= self._total):
+            self._logged = self.done
+            elapsed = time.monotonic() - self._started
+            share = f" ({self.done / self._total:.0%})" if self._total else ""
+            left = ""
+            if self._total and self.done < self._total and self.done:
+                left = f", about {elapsed / self.done * (self._total - self.done):.0f}s left"
+            units = self.unit if self._total == 1 else f"{self.unit}s"
+            progress_logger.info("%s: %d/%d %s%s, %.0fs elapsed%s%s", self.desc, self.done, self._total, units,
+                                 share, elapsed, left, f"; {detail}" if detail else "")
+
+    def close(self) -> None:
+        self.bar.close()
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 def map_with_progress(func: Callable[[Any], Any], items: list, *, workers: int = 1, desc: str = "",
-                      unit: str = "item") -> Iterator[tuple[Any, Any, BaseException | None]]:
-    """Apply ``func`` to every item, ``workers`` at a time, with a progress bar.
+                      unit: str = "item", every: int | None = None) -> Iterator[tuple[Any, Any, BaseException | None]]:
+    """Apply ``func`` to every item, ``workers`` at a time, with a :class:`Progress`.
 
     Yields ``(item, result, error)`` in completion order; an exception in one item
     is yielded, never raised, so one failure cannot abort the others.
     """
-    with progress(total=len(items), desc=desc, unit=unit) as bar:
+    with Progress(desc, len(items), unit=unit, every=every) as bar:
         if workers <= 1 or len(items) <= 1:
             for item in items:
                 try:
@@ -382,7 +509,7 @@ def api_error_message(body: bytes) -> str | None:
 
 @dataclass
 class FetchedResponse:
-    """A final response that was stored in the raw archive."""
+    """A final response (any status) with its whole body, as read within the budgets and the size cap."""
 
     name: str
     url: str
@@ -452,69 +579,180 @@ class HttpClient:
             return path_or_url
         return urljoin(self.base_url, path_or_url.lstrip("/"))
 
-    def get(self, path_or_url: str, params: Mapping[str, Any] | None = None, *,
-            stream: bool = False) -> tuple[requests.Response, int, list[dict]]:
-        """GET with retries. Returns the final response (any status), attempts and history.
+    # ----------------------------------------------------------------- budgets
+    def _limit(self, request_deadline: float) -> tuple[float, str]:
+        """The nearer of the request's and the collect's deadline, and how to describe it."""
+        collect_deadline = self.settings.collect_deadline
+        if collect_deadline < request_deadline:
+            return collect_deadline, (f"the collect's {self.settings.collect_budget:g}s total HTTP budget "
+                                      "(http_collect_budget) is spent; raise it or collect fewer items")
+        return request_deadline, (f"it did not finish within the {self.settings.max_wait:g}s per-request budget "
+                                  "(http_max_wait), retries and the whole answer included; raise http_max_wait "
+                                  "if the server is only slow")
 
-        Statuses in :data:`RETRY_STATUSES` (and every 5xx) and connection errors are
-        retried with backoff; a ``Retry-After`` header sets the wait instead. Retrying
-        stops at ``settings.retries`` or when the next wait would exceed
-        ``settings.max_wait`` in total.
+    def _read_body(self, response: requests.Response, url: str, limit_at: float, why: str, cap: int, *,
+                   sink=None, truncate: bool = False) -> bytes:
+        """Stream the body, checking the deadline and the size cap while reading.
+
+        Returns the body (``b""`` when written to ``sink``). With ``truncate`` a body
+        over ``cap`` is cut there instead of failing (error pages).
+
+        Raises:
+            BudgetExceededError: the deadline passed while reading (a slow drip).
+            ResponseTooLargeError: more than ``cap`` bytes.
+        """
+        length = response.headers.get("Content-Length", "")
+        if not truncate and length.isdigit() and int(length) > cap:
+            response.close()
+            raise self._too_large(url, cap, int(length), sink is not None)
+        raw = response.raw
+        read = getattr(raw, "read1", None)
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            remaining = limit_at - time.monotonic()
+            if remaining <= 0:
+                response.close()
+                raise BudgetExceededError(f"{self.source}: GET {url} stopped after {size:,} bytes: {why}",
+                                          url=url)
+            _set_read_timeout(response, min(self.settings.timeout, remaining))
+            try:
+                chunk = read(_CHUNK, decode_content=True) if read is not None else raw.read(_CHUNK,
+                                                                                            decode_content=True)
+            except (urllib3.exceptions.HTTPError, OSError):
+                if time.monotonic() < limit_at - 0.001:
+                    raise  # a broken connection or a read timeout: worth a retry
+                response.close()
+                raise BudgetExceededError(f"{self.source}: GET {url} stopped after {size:,} bytes: {why}",
+                                          url=url) from None
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > cap:
+                if truncate:
+                    chunks.append(chunk[: len(chunk) - (size - cap)])
+                    break
+                response.close()
+                raise self._too_large(url, cap, None, sink is not None)
+            if sink is not None:
+                sink.write(chunk)
+            else:
+                chunks.append(chunk)
+        response.close()
+        return b"".join(chunks)
+
+    def _too_large(self, url: str, cap: int, announced: int | None, download: bool) -> ResponseTooLargeError:
+        setting = "http_max_download_bytes" if download else "http_max_bytes"
+        told = f" (Content-Length {announced:,})" if announced else ""
+        return ResponseTooLargeError(
+            f"{self.source}: GET {url} answered more than {cap:,} bytes ({cap / 1e6:.0f} MB, the {setting} cap)"
+            f"{told}; reading stopped. If so large an answer is expected, raise the cap with "
+            f"--param source_options={setting}:BYTES (or POKEWATCH_{setting.upper()}); otherwise ask for "
+            "less (a watchlist, a smaller page)", url=url)
+
+    # ----------------------------------------------------------------- requests
+    def _exchange(self, path_or_url: str, params: Mapping[str, Any] | None = None, *,
+                  sink=None) -> tuple[FetchedResponse, list[dict]]:
+        """GET with retries, budgets and the size cap; the final answer with its body.
+
+        Statuses in :data:`RETRY_STATUSES` (and every 5xx), connection errors and
+        answers broken off mid-body are retried with backoff; a ``Retry-After``
+        header sets the wait instead. Retrying stops at ``settings.retries`` or when
+        the next wait would pass the request's or the collect's deadline.
+
+        Args:
+            sink: a binary file to stream a 2xx body into (downloads); it is emptied
+                before each attempt. Error bodies are read into memory (64 KB at most).
+
+        Returns:
+            The final response (any status) and the history of retried attempts.
 
         Raises:
             HttpError: no response at all (connection refused, timeouts) after retries.
+            BudgetExceededError: a deadline passed, waiting or reading.
+            ResponseTooLargeError: a 2xx answer over the size cap.
         """
         url = self.url_for(path_or_url)
         settings = self.settings
         started = time.monotonic()
-        deadline = started + settings.max_wait
+        limit_at, why = self._limit(started + settings.max_wait)
+        prepared = requests.Request("GET", url, params=params).prepare().url or url
+        shown_url = redact_url(prepared)
         history: list[dict] = []
-        last_error = ""
         attempt = 0
         while True:
-            if self.limiter:
-                self.limiter.acquire()
+            if time.monotonic() >= limit_at or (self.limiter and self.limiter.acquire(
+                    max_wait=max(0.0, limit_at - time.monotonic())) is None):
+                raise BudgetExceededError(f"{self.source}: GET {shown_url} not sent: {why}", url=shown_url,
+                                          attempts=attempt)
             self.requests_made += 1
             response = None
+            body = b""
+            last_error = ""
+            if sink is not None:
+                sink.seek(0)
+                sink.truncate()
             try:
-                response = self.session.get(url, params=params, headers=self.headers, stream=stream,
-                                            timeout=(settings.timeout, settings.timeout))
+                wait_for = max(0.001, min(settings.timeout, limit_at - time.monotonic()))
+                response = self.session.get(url, params=params, headers=self.headers, stream=True,
+                                            timeout=(wait_for, wait_for))
                 shown_url = redact_url(response.url)
-            except requests.Timeout as exc:
-                shown_url = redact_url(requests.Request("GET", url, params=params).prepare().url or url)
-                last_error = f"no answer within the {settings.timeout:g}s timeout ({type(exc).__name__})"
-            except requests.RequestException as exc:
-                shown_url = redact_url(requests.Request("GET", url, params=params).prepare().url or url)
-                last_error = f"connection failed ({type(exc).__name__}: {redact_text(str(exc))[:300]})"
+                good = 200 <= response.status_code < 300
+                if sink is not None and good:
+                    self._read_body(response, shown_url, limit_at, why, settings.max_download_bytes, sink=sink)
+                elif sink is not None:
+                    body = self._read_body(response, shown_url, limit_at, why, _ERROR_BODY_BYTES, truncate=True)
+                else:
+                    body = self._read_body(response, shown_url, limit_at, why, settings.max_bytes)
+            except (BudgetExceededError, ResponseTooLargeError) as exc:
+                exc.attempts = attempt + 1
+                raise
+            except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+                if response is not None:
+                    response.close()
+                if time.monotonic() >= limit_at - 0.001:
+                    raise BudgetExceededError(f"{self.source}: GET {shown_url} stopped: {why}", url=shown_url,
+                                              attempts=attempt + 1) from None
+                timed_out = isinstance(exc, (requests.Timeout, urllib3.exceptions.TimeoutError, TimeoutError))
+                if timed_out:
+                    last_error = f"no answer within the {settings.timeout:g}s timeout ({type(exc).__name__})"
+                else:
+                    last_error = f"connection failed ({type(exc).__name__}: {redact_text(str(exc))[:300]})"
+                if response is not None:
+                    last_error += " while reading the answer"
+                response = None
             status = response.status_code if response is not None else None
             retryable = response is None or status in RETRY_STATUSES or status >= 500
             if status == 429 and not settings.retry_429:
                 retryable = False
+            result = None
+            if response is not None:
+                result = FetchedResponse("", shown_url, status, _scrub_bytes(body), dict(response.headers),
+                                         attempt + 1, time.monotonic() - started)
             if not retryable:
-                return response, attempt + 1, history
+                return result, history
             retry_after = parse_retry_after(response.headers.get("Retry-After")) if response is not None else None
             if attempt >= settings.retries:
                 stop = f"gave up after {attempt + 1} attempt(s)"
             else:
                 wait = retry_after if retry_after is not None else settings.delay(attempt)
-                if time.monotonic() + wait > deadline:
+                if time.monotonic() + wait > limit_at:
+                    budget = "retry budget" if limit_at < settings.collect_deadline else "collect's HTTP budget"
+                    limit = settings.max_wait if budget == "retry budget" else settings.collect_budget
                     stop = (f"gave up after {attempt + 1} attempt(s): waiting {wait:.1f}s more "
                             f"{'(Retry-After) ' if retry_after is not None else ''}would exceed the "
-                            f"{settings.max_wait:g}s retry budget")
+                            f"{limit:g}s {budget}")
                 else:
                     history.append({"status": status, "error": last_error or None, "waited": round(wait, 3)})
                     logger.warning("%s: GET %s %s; retry %d/%d in %.1fs%s", self.source, shown_url,
                                    f"answered {status}" if status else last_error, attempt + 1,
                                    settings.retries, wait, " (Retry-After)" if retry_after is not None else "")
-                    if response is not None:
-                        response.close()
                     self._sleep(wait)
                     attempt += 1
-                    last_error = ""
                     continue
-            if response is not None:
+            if result is not None:
                 history.append({"status": status, "stopped": stop})
-                return response, attempt + 1, history
+                return result, history
             raise HttpError(f"{self.source}: GET {shown_url} failed: {last_error}; {stop}",
                             url=shown_url, attempts=attempt + 1)
 
@@ -525,57 +763,48 @@ class HttpClient:
         The body is written before any check, so even an error page is kept. The index
         entry records the redacted URL, status, content type, attempts, timings, the
         redacted request headers, ``meta`` and ``ok`` (2xx and, with ``expect_json``,
-        valid JSON).
+        valid JSON). An answer over the size cap or past a deadline is not stored
+        (there is no whole answer to store); its error says so.
 
         Raises:
             RateLimitedError: HTTP 429 after retries (or at once with ``retry_429=False``).
             HttpError: any other non-2xx final status, or no response at all.
             BadResponseError: a 2xx answer that is not valid JSON (with ``expect_json``).
+            BudgetExceededError: the request's or the collect's time budget ran out.
+            ResponseTooLargeError: the answer is larger than ``http_max_bytes``.
         """
-        started = time.monotonic()
-        response, attempts, history = self.get(path_or_url, params)
-        body = _scrub_bytes(response.content)
-        url = redact_url(response.url)
-        seconds = time.monotonic() - started
-        ok = 200 <= response.status_code < 300
+        result, history = self._exchange(path_or_url, params)
+        result.name = name
+        ok = 200 <= result.status < 300
         decode_error: BadResponseError | None = None
         if ok and expect_json:
             try:
-                decode_json(body, url=url, attempts=attempts)
+                decode_json(result.body, url=result.url, attempts=result.attempts)
             except BadResponseError as exc:
                 ok, decode_error = False, exc
-        content_type = response.headers.get("Content-Type", "")
-        raw.put(name, body, url=url, status=response.status_code, ok=ok, content_type=content_type,
+        content_type = result.headers.get("Content-Type", "")
+        raw.put(name, result.body, url=result.url, status=result.status, ok=ok, content_type=content_type,
                 fetched_at=datetime.now(UTC).isoformat(timespec="seconds"),
-                seconds=round(seconds, 3), attempts=attempts, retries=history,
+                seconds=round(result.seconds, 3), attempts=result.attempts, retries=history,
                 request_headers=redact_headers(self.headers), **dict(meta or {}))
-        result = FetchedResponse(name, url, response.status_code, body, dict(response.headers), attempts, seconds)
         if decode_error is not None:
             raise decode_error
         if not ok:
             raise self._status_error(result, history)
         return result
 
-    def download(self, path_or_url: str, dest: str | os.PathLike, *, chunk_size: int = 1 << 20) -> Path:
-        """Stream a binary file to ``dest`` atomically, with the same retries.
+    def download(self, path_or_url: str, dest: str | os.PathLike) -> Path:
+        """Stream a binary file to ``dest`` atomically, with the same retries, budgets and a size cap.
 
         Raises:
             HttpError: a non-2xx final status (``status`` tells which) or no response.
+            BudgetExceededError: the download outlasted ``http_max_wait`` or the collect's budget.
+            ResponseTooLargeError: the file is larger than ``http_max_download_bytes``.
         """
-        response, attempts, history = self.get(path_or_url, stream=True)
-        url = redact_url(response.url)
-        if not 200 <= response.status_code < 300:
-            body = response.content[:4096]
-            result = FetchedResponse("", url, response.status_code, body, dict(response.headers), attempts, 0.0)
-            raise self._status_error(result, history)
-        try:
-            with atomic.atomic_path(dest) as tmp, tmp.open("wb") as fh:
-                for chunk in response.iter_content(chunk_size):
-                    fh.write(chunk)
-        except requests.RequestException as exc:
-            raise HttpError(f"{self.source}: download of {url} broke off ({type(exc).__name__}: "
-                            f"{redact_text(str(exc))[:300]}); run again to retry", url=url,
-                            attempts=attempts) from None
+        with atomic.atomic_path(dest) as tmp, tmp.open("w+b") as fh:
+            result, history = self._exchange(path_or_url, sink=fh)
+            if not 200 <= result.status < 300:
+                raise self._status_error(result, history)
         return Path(dest)
 
     def _status_error(self, result: FetchedResponse, history: list[dict]) -> HttpError:
@@ -592,6 +821,17 @@ class HttpClient:
                 url=result.url, status=429, attempts=result.attempts, api_message=message)
         return HttpError(f"{self.source}: GET {result.url} answered HTTP {result.status}; {what}{tail}",
                          url=result.url, status=result.status, attempts=result.attempts, api_message=message)
+
+
+def _set_read_timeout(response: requests.Response, seconds: float) -> None:
+    """Bound the next socket read by ``seconds`` (best effort: urllib3 2 exposes the socket)."""
+    connection = getattr(response.raw, "_connection", None)
+    sock = getattr(connection, "sock", None)
+    if sock is not None:
+        try:
+            sock.settimeout(max(0.001, seconds))
+        except OSError:
+            pass
 
 
 def safe_name(*parts: Any, max_length: int = 120) -> str:

@@ -27,6 +27,12 @@ category       string         watchlist category (grail, chase, ...)  [descripti
 Sources may add further descriptive columns (``low_price``, ``product_id``,
 ``updated_at`` ...); they are carried through untouched.
 
+A parser that meets a record it cannot read (a price block that is a string, an
+id that is a list, a JSON key given twice) does not raise: it emits a row with a
+description of the problem in the :data:`MALFORMED` column, and validation rejects
+that row as ``malformed_record``. So one bad record never costs the rest of a day,
+and every bad record is counted in the run's quality report and rejected rows.
+
 A *series* is ``(card_id, variant, currency)``: USD and EUR prices of one card are
 never mixed. The primary key of an observation is a series plus ``date``.
 """
@@ -38,7 +44,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from pokewatch.errors import SchemaError
+from pokewatch.errors import ParameterError, SchemaError
 
 logger = logging.getLogger(__name__)
 
@@ -47,15 +53,25 @@ DESCRIPTIVE_COLUMNS = ["name", "set_id", "set_name", "number", "rarity", "catego
 SERIES_KEY = ["card_id", "variant", "currency"]
 PRIMARY_KEY = [*SERIES_KEY, "date"]
 CURRENCIES = frozenset({"USD", "EUR"})
+#: Key columns whose surrounding spaces are stripped, so "Holofoil " and "Holofoil" are one series.
+STRIPPED_COLUMNS = ("card_id", "variant", "currency")
+#: Column a parser fills with what was wrong with an unreadable source record; never in valid rows.
+MALFORMED = "malformed"
+#: Plausible market prices, inclusive, in any currency: outside them a price is a data error.
+PRICE_BOUNDS = (0.01, 1_000_000.0)
 
-#: Why a row was rejected; the quality report counts rows per reason.
+#: Why a row was rejected, in the order the rules are applied; the quality report counts rows per reason.
 REJECT_REASONS = {
+    "malformed_record": "the source record could not be read (a field of the wrong type or shape, an id that is "
+                        "not a string or whole number, a JSON key given twice); its malformed column says what",
     "missing_key": "card_id or variant is empty",
     "bad_date": "date is missing or not a date",
     "missing_price": "market_price is null",
     "non_numeric_price": "market_price is not a number",
     "non_positive_price": "market_price is zero or negative",
     "non_finite_price": "market_price is infinite",
+    "implausible_price": f"market_price is outside the plausible range {PRICE_BOUNDS[0]:g} to "
+                         f"{PRICE_BOUNDS[1]:,.0f} (schema.PRICE_BOUNDS)",
     "unknown_currency": f"currency is not one of {sorted(CURRENCIES)}",
     "duplicate_key": "same card, variant, currency and date seen earlier in the batch",
 }
@@ -111,9 +127,21 @@ def conform(frame: pd.DataFrame) -> pd.DataFrame:
         if col not in out.columns:
             out[col] = pd.NA
         out[col] = out[col].astype("string")
+    for col in STRIPPED_COLUMNS:
+        out[col] = out[col].str.strip()
     out["date"] = _as_days(out["date"])
-    out["market_price"] = pd.to_numeric(out["market_price"], errors="coerce").astype("float64")
+    out["market_price"] = _as_prices(out["market_price"])
     return out
+
+
+def _as_prices(values: pd.Series) -> pd.Series:
+    """Prices as float64; anything that is not a number (text, lists, true/false) becomes NaN."""
+    if pd.api.types.is_bool_dtype(values.dtype):
+        return pd.Series(np.nan, index=values.index, dtype="float64")
+    if values.dtype == object and pd.api.types.infer_dtype(values, skipna=True) not in (
+            "floating", "integer", "mixed-integer-float", "decimal", "empty"):
+        values = values.where(~values.map(lambda v: isinstance(v, (bool, np.bool_))), "not a number")
+    return pd.to_numeric(values, errors="coerce").astype("float64")
 
 
 def _as_days(values: pd.Series) -> pd.Series:
@@ -125,16 +153,30 @@ def _as_days(values: pd.Series) -> pd.Series:
     return values.dt.normalize().astype("datetime64[ns]")
 
 
-def validate_observations(frame: pd.DataFrame) -> ValidationResult:
+def validate_observations(frame: pd.DataFrame, *,
+                          price_bounds: tuple[float, float] = PRICE_BOUNDS) -> ValidationResult:
     """Split a batch of observations into valid rows and rejected rows with reasons.
 
     Invalid rows never raise and are never dropped silently: each rejected row keeps
     its original values plus a ``reason`` (the first rule it broke, in the order of
-    :data:`REJECT_REASONS`). Of rows sharing a primary key the first is kept.
+    :data:`REJECT_REASONS`). Of rows sharing a primary key the first is kept. A row
+    whose :data:`MALFORMED` column is filled is ``malformed_record``; that column is
+    kept in the rejected rows (it says what was wrong) and dropped from the valid ones.
+    ``card_id``, ``variant`` and ``currency`` are compared and stored stripped of
+    surrounding spaces.
+
+    Args:
+        frame: observations in the long schema, as a parser emits them.
+        price_bounds: the inclusive (low, high) range of plausible prices; a finite
+            positive price outside it is ``implausible_price``.
 
     Raises:
         SchemaError: only when required columns are missing altogether.
+        ParameterError: ``price_bounds`` is not 0 < low <= high.
     """
+    low, high = price_bounds
+    if not 0 < low <= high:
+        raise ParameterError(f"price_bounds must be 0 < low <= high, got {price_bounds!r}")
     raw_price = frame["market_price"] if "market_price" in frame.columns else None
     table = conform(frame)
     reason = pd.Series(pd.NA, index=table.index, dtype="string")
@@ -142,14 +184,17 @@ def validate_observations(frame: pd.DataFrame) -> ValidationResult:
     def mark(mask: pd.Series, why: str) -> None:
         reason[mask.fillna(False).astype(bool) & reason.isna()] = why
 
-    mark(table["card_id"].fillna("").str.strip().eq("") | table["variant"].fillna("").str.strip().eq(""),
-         "missing_key")
+    if MALFORMED in table.columns:
+        problem = table[MALFORMED]
+        mark(problem.notna() & problem.astype("string").str.len().gt(0), "malformed_record")
+    mark(table["card_id"].fillna("").eq("") | table["variant"].fillna("").eq(""), "missing_key")
     mark(table["date"].isna(), "bad_date")
     price_was_null = raw_price.isna() if raw_price is not None else pd.Series(True, index=table.index)
     mark(price_was_null, "missing_price")
     mark(table["market_price"].isna(), "non_numeric_price")
     mark(table["market_price"] <= 0, "non_positive_price")
     mark(~np.isfinite(table["market_price"].fillna(0.0)), "non_finite_price")
+    mark(~table["market_price"].between(low, high), "implausible_price")
     mark(~table["currency"].isin(CURRENCIES), "unknown_currency")
     still_ok = reason.isna()
     mark(table[PRIMARY_KEY].where(still_ok).duplicated(keep="first") & still_ok, "duplicate_key")
@@ -157,7 +202,7 @@ def validate_observations(frame: pd.DataFrame) -> ValidationResult:
     rejected_mask = reason.notna()
     rejected = frame.loc[rejected_mask].copy()
     rejected["reason"] = reason[rejected_mask].to_numpy()
-    valid = table.loc[~rejected_mask].reset_index(drop=True)
+    valid = table.loc[~rejected_mask].drop(columns=[MALFORMED], errors="ignore").reset_index(drop=True)
     counts = {r: int(n) for r, n in reason[rejected_mask].value_counts().items()}
     counts = {r: counts[r] for r in REJECT_REASONS if r in counts}
     if counts:

@@ -259,6 +259,22 @@ def load_watchlist(path: str | Path) -> Watchlist:
     raise ParameterError(f"watchlist {file} must be .yaml, .yml or .csv, not {suffix or 'without suffix'}")
 
 
+def check_watchlist_option(value, *, files: bool = True) -> str:
+    """The ``watchlist`` option checked: a path to a readable, valid watchlist file.
+
+    With ``files`` off (re-parsing a stored run) only the type is checked.
+
+    Raises:
+        ParameterError: not text, a missing file, or an invalid watchlist (naming the entry).
+    """
+    if isinstance(value, bool) or not isinstance(value, (str, Path)):
+        raise ParameterError(f"option watchlist must be the path of a .yaml or .csv file, got {value!r}")
+    text = str(value).strip()
+    if files:
+        load_watchlist(text)
+    return text
+
+
 def selection_from_options(options: Mapping, source: str) -> Selection:
     """The :class:`Selection` of ``options["watchlist"]`` for ``source`` (empty when absent)."""
     path = options.get("watchlist")

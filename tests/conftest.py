@@ -14,6 +14,8 @@ from pokewatch import caching
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
+#: A local port nothing listens on: a request to it is refused at once.
+CLOSED_URL = "http://127.0.0.1:9"
 
 
 @pytest.fixture(autouse=True)
@@ -24,6 +26,8 @@ def isolated_dirs(tmp_path, monkeypatch):
     monkeypatch.setenv("POKEWATCH_DATA_DIR", str(dirs["data"]))
     monkeypatch.setenv("POKEWATCH_CACHE_DIR", str(dirs["cache"]))
     monkeypatch.setenv("TQDM_DISABLE", "1")
+    for variable in ("POKEWATCH_TCGCSV_URL", "POKEWATCH_POKEMONTCG_URL", "POKEWATCH_PPT_URL"):
+        monkeypatch.setenv(variable, CLOSED_URL)  # tests never reach a real API; servers override this
     caching.memory.cache_clear()
     yield dirs
     caching.memory.cache_clear()

@@ -12,6 +12,8 @@ Usage::
         server.route("/v2/cards", Reply(429, {"error": {"message": "slow down", "code": 429}},
                                         headers={"Retry-After": "1"}), Reply(200, ...))
         server.route("/slow", Reply(200, b"{}", delay=2.0))   # longer than the client timeout
+        server.route("/drip", Reply(200, b"x" * 100, drip=0.1))  # one byte every 0.1 s
+        server.route("/big", Reply(200, b"x" * 3_000_000, content_length=False))  # no Content-Length
         ... server.url ...
         server.requests   # what the client sent: path, query, headers
 
@@ -40,12 +42,20 @@ def fixture(relative: str) -> bytes:
 
 @dataclass
 class Reply:
-    """One scripted response: status, body (bytes, text or JSON-able), headers, delay."""
+    """One scripted response: status, body (bytes, text or JSON-able), headers, delay.
+
+    ``drip`` sends the body ``drip_bytes`` at a time with ``drip`` seconds between
+    writes (a slow-drip server); ``content_length=False`` omits the header and ends
+    the body by closing the connection (so only the bytes tell the size).
+    """
 
     status: int = 200
     body: bytes | str | dict | list | None = b""
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    drip: float = 0.0
+    drip_bytes: int = 1
+    content_length: bool = True
 
     def encoded(self) -> tuple[bytes, str]:
         if isinstance(self.body, (dict, list)):
@@ -89,6 +99,16 @@ class _Route:
         return reply
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A client that hangs up mid-answer (a budget or size-cap test) is expected, not an error."""
+
+    def handle_error(self, request, client_address) -> None:
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            super().handle_error(request, client_address)
+
+
 class RecordedServer:
     """A threaded HTTP server on a free port of 127.0.0.1 (use as a context manager)."""
 
@@ -116,13 +136,23 @@ class RecordedServer:
                     headers = {"Content-Type": content_type, **reply.headers}
                     for name, value in headers.items():
                         self.send_header(name, value)
-                    self.send_header("Content-Length", str(len(body)))
+                    if reply.content_length:
+                        self.send_header("Content-Length", str(len(body)))
+                    else:
+                        self.send_header("Connection", "close")
+                        self.close_connection = True
                     self.end_headers()
-                    self.wfile.write(body)
+                    if reply.drip:
+                        for start in range(0, len(body), reply.drip_bytes):
+                            self.wfile.write(body[start:start + reply.drip_bytes])
+                            self.wfile.flush()
+                            time.sleep(reply.drip)
+                    else:
+                        self.wfile.write(body)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (a timeout test); nothing to do
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd = _QuietServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02},
                                         name="recorded-server", daemon=True)

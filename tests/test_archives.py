@@ -1,6 +1,7 @@
 """The tcgcsv archive reader: generated PPMd 7z archives, failure modes, and the real archives in ../shared."""
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -63,7 +64,7 @@ def test_a_corrupt_archive_is_a_clear_error(tmp_path):
         archives.read_category(path, 3)
 
 
-def test_a_malformed_file_inside_an_archive_is_noted_and_skipped(tmp_path):
+def test_a_malformed_file_inside_an_archive_is_a_rejected_row_and_the_rest_is_read(tmp_path):
     folder = tmp_path / "archives"
     write_archive(folder, "2025-09-21", {3: {"1": [{"productId": 5, "marketPrice": 2.0, "subTypeName": "Normal"}],
                                              "2": b'{"results": [{"productId": '}})
@@ -72,8 +73,9 @@ def test_a_malformed_file_inside_an_archive_is_noted_and_skipped(tmp_path):
                      options={"archives": str(folder)})
 
     assert result.prices["card_id"].tolist() == ["5"]
-    note = next(n for n in result.fetch.notes if n["kind"] == "archive_files_unreadable")
-    assert note["files"] == ["2025-09-21/3/2/prices"]
+    assert result.validation.counts == {"malformed_record": 1}
+    rejected = result.validation.rejected.iloc[0]
+    assert rejected["set_id"] == "2" and "2025-09-21/3/2/prices is not tcgcsv JSON" in rejected["malformed"]
     assert any(n["kind"] == "set_names_unavailable" for n in result.fetch.notes)
 
 
@@ -91,6 +93,63 @@ def test_a_location_is_a_folder_a_url_or_tcgcsv(tmp_path, monkeypatch):
     assert archives.ArchiveLocation.parse("tcgcsv").url == "http://127.0.0.1:1/archive/tcgplayer"
     with pytest.raises(ParameterError, match="neither an existing folder nor an http"):
         archives.ArchiveLocation.parse(tmp_path / "nope")
+
+
+def _no_ppmd(*args, **kwargs):
+    raise AssertionError("PPMd was decoded although the archive was decoded before")
+
+
+def test_an_archive_is_decoded_once_then_read_from_the_cache(tmp_path, monkeypatch):
+    path = write_archive(tmp_path, "2025-09-21", {3: {"604": [{"productId": 1, "marketPrice": 2.0,
+                                                              "subTypeName": "Normal"}]}})
+    first, cached_first = archives.read_category_cached(path, 3, "2025-09-21")
+    monkeypatch.setattr(archives, "read_category", _no_ppmd)
+
+    again, cached_again = archives.read_category_cached(path, 3, "2025-09-21")
+
+    assert (cached_first, cached_again) == (False, True)
+    assert again == first
+    assert archives.decoded_cache_path(path, 3).parent == archives.decoded_cache_folder()
+
+
+def test_a_changed_archive_is_decoded_again_and_replaces_its_old_cache(tmp_path):
+    path = write_archive(tmp_path, "2025-09-21", {3: {"604": []}})
+    archives.read_category_cached(path, 3)
+    old_cache = archives.decoded_cache_path(path, 3)
+    write_archive(tmp_path, "2025-09-21", {3: {"604": [], "605": []}})
+    os.utime(path, ns=(time.time_ns(), time.time_ns() + 10**9))
+
+    files, cached = archives.read_category_cached(path, 3)
+
+    assert not cached and sorted(files) == ["604", "605"]
+    assert not old_cache.exists() and archives.decoded_cache_path(path, 3).exists()
+
+
+def test_a_damaged_cache_entry_is_decoded_again(tmp_path, caplog):
+    path = write_archive(tmp_path, "2025-09-21", {3: {"604": []}})
+    archives.read_category_cached(path, 3)
+    archives.decoded_cache_path(path, 3).write_bytes(b"garbage")
+
+    files, cached = archives.read_category_cached(path, 3)
+
+    assert not cached and list(files) == ["604"] and "unreadable" in caplog.text
+
+
+def test_reading_days_in_processes_gives_the_days_in_order_with_errors_per_day(tmp_path):
+    paths = {}
+    for i, day in enumerate(pd.date_range("2025-09-21", periods=4)):
+        paths[day] = write_archive(tmp_path, f"{day:%Y-%m-%d}", {3: {str(600 + i): []}})
+    bad_day = pd.Timestamp("2025-09-23")
+    paths[bad_day].write_bytes(paths[bad_day].read_bytes()[:40])
+    archives.read_category_cached(paths[pd.Timestamp("2025-09-21")], 3)  # one day decoded before
+
+    results = list(archives.read_days(paths, 3, workers=2))
+
+    assert [day for day, _, _ in results] == list(paths)
+    assert [cached for _, _, cached in results] == [True, False, False, False]
+    assert isinstance(results[2][1], SourceError) and "truncated or corrupt" in str(results[2][1])
+    assert [archives.bundle_names(data) for _, data, _ in results if not isinstance(data, SourceError)] == \
+        [["600"], ["601"], ["603"]]
 
 
 needs_shared = pytest.mark.skipif(
@@ -130,3 +189,25 @@ def test_a_7_day_backfill_of_the_real_archives_gives_43000_series_a_day_and_reru
     assert first["set_name"].notna().mean() > 0.99  # from groups-category-3.csv
     assert set(first["currency"]) == {"USD"}
     pd.testing.assert_frame_equal(first, second)
+
+
+ALL_REAL_DAYS = pd.date_range("2025-09-21", "2025-10-08", freq="D")
+
+
+@pytest.mark.shared
+@pytest.mark.skipif(not all((REAL_ARCHIVES / archives.archive_name(d)).is_file() for d in ALL_REAL_DAYS),
+                    reason=f"the 18 real archives are not in {REAL_ARCHIVES} (../shared is absent)")
+def test_the_18_real_days_are_decoded_once_and_read_back_in_a_fraction_of_the_time():
+    paths = {day: REAL_ARCHIVES / archives.archive_name(day) for day in ALL_REAL_DAYS}
+
+    started = time.perf_counter()
+    first = {day: len(archives.unbundle(data)) for day, data, _ in archives.read_days(paths, 3, workers=2)}
+    decode = time.perf_counter() - started
+    started = time.perf_counter()
+    again = {day: (len(archives.unbundle(data)), cached)
+             for day, data, cached in archives.read_days(paths, 3, workers=2)}
+    cached_read = time.perf_counter() - started
+
+    assert all(cached for _, cached in again.values()) and {d: n for d, (n, _) in again.items()} == first
+    assert cached_read < decode / 5
+    print(f"18 real days: first decode {decode:.1f}s, from the cache {cached_read:.2f}s")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+import time
 
 import pytest
 from sources_server import RecordedServer, Reply, fixture
@@ -11,11 +12,14 @@ from sources_server import RecordedServer, Reply, fixture
 from pokewatch.errors import ParameterError
 from pokewatch.http_client import (
     BadResponseError,
+    BudgetExceededError,
     HttpClient,
     HttpError,
     HttpSettings,
+    Progress,
     RateLimitedError,
     RateLimiter,
+    ResponseTooLargeError,
     api_error_message,
     map_with_progress,
     parse_retry_after,
@@ -213,8 +217,15 @@ def test_settings_come_from_env_then_options(monkeypatch):
     with pytest.raises(ParameterError, match="http_timeout must be a number"):
         HttpSettings.resolve({"http_timeout": "soon"})
     monkeypatch.setenv("POKEWATCH_HTTP_MAX_WAIT", "-1")
-    with pytest.raises(ParameterError, match="max_wait must be >= 0"):
+    with pytest.raises(ParameterError, match=r"POKEWATCH_HTTP_MAX_WAIT='-1' is not usable: option http_max_wait "
+                                             r"must be in 0.01..86400"):
         HttpSettings.resolve()
+    monkeypatch.delenv("POKEWATCH_HTTP_MAX_WAIT")
+    monkeypatch.setenv("POKEWATCH_HTTP_MAX_BYTES", "2048")
+    assert HttpSettings.resolve().max_bytes == 2048
+    assert HttpSettings.resolve({"http_max_bytes": "4096", "http_collect_budget": "60"}).max_bytes == 4096
+    with pytest.raises(ParameterError, match="option http_max_bytes must be a whole number, got 'lots'"):
+        HttpSettings.resolve({"http_max_bytes": "lots"})
 
 
 def test_secrets_are_masked_in_urls_headers_and_stored_bodies(server, raw, caplog):
@@ -267,3 +278,121 @@ def test_safe_names_are_plain_file_names():
     assert safe_name("cards", "set.id:sv3pt5 OR id:x/y", "p1") == "cards-set.id_sv3pt5_OR_id_x_y-p1"
     long = safe_name("q" * 500)
     assert len(long) <= 120 and "/" not in long
+
+
+# --------------------------------------------------------------------------- budgets and size caps
+
+def test_a_slow_drip_cannot_outlast_the_request_budget(server, raw):
+    # every byte arrives well within the 1 s read timeout, but the whole answer would take 20 s
+    server.route("/drip", Reply(200, b"x" * 200, drip=0.1))
+    client, _ = client_for(server, HttpSettings(timeout=1.0, retries=2, backoff=0.01, max_wait=1.0))
+
+    started = time.monotonic()
+    with pytest.raises(BudgetExceededError, match=r"1s per-request budget \(http_max_wait\)") as info:
+        client.fetch(raw, "drip.json", "/drip")
+
+    assert time.monotonic() - started < 2.0
+    assert "bytes" in str(info.value) and len(server.requests) == 1  # out of time: not retried
+    assert raw.entries() == []  # no whole answer, nothing stored as if it were one
+
+
+def test_the_collect_budget_stops_every_later_request(server, raw):
+    server.route("/drip", Reply(200, b"x" * 100, drip=0.1))
+    server.route("/fast", Reply(200, {"ok": 1}))
+    client, _ = client_for(server, HttpSettings(timeout=1.0, retries=0, max_wait=30, collect_budget=0.5))
+
+    with pytest.raises(BudgetExceededError, match=r"0.5s total HTTP budget \(http_collect_budget\) is spent"):
+        client.fetch(raw, "drip.json", "/drip")
+    with pytest.raises(BudgetExceededError, match="not sent"):
+        client.fetch(raw, "fast.json", "/fast")
+    assert server.requests_to("/fast") == []
+
+
+def test_retry_waits_never_pass_the_collect_budget(server, raw):
+    server.route("/busy", Reply(503, "busy", headers={"Retry-After": "2"}))
+    client, waits = client_for(server, HttpSettings(timeout=1.0, retries=5, max_wait=60, collect_budget=1.0))
+
+    with pytest.raises(HttpError, match="would exceed the 1s collect's HTTP budget"):
+        client.fetch(raw, "busy.json", "/busy")
+    assert waits == []
+
+
+@pytest.mark.parametrize("announced", [True, False], ids=["content-length", "no-content-length"])
+def test_an_answer_over_the_size_cap_fails_clearly_without_reading_it_all(server, raw, announced):
+    server.route("/big", Reply(200, b"[" + b"1," * 1_500_000 + b"1]", content_length=announced))
+    client, _ = client_for(server, HttpSettings(timeout=2.0, retries=2, backoff=0.01, max_bytes=100_000))
+
+    with pytest.raises(ResponseTooLargeError) as info:
+        client.fetch(raw, "big.json", "/big")
+
+    message = str(info.value)
+    assert "more than 100,000 bytes" in message and "http_max_bytes" in message
+    assert "source_options=http_max_bytes:BYTES" in message and "POKEWATCH_HTTP_MAX_BYTES" in message
+    assert len(server.requests) == 1  # a size problem is not retried
+
+
+def test_the_size_cap_counts_decompressed_bytes(server, raw):
+    bomb = gzip.compress(b" " * 5_000_000)  # 5 MB of JSON whitespace in about 5 KB
+    server.route("/bomb", Reply(200, bomb, headers={"Content-Encoding": "gzip", "Content-Type": "application/json"}))
+    client, _ = client_for(server, HttpSettings(timeout=2.0, retries=0, max_bytes=1_000_000))
+
+    with pytest.raises(ResponseTooLargeError, match="more than 1,000,000 bytes"):
+        client.fetch(raw, "bomb.json", "/bomb")
+
+
+def test_an_answer_under_the_cap_is_read_whole(server, raw):
+    body = json.dumps({"results": list(range(50_000))}).encode()
+    server.route("/ok", Reply(200, body, content_length=False))
+    client, _ = client_for(server, HttpSettings(timeout=2.0, retries=0, max_bytes=len(body)))
+
+    assert client.fetch(raw, "ok.json", "/ok").json()["results"][-1] == 49_999
+    assert raw.get("ok.json") == body
+
+
+def test_a_download_over_its_cap_leaves_no_file(server, tmp_path):
+    server.route("/archive/big.7z", Reply(200, b"7z" + b"x" * 300_000))
+    client, _ = client_for(server, HttpSettings(timeout=2.0, retries=0, max_download_bytes=100_000))
+
+    with pytest.raises(ResponseTooLargeError, match="http_max_download_bytes"):
+        client.download("/archive/big.7z", tmp_path / "big.7z")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_slow_download_is_stopped_by_the_budget_and_leaves_no_file(server, tmp_path):
+    server.route("/archive/slow.7z", Reply(200, b"7z" * 100, drip=0.05, drip_bytes=2))
+    client, _ = client_for(server, HttpSettings(timeout=1.0, retries=0, max_wait=0.5))
+
+    with pytest.raises(BudgetExceededError):
+        client.download("/archive/slow.7z", tmp_path / "slow.7z")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_error_page_of_a_download_is_read_only_in_part(server, tmp_path):
+    server.route("/archive/missing.7z", Reply(404, "<html><title>Not Found</title>" + "x" * 500_000 + "</html>"))
+    client, _ = client_for(server, HttpSettings(timeout=2.0, retries=0, max_download_bytes=2048))
+
+    with pytest.raises(HttpError, match="HTTP 404") as info:
+        client.download("/archive/missing.7z", tmp_path / "missing.7z")
+    assert info.value.status == 404
+
+
+def test_rate_limiter_gives_up_rather_than_wait_past_a_deadline():
+    now = [0.0]
+    limiter = RateLimiter(1, 60.0, clock=lambda: now[0], sleep=lambda s: now.__setitem__(0, now[0] + s))
+    assert limiter.acquire() == 0.0
+    assert limiter.acquire(max_wait=5.0) is None
+    assert limiter.acquire(max_wait=120.0) == pytest.approx(60.0)
+
+
+def test_progress_logs_a_line_every_few_items_and_at_the_end(caplog):
+    with caplog.at_level(logging.INFO, logger="pokewatch.progress"):
+        bar = Progress("tcgcsv archives", 5, unit="day", every=2)
+        for day in range(5):
+            bar.update(1, detail=f"day {day}")
+        bar.close()
+
+    lines = [r.getMessage() for r in caplog.records if r.name == "pokewatch.progress"]
+    assert [line.split(",")[0] for line in lines] == ["tcgcsv archives: 2/5 days (40%)",
+                                                       "tcgcsv archives: 4/5 days (80%)",
+                                                       "tcgcsv archives: 5/5 days (100%)"]
+    assert lines[-1].endswith("; day 4") and "left" in lines[0]

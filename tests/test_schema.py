@@ -2,8 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pokewatch.errors import SchemaError
-from pokewatch.schema import REQUIRED_COLUMNS, validate_observations
+from pokewatch.errors import ParameterError, SchemaError
+from pokewatch.schema import MALFORMED, REQUIRED_COLUMNS, validate_observations
 from tests.conftest import prices
 
 
@@ -68,3 +68,51 @@ def test_summary_counts_reasons_for_the_quality_report():
 def test_missing_required_columns_raise_a_schema_error_naming_them():
     with pytest.raises(SchemaError, match="market_price"):
         validate_observations(pd.DataFrame({c: [] for c in REQUIRED_COLUMNS if c != "market_price"}))
+
+
+def test_spaces_around_keys_are_stripped_so_a_series_is_not_split_in_two():
+    batch = prices([("a-1", "Holofoil ", "2026-11-27", 1.0), (" a-1", "Holofoil", "2026-11-28", 2.0)])
+    batch["currency"] = [" USD", "USD "]
+
+    result = validate_observations(batch)
+
+    assert result.valid[["card_id", "variant", "currency"]].drop_duplicates().values.tolist() == \
+        [["a-1", "Holofoil", "USD"]]
+
+
+@pytest.mark.parametrize("price", [1e308, 1e-300, 0.001, 1_000_000.01])
+def test_prices_outside_the_plausible_range_are_implausible(price):
+    batch = prices([("a-1", "Normal", "2026-11-27", price), ("a-2", "Normal", "2026-11-27", 0.01),
+                    ("a-3", "Normal", "2026-11-27", 1_000_000.0)])
+
+    result = validate_observations(batch)
+
+    assert result.counts == {"implausible_price": 1}
+    assert result.valid["card_id"].tolist() == ["a-2", "a-3"]  # the bounds themselves are plausible
+
+
+def test_price_bounds_can_be_set_and_are_checked():
+    batch = prices([("a-1", "Normal", "2026-11-27", 5.0)])
+    assert validate_observations(batch, price_bounds=(10.0, 20.0)).counts == {"implausible_price": 1}
+    with pytest.raises(ParameterError, match="price_bounds"):
+        validate_observations(batch, price_bounds=(0.0, 1.0))
+
+
+def test_a_row_a_parser_marked_malformed_is_rejected_first_and_keeps_why():
+    batch = prices([("a-1", "Normal", "2026-11-27", 1.0), (None, None, None, None)])
+    batch[MALFORMED] = [None, "tcgplayer.prices is a string, not an object"]
+
+    result = validate_observations(batch)
+
+    assert result.counts == {"malformed_record": 1}
+    assert result.rejected.loc[0, MALFORMED] == "tcgplayer.prices is a string, not an object"
+    assert MALFORMED not in result.valid.columns
+    assert "could not be read" in result.summary()["rejected_by_reason"]["malformed_record"]["meaning"]
+
+
+def test_true_and_false_are_not_prices():
+    batch = prices([("a-1", "Normal", "2026-11-27", True), ("a-2", "Normal", "2026-11-27", 2.0)])
+    batch["market_price"] = batch["market_price"].astype(object)
+    batch.loc[0, "market_price"] = True
+
+    assert validate_observations(batch).counts == {"non_numeric_price": 1}

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -11,6 +12,7 @@ from sources_server import FIXTURES, isolate_data
 from pokewatch.collect import collect
 from pokewatch.errors import ParameterError, SchemaError, SourceError
 from pokewatch.sources.file import parse_column_mapping
+from pokewatch.schema import MALFORMED
 from pokewatch.store import PriceStore
 
 REPO = Path(__file__).resolve().parents[1]
@@ -101,7 +103,7 @@ def test_unmappable_columns_name_what_is_missing(store, tmp_path):
 def test_a_missing_path_and_a_missing_file_are_clear_errors(store, tmp_path):
     with pytest.raises(ParameterError, match="--param input_path=PATH"):
         run(store, tmp_path)
-    with pytest.raises(SourceError, match="does not exist"):
+    with pytest.raises(ParameterError, match="option input_path: file .*nope.csv does not exist"):
         run(store, tmp_path, path=str(tmp_path / "nope.csv"))
 
 
@@ -111,3 +113,112 @@ def test_column_mappings_are_checked():
         parse_column_mapping("Price:cost")
     with pytest.raises(ParameterError, match="has no ':'"):
         parse_column_mapping("Price")
+
+
+# --------------------------------------------------------------------------- only the schema, and bad input refused
+
+def test_unmapped_columns_are_dropped_and_declared_ones_kept(store, tmp_path):
+    path = tmp_path / "prices.csv"
+    path.write_text("id,price,Grade (PSA),Notes,Shelf\nsv3pt5-199,245.1,10,bought at a fair,B2\n")
+
+    result = run(store, tmp_path, path=str(path), columns="Grade (PSA):keep")
+
+    assert "grade_psa" in result.prices.columns and result.prices["grade_psa"].tolist() == ["10"]
+    assert not {"Notes", "Shelf", "notes", "shelf"} & set(result.prices.columns)
+    note = result.fetch.notes[0]
+    assert note["columns_dropped"] == 2 and note["dropped_examples"] == ["Notes", "Shelf"]
+
+
+def test_kept_columns_are_capped_in_number_and_size(store, tmp_path):
+    path = tmp_path / "prices.csv"
+    path.write_text("id,price,Comment\nsv3pt5-199,245.1," + "x" * 5000 + "\n")
+
+    result = run(store, tmp_path, path=str(path), columns="Comment:keep")
+
+    assert result.prices["comment"].str.len().tolist() == [256]
+    assert result.fetch.notes[0]["cells_cut"] == 1
+    too_many = ",".join(f"C{i}:keep" for i in range(21))
+    with pytest.raises(ParameterError, match="keeps 21 extra columns; at most 20"):
+        parse_column_mapping(too_many)
+
+
+def test_a_csv_with_200000_columns_imports_its_schema_columns_in_seconds(store, tmp_path):
+    path = tmp_path / "wide.csv"
+    extra = 200_000 - 3
+    header = "id,price,date," + ",".join(f"c{i}" for i in range(extra))
+    rows = [f"card-{n},{n + 1}.5,2026-01-05" + "," * extra for n in range(3)]
+    path.write_text(header + "\n" + "\n".join(rows) + "\n")
+    assert 1_500_000 < path.stat().st_size < 2_500_000
+
+    started = time.perf_counter()
+    result = run(store, tmp_path, path=str(path))
+    seconds = time.perf_counter() - started
+
+    assert seconds < 5, f"took {seconds:.1f}s"
+    assert len(result.prices) == 3 and result.fetch.notes[0]["columns_dropped"] == extra
+    stored = store.load("file")
+    assert len(stored) == 3 and not any(c.startswith("c1") for c in stored.columns)
+
+
+def test_a_header_only_csv_fails(store, tmp_path):
+    path = tmp_path / "empty.csv"
+    path.write_text("card_id,market_price,date\n")
+
+    with pytest.raises(SourceError, match="has a header but no data rows"):
+        run(store, tmp_path, path=str(path))
+    assert store.load("file").empty
+
+
+def test_a_file_whose_rows_are_all_invalid_fails_and_says_why(store, tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text("id,price\nsv3pt5-199,-1\nsv3pt5-1,1e308\n")
+
+    with pytest.raises(SourceError, match=r"none of its 2 row\(s\) .* is valid .*non_positive_price.*"
+                                          r"implausible_price"):
+        run(store, tmp_path, path=str(path))
+    assert store.load("file").empty
+
+
+def test_a_trailing_space_in_a_variant_does_not_split_the_series(store, tmp_path):
+    path = tmp_path / "spaces.csv"
+    path.write_text("id,variant,date,price\nsv3pt5-199,Holofoil ,2026-01-04,240\n sv3pt5-199,Holofoil,2026-01-05,245\n")
+
+    result = run(store, tmp_path, "2026-01-04", "2026-01-05", path=str(path))
+
+    assert result.prices[["card_id", "variant"]].drop_duplicates().values.tolist() == [["sv3pt5-199", "Holofoil"]]
+
+
+def test_a_date_given_twice_in_wide_json_is_rejected_not_silently_overwritten(store, tmp_path):
+    path = tmp_path / "tracker.json"
+    path.write_text('{"base1-4": {"2026-01-04": 390.0, "2026-01-05": 398.0, "2026-01-05": 401.2},'
+                    ' "sv3pt5-199": {"2026-01-05": 245.1}}')
+
+    result = run(store, tmp_path, "2026-01-04", "2026-01-05", path=str(path))
+
+    assert result.validation.counts == {"malformed_record": 2}
+    assert sorted(result.prices["card_id"] + " " + result.prices["date"].dt.strftime("%m-%d")) == \
+        ["base1-4 01-04", "sv3pt5-199 01-05"]
+    rejected = pd.read_csv(tmp_path / "run" / "rejected_rows.csv")
+    assert rejected["malformed"].str.contains("given 2 times").all()
+
+
+def test_json_ids_must_be_strings_or_whole_numbers(store, tmp_path):
+    path = tmp_path / "records.json"
+    path.write_text(json.dumps([{"id": 123, "price": 1.5}, {"id": ["a"], "price": 2.5}, {"id": {"x": 1}, "price": 3},
+                                {"id": "sv3pt5-1", "price": 4.5}, "not a record"]))
+
+    result = run(store, tmp_path, path=str(path))
+
+    assert sorted(result.prices["card_id"]) == ["123", "sv3pt5-1"]
+    assert result.validation.counts == {"malformed_record": 3}
+
+
+def test_a_csv_line_with_the_wrong_number_of_fields_is_malformed_and_the_rest_imported(store, tmp_path):
+    path = tmp_path / "ragged.csv"
+    path.write_text("id,price\nsv3pt5-1,1.5\nsv3pt5-2,2.5,oops\nsv3pt5-3,3.5\n")
+
+    result = run(store, tmp_path, path=str(path))
+
+    assert result.prices["card_id"].tolist() == ["sv3pt5-1", "sv3pt5-3"]
+    assert result.validation.counts == {"malformed_record": 1}
+    assert "line 3 has 3 fields, the header has 2" in result.validation.rejected[MALFORMED].iloc[0]

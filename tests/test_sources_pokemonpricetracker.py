@@ -117,3 +117,35 @@ def test_a_watchlist_names_cards_and_sets_with_categories(server, store, tmp_pat
 def test_history_days_reach_back_from_today_to_the_first_day():
     assert history_days("2026-01-01", today="2026-01-05") == 5
     assert history_days("2026-01-05", today="2026-01-05") == 1
+
+
+@pytest.mark.parametrize("answer, says", [
+    ({"cards": []}, "'data' is null, not a list (top-level keys: cards)"),
+    ({"data": "none today"}, "'data' is a string, not a list"),
+    ([1, 2], "the answer is a list, not a JSON object with 'data'"),
+], ids=["renamed-envelope", "data-is-text", "a-list"])
+def test_an_answer_in_an_unexpected_shape_is_a_failure_not_zero_cards_at_100_percent(server, store, tmp_path,
+                                                                                      answer, says):
+    server.route("/api/v2/cards", Reply(200, answer), query={"setId": "99999", "offset": "0"})
+
+    with pytest.raises(SourceError, match=r"returned 0% of 1 item"):
+        collect("pokemonpricetracker", "2026-01-05", "2026-01-05", tmp_path / "run", store=store,
+                options={"set_id": "99999"})
+
+    report = json.loads((tmp_path / "run" / "quality.json").read_text())
+    assert report["completeness"] == 0.0
+    assert says in report["fetch_failures"][0]["error"]
+    assert any(n["kind"] == "unexpected_response_shape" for n in report["notes"])
+
+
+def test_one_malformed_card_in_a_set_is_rejected_and_the_others_stored(server, store, tmp_path):
+    page = json.loads(fixture("pokemonpricetracker/set-23237-offset0.json"))
+    page["data"].append({"tcgPlayerId": ["517999"], "name": "Broken", "prices": "n/a"})
+    page["metadata"]["hasMore"] = False
+    server.route("/api/v2/cards", Reply(200, page), query={"setId": "23237", "offset": "0"})
+
+    result = collect("pokemonpricetracker", "2026-01-05", "2026-01-05", tmp_path / "run", store=store,
+                     options={"set_id": "23237"})
+
+    assert result.validation.counts.get("malformed_record") == 1
+    assert len(result.prices) > 0 and "Broken" not in set(result.prices["name"].dropna())

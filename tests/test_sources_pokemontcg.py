@@ -187,3 +187,21 @@ def test_updated_at_is_read_as_a_day():
     assert parse_updated_at("2021/03/01") == pd.Timestamp("2021-03-01")
     assert parse_updated_at("2026/01/04 15:00:00") == pd.Timestamp("2026-01-04")
     assert parse_updated_at(None) is None and parse_updated_at("garbage") is None
+
+
+def test_a_malformed_card_is_rejected_and_the_rest_of_the_day_is_stored(server, store, tmp_path):
+    page = json.loads(fixture("pokemontcg/cards-sv3pt5-page1.json"))
+    page["data"].append({"id": "sv3pt5-9", "name": "Broken", "tcgplayer": {"updatedAt": "2026/01/05",
+                                                                          "prices": "$3.00"}})
+    page["data"].append({"id": "sv3pt5-10", "name": "No date", "tcgplayer": {"prices": {"normal": {"market": 2.0}}}})
+    page["totalCount"] = "lots"
+    server.route("/v2/cards", Reply(200, page), query={**SET_Q, "page": "1"})
+
+    result = run(store, tmp_path)
+
+    assert result.validation.counts == {"missing_price": 1, "malformed_record": 1}
+    rejected = result.validation.rejected.set_index("card_id")
+    assert "tcgplayer.prices is a string" in rejected.loc["sv3pt5-9", "malformed"]
+    assert {"sv3pt5-199", "sv3pt5-10"} <= set(result.prices["card_id"])  # no updatedAt: kept as current
+    assert [r.param("page") for r in server.requests] == ["1"]  # an unreadable totalCount: one page
+    assert notes(result, "page_count")[0]["detail"].startswith("totalCount is a string")

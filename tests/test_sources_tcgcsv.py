@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pandas as pd
 import pytest
@@ -15,6 +16,7 @@ from sources_server import (
     write_archive,
 )
 
+from pokewatch import catalogue
 from pokewatch.cli import main
 from pokewatch.collect import collect, replay
 from pokewatch.errors import ParameterError, SourceError
@@ -251,7 +253,9 @@ def test_a_backfill_from_archives_yields_one_observation_per_day_and_is_idempote
     assert set(first["set_name"]) == {"SV: Scarlet & Violet 151", "Base Set"}
     assert "500001" not in set(first["card_id"])  # category 85 is not category 3
     assert quality(tmp_path / "run2")["validation"]["rejected_by_reason"]["missing_price"]["count"] == 3
-    assert server.requests == []  # a local folder needs no network
+    # a local folder needs no network: one attempt at the catalogue (404 here), not repeated by the re-run
+    assert [r.path for r in server.requests] == ["/tcgplayer/3/groups"]
+    assert any(n["kind"] == "catalogue_unavailable" for n in quality(tmp_path / "run2")["notes"])
 
 
 def test_a_missing_archive_day_is_a_listed_failure(server, store, tmp_path, archive_dir):
@@ -295,3 +299,128 @@ def test_archives_from_a_url_are_downloaded_once(server, store, tmp_path, archiv
 
     assert len(server.requests_to("/mirror/prices-2025-09-21.ppmd.7z")) == 1
     assert result.prices.set_index("card_id").loc["42382", "set_name"] == "Base Set"
+
+
+# --------------------------------------------------------------------------- names on archive data
+
+def test_a_backfill_fetches_the_catalogue_once_and_names_every_card(server, store, tmp_path, archive_dir):
+    tcgcsv_routes(server)
+    options = {"archives": str(archive_dir)}
+
+    first = collect("tcgcsv", "2025-09-21", "2025-09-23", tmp_path / "run", store=store, options=options)
+    fetched = [r.path for r in server.requests]
+    again = collect("tcgcsv", "2025-09-21", "2025-09-23", tmp_path / "run2", store=store, options=options)
+
+    assert sorted(fetched) == ["/tcgplayer/3/23237/products", "/tcgplayer/3/604/products", "/tcgplayer/3/groups"]
+    assert len(server.requests) == 3  # the re-run used the stored catalogue
+    for result in (first, again):
+        charizard = result.prices.set_index("card_id").loc["517045"].iloc[0]
+        assert (charizard["name"], charizard["number"], charizard["rarity"]) == \
+            ("Charizard ex - 199/165", "199/165", "Special Illustration Rare")
+    assert first.prices["name"].notna().all()
+    products = catalogue.load_products(3).set_index("product_id")
+    assert products.loc["42382", ["name", "set_id", "set_name"]].tolist() == ["Charizard", "604", "Base Set"]
+    note = next(n for n in quality(tmp_path / "run2")["notes"] if n["kind"] == "catalogue")
+    assert (note["products"], note["groups_named"], note["groups_in_archives"]) == (4, 2, 2)
+
+
+def test_a_later_offline_backfill_has_the_names_a_live_collect_stored(server, store, tmp_path, archive_dir,
+                                                                      monkeypatch):
+    tcgcsv_routes(server)
+    collect("tcgcsv", DAY, DAY, tmp_path / "live", store=store)
+    (archive_dir / "groups-category-3.csv").unlink()
+    monkeypatch.setenv("POKEWATCH_TCGCSV_URL", "http://127.0.0.1:9")  # offline from now on
+
+    result = collect("tcgcsv", "2025-09-21", "2025-09-21", tmp_path / "run", store=store,
+                     options={"archives": str(archive_dir), "catalogue": "off"})
+
+    named = result.prices.set_index("card_id")
+    assert named.loc["42382", "name"] == "Charizard" and named.loc["42382", "set_name"] == "Base Set"
+    assert named.loc["517045", "set_name"] == "SV: Scarlet & Violet 151"
+
+
+def test_an_unreachable_catalogue_is_a_note_not_retried_at_once_and_forced_with_refresh(server, store, tmp_path,
+                                                                                        archive_dir):
+    server.route("/tcgplayer/3/groups", Reply(503, "down"))
+    options = {"archives": str(archive_dir)}
+
+    result = collect("tcgcsv", "2025-09-21", "2025-09-21", tmp_path / "run1", store=store, options=options)
+    collect("tcgcsv", "2025-09-21", "2025-09-21", tmp_path / "run2", store=store, options=options)
+    tries = len(server.requests)
+    collect("tcgcsv", "2025-09-21", "2025-09-21", tmp_path / "run3", store=store,
+            options={**options, "catalogue": "refresh"})
+
+    assert result.fetch.completeness == 1.0 and result.prices["name"].isna().all()
+    assert tries == 1 and len(server.requests) == 2  # not retried within the hours, forced by refresh
+    assert "trying again after" in next(n["detail"] for n in quality(tmp_path / "run2")["notes"]
+                                        if n["kind"] == "catalogue_unavailable")
+
+
+def test_catalogue_off_never_touches_the_network(server, store, tmp_path, archive_dir):
+    tcgcsv_routes(server)
+
+    collect("tcgcsv", "2025-09-21", "2025-09-21", tmp_path / "run", store=store,
+            options={"archives": str(archive_dir), "catalogue": "off"})
+
+    assert server.requests == []
+
+
+def test_a_replay_names_cards_from_the_catalogue_copied_into_the_run(server, store, tmp_path, archive_dir):
+    tcgcsv_routes(server)
+    first = collect("tcgcsv", "2025-09-21", "2025-09-21", tmp_path / "run", store=store,
+                    options={"archives": str(archive_dir)})
+    for path in catalogue.catalogue_dir(3).iterdir():
+        path.unlink()
+
+    again = replay(tmp_path / "run", store=store)
+
+    pd.testing.assert_frame_equal(first.prices, again.prices)
+
+
+def test_a_backfill_logs_one_progress_line_per_day(server, store, tmp_path, archive_dir, caplog):
+    with caplog.at_level(logging.INFO, logger="pokewatch.progress"):
+        collect("tcgcsv", "2025-09-21", "2025-09-23", tmp_path / "run", store=store,
+                options={"archives": str(archive_dir), "catalogue": "off"})
+
+    lines = [r.getMessage() for r in caplog.records if r.name == "pokewatch.progress"]
+    assert len(lines) == 3
+    assert "3/3 days (100%)" in lines[-1] and lines[-1].endswith("2025-09-23: 2 groups")
+
+
+def test_a_rerun_of_a_backfill_reads_the_decoded_archives(server, store, tmp_path, archive_dir):
+    options = {"archives": str(archive_dir), "catalogue": "off"}
+    collect("tcgcsv", "2025-09-21", "2025-09-23", tmp_path / "run", store=store, options=options)
+
+    collect("tcgcsv", "2025-09-21", "2025-09-23", tmp_path / "run2", store=store, options=options)
+
+    note = next(n for n in quality(tmp_path / "run2")["notes"] if n["kind"] == "archives_read")
+    assert note["days_decoded_before"] == 3
+
+
+def test_malformed_price_results_in_an_archive_are_counted(server, store, tmp_path):
+    folder = tmp_path / "archives"
+    write_archive(folder, "2025-09-21", {3: {"604": [
+        {"productId": 42382, "marketPrice": 455.47, "subTypeName": "Holofoil"},
+        {"productId": [1], "marketPrice": 2.0, "subTypeName": "Normal"},
+        "junk"]}})
+
+    result = collect("tcgcsv", "2025-09-21", "2025-09-21", tmp_path / "run", store=store,
+                     options={"archives": str(folder), "catalogue": "off"})
+
+    assert result.prices["card_id"].tolist() == ["42382"]
+    assert result.validation.counts == {"malformed_record": 2}
+
+
+def test_archive_days_stored_by_earlier_versions_still_replay(tmp_path):
+    from pokewatch.raw_archive import RawArchive
+    from pokewatch.sources.tcgcsv import TcgcsvSource
+
+    raw = RawArchive(tmp_path / "raw")
+    payload = {"archive": "prices-2025-09-21.ppmd.7z", "date": "2025-09-21", "category": 3, "files": {
+        "604": json.dumps({"success": True, "results": [{"productId": 42382, "marketPrice": 455.47,
+                                                         "subTypeName": "Holofoil"}]})}}
+    raw.put("archive-3-2025-09-21.json", json.dumps(payload).encode(), kind="archive_day", date="2025-09-21", ok=True)
+
+    rows = TcgcsvSource._archive_day_rows(raw, raw.entries()[0])
+
+    assert rows[["card_id", "variant", "market_price"]].values.tolist() == [["42382", "Holofoil", 455.47]]

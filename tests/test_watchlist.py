@@ -85,3 +85,16 @@ def test_restrict_keeps_watched_sets_and_cards_only():
 
     assert selection.restrict(frame)["card_id"].tolist() == ["517045", "42382"]
     assert len(Selection("tcgcsv").restrict(frame)) == 3
+
+
+def test_the_watchlist_option_is_checked_by_reading_the_file(tmp_path):
+    from pokewatch.watchlist import check_watchlist_option
+
+    good = tmp_path / "w.yaml"
+    good.write_text("items:\n  - set: sv3pt5\n")
+    assert check_watchlist_option(str(good)) == str(good)
+    assert check_watchlist_option(str(tmp_path / "missing.yaml"), files=False) == str(tmp_path / "missing.yaml")
+    with pytest.raises(ParameterError, match="does not exist"):
+        check_watchlist_option(str(tmp_path / "missing.yaml"))
+    with pytest.raises(ParameterError, match="must be the path"):
+        check_watchlist_option(["w.yaml"])

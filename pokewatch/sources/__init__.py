@@ -2,7 +2,9 @@
 
 Each source is a :class:`~pokewatch.sources.base.PriceSource`; register new ones in
 :data:`SOURCES` (name -> "module:Class", imported lazily so optional network code is
-only loaded when used).
+only loaded when used). A source declares the options it reads in ``OPTIONS``;
+``get_source(name).check_options(options)`` validates them all before anything
+runs (:mod:`pokewatch.sources.options`).
 """
 from __future__ import annotations
 

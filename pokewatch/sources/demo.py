@@ -12,16 +12,23 @@ import pandas as pd
 from pokewatch import demo_market
 from pokewatch.raw_archive import RawArchive
 from pokewatch.sources.base import CollectRequest, FetchReport, PriceSource
+from pokewatch.sources.options import Option
 
 
 class DemoSource(PriceSource):
     name = "demo"
     history_capable = True
+    OPTIONS = (
+        Option("n_series", "int", demo_market.DEFAULT_N_SERIES, "number of simulated price series",
+               minimum=1, maximum=10_000_000),
+        Option("seed", "int", demo_market.DEFAULT_SEED, "market seed", minimum=0, maximum=2**63 - 1),
+    )
 
     def _settings(self, request: CollectRequest) -> dict:
+        options = self.check_options(request.options, files=False)
         return {
-            "n_series": int(request.options.get("n_series", demo_market.DEFAULT_N_SERIES)),
-            "seed": int(request.options.get("seed", demo_market.DEFAULT_SEED)),
+            "n_series": options["n_series"],
+            "seed": options["seed"],
             "start": f"{request.start:%Y-%m-%d}",
             "end": f"{request.end:%Y-%m-%d}",
         }

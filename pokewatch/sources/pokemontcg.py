@@ -26,6 +26,11 @@ Mapping to the long schema:
   A price last updated more than ``stale_days`` (default 7) before the run date is
   **not** stored as that day's price: it is dropped, and the quality report counts
   it in a ``stale_prices`` note per currency, with the oldest date and examples.
+  A block without ``updatedAt`` counts as current.
+* A card in an undocumented shape (a ``tcgplayer.prices`` that is a string or a
+  list, an ``id`` that is a list, an ``updatedAt`` that is not a date, a key given
+  twice ...) becomes one row marked malformed, which validation rejects as
+  ``malformed_record``; the other cards of the page are stored as usual.
 
 pokemontcg.io only serves current prices, so a collect covers one day (the run
 date); backfill with tcgcsv archives or pokemonpricetracker history instead.
@@ -47,23 +52,32 @@ import pandas as pd
 
 from pokewatch.errors import ParameterError
 from pokewatch.http_client import (
+    HTTP_OPTIONS,
     HttpClient,
     HttpError,
     HttpSettings,
+    Progress,
     RateLimitedError,
-    progress,
     safe_name,
 )
 from pokewatch.raw_archive import RawArchive
+from pokewatch.schema import MALFORMED
 from pokewatch.sources.base import (
+    WATCHLIST_OPTION,
     CollectRequest,
     FetchReport,
     PriceSource,
     as_day,
+    duplicate_keys,
     fetched_payloads,
-    int_option,
+    kind_of,
+    object_of,
+    rate_option,
+    source_id,
     stored_selection,
+    text_of,
 )
+from pokewatch.sources.options import Option
 from pokewatch.watchlist import Selection, selection_from_options
 
 logger = logging.getLogger(__name__)
@@ -73,6 +87,8 @@ KEY_VARIABLE = "POKEMONTCG_API_KEY"
 MAX_PAGE_SIZE = 250
 DEFAULT_STALE_DAYS = 7
 CARD_BATCH = 40
+#: Most pages fetched per query: pokemontcg.io holds about 20,000 cards (80 pages of 250).
+MAX_PAGES = 1000
 SELECT = "id,name,number,rarity,set,tcgplayer,cardmarket"
 VARIANT_NAMES = {
     "normal": "Normal",
@@ -90,7 +106,19 @@ def base_url() -> str:
 
 def parse_updated_at(value) -> pd.Timestamp | None:
     """``"YYYY/MM/DD"`` (pokemontcg.io's format; other date strings tolerated) -> day, or None."""
-    return as_day(None if value in (None, "") else str(value).replace("/", "-"))
+    if not isinstance(value, str) or not value.strip():
+        return None
+    return as_day(value.strip().replace("/", "-"))
+
+
+def _updated_at(value, field_name: str) -> tuple[pd.Timestamp | None, str | None]:
+    """An ``updatedAt``: the day, None when absent, or why it is unusable (staleness cannot be judged)."""
+    if value is None or value == "":
+        return None, None
+    day = parse_updated_at(value)
+    if day is None:
+        return None, f"{field_name} is {kind_of(value)} {value!r:.40}, not a date like 2026/01/05"
+    return day, None
 
 
 def stale_cutoff(end, stale_days: int) -> pd.Timestamp:
@@ -98,41 +126,105 @@ def stale_cutoff(end, stale_days: int) -> pd.Timestamp:
     return pd.Timestamp(end).normalize() - pd.Timedelta(days=stale_days)
 
 
-def card_rows(cards: list[dict], date) -> pd.DataFrame:
-    """USD and EUR long-schema rows of pokemontcg.io card objects (stale ones included)."""
+_COLUMNS = ["card_id", "variant", "date", "market_price", "currency", "source", "name", "set_id", "set_name",
+            "number", "rarity", "variant_key", "low_price", "mid_price", "high_price", "direct_low_price", "avg1",
+            "avg7", "avg30", "updated_at", MALFORMED]
+
+
+def _card_common(card: dict, date) -> tuple[dict, list[str]]:
+    """The fields every row of ``card`` shares, and what is malformed about them."""
+    problems = [f"key {key} is given twice" for key in duplicate_keys(card)]
+    card_id, problem = source_id(card.get("id"), "id")
+    problems.append(problem)
+    card_set, problem = object_of(card.get("set"), "set")
+    problems.append(problem)
+    common = {"card_id": card_id, "date": date, "source": "pokemontcg"}
+    for column, value, field_name in (("name", card.get("name"), "name"), ("number", card.get("number"), "number"),
+                                      ("rarity", card.get("rarity"), "rarity"),
+                                      ("set_id", card_set.get("id"), "set.id"),
+                                      ("set_name", card_set.get("name"), "set.name")):
+        common[column], problem = text_of(value, field_name)
+        problems.append(problem)
+    return common, [p for p in problems if p]
+
+
+def card_rows(cards: list, date) -> pd.DataFrame:
+    """USD and EUR long-schema rows of pokemontcg.io card objects (stale ones included).
+
+    Never raises on a card's content: a card, price block or field in an
+    undocumented shape becomes a row whose ``malformed`` column says what was wrong
+    (one row for the card, or for the one currency or variant concerned).
+
+    Args:
+        cards: the ``data`` list of a ``/v2/cards`` page.
+        date: the day the prices are stored under.
+    """
     rows = []
-    for card in cards:
+    for position, card in enumerate(cards):
         if not isinstance(card, dict):
+            rows.append({"date": date, "source": "pokemontcg",
+                         MALFORMED: f"card {position + 1} of the page is {kind_of(card)}, not an object"})
             continue
-        card_set = card.get("set") if isinstance(card.get("set"), dict) else {}
-        common = {"card_id": card.get("id"), "date": date, "source": "pokemontcg", "name": card.get("name"),
-                  "set_id": card_set.get("id"), "set_name": card_set.get("name"),
-                  "number": card.get("number"), "rarity": card.get("rarity")}
-        tcgplayer = card.get("tcgplayer") if isinstance(card.get("tcgplayer"), dict) else {}
-        for key, block in (tcgplayer.get("prices") or {}).items():
-            block = block if isinstance(block, dict) else {}
-            rows.append({**common, "variant": VARIANT_NAMES.get(key, key), "variant_key": key,
-                         "market_price": block.get("market"), "currency": "USD",
-                         "low_price": block.get("low"), "mid_price": block.get("mid"),
-                         "high_price": block.get("high"), "direct_low_price": block.get("directLow"),
-                         "updated_at": tcgplayer.get("updatedAt")})
-        cardmarket = card.get("cardmarket") if isinstance(card.get("cardmarket"), dict) else {}
-        prices = cardmarket.get("prices")
-        if isinstance(prices, dict) and prices:
-            rows.append({**common, "variant": EUR_VARIANT, "variant_key": "cardmarket",
-                         "market_price": prices.get("trendPrice"), "currency": "EUR",
-                         "low_price": prices.get("lowPrice"), "avg1": prices.get("avg1"),
-                         "avg7": prices.get("avg7"), "avg30": prices.get("avg30"),
-                         "updated_at": cardmarket.get("updatedAt")})
-    columns = ["card_id", "variant", "date", "market_price", "currency", "source", "name", "set_id",
-               "set_name", "number", "rarity", "variant_key", "low_price", "mid_price", "high_price",
-               "direct_low_price", "avg1", "avg7", "avg30", "updated_at"]
-    frame = pd.DataFrame(rows, columns=columns)
+        common, problems = _card_common(card, date)
+        tcgplayer, usd_problem = object_of(card.get("tcgplayer"), "tcgplayer")
+        cardmarket, eur_problem = object_of(card.get("cardmarket"), "cardmarket")
+        if problems:
+            rows.append({**common, MALFORMED: "; ".join(problems)})
+            continue
+        rows.extend(_usd_rows(common, tcgplayer, usd_problem))
+        rows.extend(_eur_rows(common, cardmarket, eur_problem))
+    frame = pd.DataFrame(rows, columns=_COLUMNS)
     for column in ("low_price", "mid_price", "high_price", "direct_low_price", "avg1", "avg7", "avg30"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
-    frame["updated_at"] = pd.to_datetime(frame["updated_at"].map(parse_updated_at), errors="coerce")
+    frame["updated_at"] = pd.to_datetime(frame["updated_at"], errors="coerce")
     frame["date"] = pd.to_datetime(frame["date"])
+    frame[MALFORMED] = frame[MALFORMED].astype("string")
     return frame
+
+
+def _usd_rows(common: dict, tcgplayer: dict, problem: str | None) -> list[dict]:
+    """One row per ``tcgplayer.prices`` variant (or one malformed USD row)."""
+    prices, prices_problem = object_of(tcgplayer.get("prices"), "tcgplayer.prices")
+    updated, updated_problem = _updated_at(tcgplayer.get("updatedAt"), "tcgplayer.updatedAt")
+    problems = [p for p in (problem, prices_problem, updated_problem) if p]
+    if problems:
+        return [{**common, "currency": "USD", MALFORMED: "; ".join(problems)}]
+    rows = []
+    for key, block in prices.items():
+        block, block_problem = object_of(block, f"tcgplayer.prices.{key}")
+        rows.append({**common, "variant": VARIANT_NAMES.get(key, key), "variant_key": key,
+                     "market_price": block.get("market"), "currency": "USD", "low_price": block.get("low"),
+                     "mid_price": block.get("mid"), "high_price": block.get("high"),
+                     "direct_low_price": block.get("directLow"), "updated_at": updated, MALFORMED: block_problem})
+    return rows
+
+
+def _eur_rows(common: dict, cardmarket: dict, problem: str | None) -> list[dict]:
+    """The one Cardmarket row of a card (none without prices; or one malformed EUR row)."""
+    prices, prices_problem = object_of(cardmarket.get("prices"), "cardmarket.prices")
+    updated, updated_problem = _updated_at(cardmarket.get("updatedAt"), "cardmarket.updatedAt")
+    problems = [p for p in (problem, prices_problem, updated_problem) if p]
+    if problems:
+        return [{**common, "variant": EUR_VARIANT, "currency": "EUR", MALFORMED: "; ".join(problems)}]
+    if not prices:
+        return []
+    return [{**common, "variant": EUR_VARIANT, "variant_key": "cardmarket", "market_price": prices.get("trendPrice"),
+             "currency": "EUR", "low_price": prices.get("lowPrice"), "avg1": prices.get("avg1"),
+             "avg7": prices.get("avg7"), "avg30": prices.get("avg30"), "updated_at": updated}]
+
+
+def page_count(payload: dict, page_size: int) -> tuple[int, str | None]:
+    """Pages of a query from its first page's ``totalCount``, and a note when that is unusable or huge."""
+    total = payload.get("totalCount")
+    data_count = len(payload.get("data") or [])
+    if total is None:
+        total = data_count
+    if isinstance(total, bool) or not isinstance(total, int) or total < 0:
+        return 1, f"totalCount is {kind_of(total)} {total!r:.40}, not a count; fetched the first page only"
+    pages = max(1, math.ceil(max(total, data_count) / page_size))
+    if pages > MAX_PAGES:
+        return MAX_PAGES, f"totalCount {total:,} means {pages:,} pages; fetched the first {MAX_PAGES:,} only"
+    return pages, None
 
 
 def stale_mask(frame: pd.DataFrame, end, stale_days: int) -> pd.Series:
@@ -171,10 +263,16 @@ class PokemonTcgSource(PriceSource):
 
     name = "pokemontcg"
     remote = True
-
-    @staticmethod
-    def _stale_days(options: dict) -> int:
-        return int_option(options, "stale_days", DEFAULT_STALE_DAYS, minimum=0)
+    OPTIONS = (
+        Option("q", "text", None, "a pokemontcg.io q query, e.g. set.id:sv3pt5"),
+        Option("set", "text", None, "set ids to fetch, comma-separated"),
+        Option("page_size", "int", MAX_PAGE_SIZE, "cards per page", minimum=1, maximum=MAX_PAGE_SIZE),
+        Option("stale_days", "int", DEFAULT_STALE_DAYS, "drop prices updated more than this many days before the "
+               "run date", minimum=0, maximum=36_500),
+        rate_option(None),
+        WATCHLIST_OPTION,
+        *HTTP_OPTIONS,
+    )
 
     def fetch(self, request: CollectRequest, raw: RawArchive) -> FetchReport:
         """Fetch every page of every query into ``raw``; note stale prices.
@@ -182,19 +280,18 @@ class PokemonTcgSource(PriceSource):
         Raises:
             ParameterError: a multi-day range, or a bad ``pageSize`` / ``stale_days``.
         """
-        options = request.options
+        options = self.check_options(request.options)
         if request.start != request.end:
             raise ParameterError(
                 "pokemontcg.io serves only current prices, so it cannot backfill "
                 f"{request.start:%Y-%m-%d}..{request.end:%Y-%m-%d}; collect one day, or backfill with "
                 "--source tcgcsv --archives DIR or --source pokemonpricetracker"
             )
-        page_size = int_option(options, "page_size", MAX_PAGE_SIZE, maximum=MAX_PAGE_SIZE)
-        stale_days = self._stale_days(options)
+        page_size, stale_days = options["page_size"], options["stale_days"]
         selection = selection_from_options(options, self.name)
         raw.put("selection.json", selection.to_json(), kind="selection", ok=True)
         key = os.environ.get(KEY_VARIABLE) or None
-        rate = int_option(options, "rate_limit_per_minute", 120 if key else 30)
+        rate = options["rate_limit_per_minute"] or (120 if key else 30)
         client = HttpClient(self.name, base_url(), settings=HttpSettings.resolve(options), rate=(rate, 60.0),
                             headers={"X-Api-Key": key} if key else None, secrets=[key])
         queries = build_queries(options, selection)
@@ -204,7 +301,7 @@ class PokemonTcgSource(PriceSource):
         stale = {"USD": [], "EUR": []}
         unknown_variants: Counter = Counter()
         stopped: RateLimitedError | None = None
-        bar = progress(total=len(queries), desc="pokemontcg.io", unit="page")
+        bar = Progress("pokemontcg.io", len(queries), unit="page", every=10)
         for q, category in queries:
             tag = hashlib.sha1(q.encode()).hexdigest()[:8]
             page, pages = 1, 1
@@ -237,11 +334,12 @@ class PokemonTcgSource(PriceSource):
                     bar.update(1)
                     continue
                 if page == 1:
-                    total = int(payload.get("totalCount") or len(payload["data"]))
-                    pages = max(1, math.ceil(total / page_size))
-                    bar.total = (bar.total or 0) + pages - 1
-                    bar.refresh()
+                    pages, problem = page_count(payload, page_size)
+                    if problem:
+                        report.notes.append({"kind": "page_count", "query": q, "detail": problem})
+                    bar.total = bar.total + pages - 1
                 frame = card_rows(payload["data"], request.end)
+                frame = frame[frame[MALFORMED].isna()]
                 for currency, found in stale.items():
                     mask = stale_mask(frame, request.end, stale_days) & frame["currency"].eq(currency)
                     found.extend(zip(frame.loc[mask, "card_id"], frame.loc[mask, "updated_at"]))
@@ -278,7 +376,7 @@ class PokemonTcgSource(PriceSource):
 
     def parse(self, request: CollectRequest, raw: RawArchive) -> pd.DataFrame:
         """Rows of every good page in ``raw``, stale prices dropped, categories assigned."""
-        stale_days = self._stale_days(request.options)
+        stale_days = self.check_options(request.options, files=False)["stale_days"]
         selection = stored_selection(raw, self.name)
         frames = []
         for entry, payload in fetched_payloads(raw, "cards"):
@@ -292,7 +390,8 @@ class PokemonTcgSource(PriceSource):
             frame["query_category"] = pd.NA
         frame = frame.loc[~stale_mask(frame, request.end, stale_days)]
         # a card reached by two queries (its set and itself) is one observation
-        repeated = frame.duplicated(["card_id", "variant", "currency"], keep="first") & frame["card_id"].notna()
+        repeated = frame.duplicated(["card_id", "variant", "currency"], keep="first") & frame["card_id"].notna() \
+            & frame[MALFORMED].isna()
         frame = frame.loc[~repeated]
         frame = selection.assign_categories(frame, frame["query_category"])
         return frame.drop(columns=["query_category"]).reset_index(drop=True)

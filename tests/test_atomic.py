@@ -1,0 +1,56 @@
+"""Atomic CSV writes are spreadsheet-safe: no text cell can run as a formula, no number changes."""
+from __future__ import annotations
+
+import pandas as pd
+
+from pokewatch import atomic, explore
+
+HOSTILE = ["=cmd|' /C calc'!A0", "+SUM(1+1)", "@SUM(A1:A9)", "-2+3", "\tTab", "\rReturn"]
+
+
+def test_text_cells_that_a_spreadsheet_would_run_are_prefixed(tmp_path):
+    frame = pd.DataFrame({"name": pd.Series([*HOSTILE, "Charizard ex"], dtype="string")})
+
+    atomic.write_csv(tmp_path / "x.csv", frame)
+
+    written = pd.read_csv(tmp_path / "x.csv", dtype="string", keep_default_na=False)["name"].tolist()
+    assert written == ["'" + text for text in HOSTILE] + ["Charizard ex"]
+
+
+def test_numbers_and_harmless_text_are_written_as_they_are(tmp_path):
+    frame = pd.DataFrame({"deviation": [-0.25, 0.1], "count": [-3, 4], "card_id": ["sv3pt5-199", "517045"],
+                          "mixed": pd.Series([-1.5, "=x"], dtype=object),
+                          "date": pd.to_datetime(["2026-01-05", "2026-01-06"])})
+
+    atomic.write_csv(tmp_path / "x.csv", frame)
+
+    lines = (tmp_path / "x.csv").read_text().splitlines()
+    assert lines[1] == "-0.25,-3,sv3pt5-199,-1.5,2026-01-05"
+    assert lines[2] == "0.1,4,517045,'=x,2026-01-06"
+
+
+def test_categorical_text_is_prefixed_too():
+    frame = pd.DataFrame({"category": pd.Categorical(["=HYPERLINK(\"x\")", "grail"])})
+
+    assert atomic.spreadsheet_safe(frame)["category"].tolist() == ["'=HYPERLINK(\"x\")", "grail"]
+
+
+def test_a_frame_needing_nothing_is_returned_unchanged():
+    frame = pd.DataFrame({"name": ["Pikachu"], "market_price": [-1.0]})
+    assert atomic.spreadsheet_safe(frame) is frame
+
+
+def test_signals_read_back_keep_the_prefix_and_their_numbers(tmp_path):
+    signals = pd.DataFrame({
+        "card_id": ["sv3pt5-199", "517045"], "variant": ["Holofoil", "Normal"], "currency": ["USD", "USD"],
+        "name": ["=cmd|' /C calc'!A0", "Charizard ex"], "date": ["2026-01-05", "2026-01-05"],
+        "market_price": [245.1, 3.5], "fair_value": [250.0, 3.0], "deviation": [-0.0196, 0.1667],
+        "signal": ["HOLD", "SELL"]})
+
+    atomic.write_csv(tmp_path / "signals.csv", signals)
+    back = explore.read_signals(tmp_path / "signals.csv")
+
+    assert back["name"].tolist() == ["'=cmd|' /C calc'!A0", "Charizard ex"]  # the documented, expected form
+    assert back["deviation"].tolist() == [-0.0196, 0.1667]
+    assert back["card_id"].tolist() == ["sv3pt5-199", "517045"]
+    assert back["signal"].astype(str).tolist() == ["HOLD", "SELL"]
