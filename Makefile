@@ -55,7 +55,7 @@ lab: $(STAMP)  ## JupyterLab with the project's kernel registered as "Python 3 (
 	$(PY) -m ipykernel install --user --name pokewatch --display-name "Python 3 (PokeWatch)"
 	$(VENV)/bin/jupyter lab notebooks/
 
-serve: $(PROD_STAMP)  ## serve runs/latest over HTTP (needs POKEWATCH_API_KEYS)
+serve: $(PROD_STAMP)  ## serve runs/latest over HTTP (keys from POKEWATCH_API_KEYS or POKEWATCH_API_KEY_FILE)
 	$(VENV)/bin/pokewatch serve $(ARGS)
 
 bench: $(STAMP)  ## performance benchmarks on the generated demo market (docs/performance.md)
