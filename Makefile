@@ -1,56 +1,69 @@
 # PokeWatch: every target builds .venv from pyproject.toml first, so each works on a fresh clone.
+# Two installs, two stamps: the runtime alone (make setup-prod: what cron hosts and `make pipeline`
+# need) and the runtime with the dev extras (make setup: tests, lint, benchmarks).
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
-NOTEBOOKS := notebooks/collect.ipynb notebooks/train.ipynb notebooks/evaluate.ipynb $(wildcard notebooks/explore.ipynb)
+PROD_STAMP := $(VENV)/.installed-prod-stamp
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup pipeline test test-unit test-notebooks lab serve bench lint clean
+.PHONY: help setup setup-prod pipeline test test-unit test-notebooks lab serve bench lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
-	@echo "==> creating $(VENV) with $(PYTHON) and installing pokewatch[dev]"
+$(PY):
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 needed, found {sys.version.split()[0]}: make PYTHON=/path/to/python3.11"'
+	@echo "==> creating $(VENV) with $(PYTHON)"
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
-	@echo "==> compiling the numba kernels once (cached in pokewatch/__pycache__)"
+
+# Both installs end by compiling the numba kernels once (cached in pokewatch/__pycache__).
+$(PROD_STAMP): pyproject.toml | $(PY)
+	@echo "==> installing pokewatch (runtime only) into $(VENV)"
+	$(PY) -m pip install --quiet -e .
 	$(PY) -c "import pokewatch.kernels"
-	touch $(STAMP)
+	touch $(PROD_STAMP)
 
-setup: $(STAMP)  ## create .venv from pyproject.toml (done by every other target)
+$(STAMP): pyproject.toml | $(PY)
+	@echo "==> installing pokewatch[dev] into $(VENV)"
+	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -c "import pokewatch.kernels"
+	touch $(STAMP) $(PROD_STAMP)
 
-pipeline: $(STAMP)  ## run today's pipeline on the offline demo market (ARGS='--date 2026-01-05 ...')
+setup: $(STAMP)  ## create .venv with the dev extras (tests, lint, pre-commit); done by the dev targets
+
+setup-prod: $(PROD_STAMP)  ## create .venv with the runtime only, for cron hosts (what make pipeline needs)
+
+pipeline: $(PROD_STAMP)  ## run today's pipeline on the offline demo market (ARGS='--date 2026-01-05 ...')
 	TQDM_DISABLE=$${TQDM_DISABLE:-1} scripts/run_pipeline.sh $(ARGS)
 
-test: test-unit test-notebooks  ## all tests: pytest, then nbval over the notebooks
+test: lint test-unit test-notebooks  ## all checks: lint, pytest, then nbval over the notebooks
 
 test-unit: $(STAMP)
 	$(PY) -m pytest -p no:cacheprovider tests
 
+# notebooks/conftest.py orders the notebooks (collect, train, evaluate, explore) and runs them
+# against a temporary runs/, store and cache, so this is exactly `pytest --nbval-lax notebooks/`.
 test-notebooks: $(STAMP)
-	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
-	  POKEWATCH_RUNS_DIR=$$tmp/runs POKEWATCH_DATA_DIR=$$tmp/data POKEWATCH_CACHE_DIR=$$tmp/cache TQDM_DISABLE=1 \
-	  $(PY) -m pytest -p no:cacheprovider --nbval-lax $(NOTEBOOKS)
+	$(PY) -m pytest -p no:cacheprovider --nbval-lax notebooks/
 
 lab: $(STAMP)  ## JupyterLab with the project's kernel registered as "Python 3 (PokeWatch)"
 	$(PY) -m ipykernel install --user --name pokewatch --display-name "Python 3 (PokeWatch)"
 	$(VENV)/bin/jupyter lab notebooks/
 
-serve: $(STAMP)  ## serve runs/latest over HTTP (needs POKEWATCH_API_KEYS)
+serve: $(PROD_STAMP)  ## serve runs/latest over HTTP (keys from POKEWATCH_API_KEYS or POKEWATCH_API_KEY_FILE)
 	$(VENV)/bin/pokewatch serve $(ARGS)
 
 bench: $(STAMP)  ## performance benchmarks on the generated demo market (docs/performance.md)
 	$(PY) -m benchmarks $(or $(ARGS),--pipeline --parallel)
 
-lint: $(STAMP)  ## ruff, and check notebooks carry no outputs
-	$(VENV)/bin/ruff check pokewatch tests scripts benchmarks
-	$(VENV)/bin/nbstripout --keep-id --keep-count --verify notebooks/*.ipynb
+lint: $(STAMP)  ## ruff over code and notebooks; notebooks carry no outputs or counts beyond the nbval references
+	$(VENV)/bin/ruff check pokewatch tests scripts benchmarks notebooks
+	$(PY) scripts/strip_notebooks.py --check notebooks/*.ipynb
 
 clean:  ## remove caches (keeps runs/ and data/)
 	rm -rf .cache .pytest_cache .ruff_cache
