@@ -38,9 +38,10 @@ test-notebooks: $(STAMP)
 	  POKEWATCH_RUNS_DIR=$$tmp/runs POKEWATCH_DATA_DIR=$$tmp/data POKEWATCH_CACHE_DIR=$$tmp/cache TQDM_DISABLE=1 \
 	  $(PY) -m pytest -p no:cacheprovider --nbval-lax $(NOTEBOOKS)
 
-lab: $(STAMP)  ## JupyterLab with the project's kernel registered as "Python 3 (PokeWatch)"
-	$(PY) -m ipykernel install --user --name pokewatch --display-name "Python 3 (PokeWatch)"
-	$(VENV)/bin/jupyter lab notebooks/
+# The notebooks, this target and the pipeline use one kernel: python3, the .venv's own
+# ("Python 3 (ipykernel)"), so nothing needs registering and opening a notebook changes nothing.
+lab: $(STAMP)  ## JupyterLab on the project root (runs/ one click away), opened at notebooks/
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/notebooks $(ARGS)
 
 serve: $(STAMP)  ## serve runs/latest over HTTP (needs POKEWATCH_API_KEYS)
 	$(VENV)/bin/pokewatch serve $(ARGS)
