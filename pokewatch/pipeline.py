@@ -11,8 +11,9 @@ a judgement lives here and is called as ``python -m pokewatch.pipeline COMMAND``
 * ``start``         mark attempts whose process is gone as abandoned, remove temporary
                     files killed writers left, create the attempt folder and its manifest.
 * ``should-train``  Mondays, when no model exists on or before the date, or when forced.
-* ``fail``          mark the attempt failed, naming the notebook, the cell and the log;
-                    works on a truncated notebook (a full disk).
+* ``fail``          mark the attempt failed, naming the notebook, the cell and the log
+                    (works on a truncated notebook: a full disk); then regenerate
+                    ``runs/index.html`` unless ``--no-index``.
 * ``index``         regenerate ``runs/index.html``.
 * ``finish``        record the steps' wall times, render ``report.html``, publish the
                     attempt, print the day's BUY/SELL counts, the cache hits and what was
@@ -20,8 +21,9 @@ a judgement lives here and is called as ``python -m pokewatch.pipeline COMMAND``
                     when ``POKEWATCH_WEBHOOK_URL`` is set.
 
 Each command imports only what it needs: ``start``, ``should-train`` and ``fail`` load
-no pandas, pydantic or papermill, and ``plan`` reads the parameters from the models,
-not from the notebooks (a test keeps the two equal). Lines meant for the log start
+no pandas, pydantic or papermill (``fail`` records the failure first and only then
+imports the report code to refresh the index), and ``plan`` reads the parameters from
+the models, not from the notebooks (a test keeps the two equal). Lines meant for the log start
 with the same UTC time stamp as the script's own.
 """
 from __future__ import annotations
@@ -294,6 +296,7 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--log", help="the step's full output")
     f.add_argument("--message", default="")
     f.add_argument("--wall", action="append", default=[], metavar="STEP=SECONDS")
+    f.add_argument("--no-index", action="store_true", help="do not regenerate runs/index.html")
     sub.add_parser("index", help="regenerate runs/index.html")
     d = sub.add_parser("finish", help="render the report, publish, print the summary")
     d.add_argument("--attempt", required=True)
@@ -347,7 +350,9 @@ def _dispatch(args) -> int:
     if args.command == "fail":
         print(fail(Path(args.attempt), args.step, args.message or "step failed",
                    Path(args.notebook) if args.notebook else None, Path(args.log) if args.log else None,
-                   _wall_times(args.wall)))
+                   _wall_times(args.wall)), flush=True)
+        if not args.no_index:
+            _refresh_index()
         return 0
     if args.command == "index":
         _refresh_index()

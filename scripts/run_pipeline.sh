@@ -50,9 +50,12 @@ USAGE
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PY="${POKEWATCH_PYTHON:-$ROOT/.venv/bin/python}"
 [[ -x "$PY" ]] || PY="$(command -v python3)"
+# -P: never put the caller's directory on sys.path (run from another checkout, "-m" would
+# import that checkout's pokewatch and miss this one's papermill engine)
+PY=("$PY" -P)
 # --engine pokewatch: kernels over IPC, not unencrypted TCP (pokewatch/kernel_engine.py);
 # python3 is the one kernel name the notebooks, JupyterLab and this script use.
-PAPERMILL=("$PY" -m papermill --engine pokewatch --kernel python3 --log-level WARNING --no-progress-bar)
+PAPERMILL=("${PY[@]}" -m papermill --engine pokewatch --kernel python3 --log-level WARNING --no-progress-bar)
 RUNS_DIR="${POKEWATCH_RUNS_DIR:-$ROOT/runs}"
 # A kernel's progress lines, as pokewatch.notebook_run writes them: "<UTC time> <step>: ..."
 PROGRESS_LINE='^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z [a-z]+: '
@@ -64,6 +67,7 @@ ATTEMPT="" PLAN_FILE="" CURRENT_STEP="" CURRENT_NOTEBOOK="" NOTEBOOK_STARTED=""
 stamp() { printf '%s pipeline: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*"; }
 log() { stamp "$@" >&2; }
 die() { log "error: $1"; exit "${2:-2}"; }
+stamped() { local line; while IFS= read -r line || [[ -n "$line" ]]; do log "$line"; done; }
 cleanup() { [[ -z "$PLAN_FILE" ]] || rm -f "$PLAN_FILE"; }
 trap cleanup EXIT
 
@@ -111,17 +115,16 @@ progress_lines() {
   done
 }
 
-# Marks the attempt failed (naming the notebook, cell and log) and regenerates the index.
+# Marks the attempt failed (naming the notebook, cell and log); the helper also regenerates the index.
 record_failure() {
   trap - ERR INT TERM HUP
   [[ -n "$ATTEMPT" ]] || return 0
   local step_log="$ATTEMPT/logs/${CURRENT_STEP:-start}.log"
   [[ -z "$NOTEBOOK_STARTED" ]] || WALL+=(--wall "$CURRENT_STEP=$(seconds_since "$NOTEBOOK_STARTED")")
-  log "$("$PY" -m pokewatch.pipeline fail --attempt "$ATTEMPT" --step "${CURRENT_STEP:-start}" \
+  log "$("${PY[@]}" -m pokewatch.pipeline fail --attempt "$ATTEMPT" --step "${CURRENT_STEP:-start}" \
     ${CURRENT_NOTEBOOK:+--notebook "$CURRENT_NOTEBOOK"} --log "$step_log" --message "$1" "${WALL[@]}" \
     2>>"$step_log" || echo "could not record the failure in $ATTEMPT/manifest.json")"
-  "$PY" -m pokewatch.pipeline index 2>>"$step_log" || true
-  log "FAILED at step $CURRENT_STEP; executed notebooks kept in $ATTEMPT; runs/latest unchanged"
+  log "FAILED at step ${CURRENT_STEP:-start}; executed notebooks kept in $ATTEMPT; runs/latest unchanged"
 }
 
 on_failure() { record_failure "exit status $?"; exit 1; }
@@ -140,7 +143,7 @@ run_notebook() {
 
 maybe_train() {
   local decision
-  if decision=$("$PY" -m pokewatch.pipeline should-train --date "$RUN_DATE" --attempt "$ATTEMPT" \
+  if decision=$("${PY[@]}" -m pokewatch.pipeline should-train --date "$RUN_DATE" --attempt "$ATTEMPT" \
       $([[ $FORCE_TRAIN -eq 1 ]] && echo --force)); then
     log "training: $decision"
     run_notebook train
@@ -150,15 +153,17 @@ maybe_train() {
 }
 
 api_hooks() {
-  "$PY" -m pokewatch.api.notify reload >&2 || log "warning: API reload at $POKEWATCH_API_URL failed (run is fine)"
-  "$PY" -m pokewatch.api.notify health >&2 || log "warning: API health check at $POKEWATCH_API_URL failed (run is fine)"
+  "${PY[@]}" -m pokewatch.api.notify reload 2>&1 | stamped \
+    || log "warning: API reload at $POKEWATCH_API_URL failed (run is fine)"
+  "${PY[@]}" -m pokewatch.api.notify health 2>&1 | stamped \
+    || log "warning: API health check at $POKEWATCH_API_URL failed (run is fine)"
 }
 
 main() {
   parse_args "$@"
   mkdir -p "$RUNS_DIR"
   PLAN_FILE="$(mktemp "${TMPDIR:-/tmp}/pokewatch-plan.XXXXXX")"
-  RUN_DATE=$("$PY" -m pokewatch.pipeline plan --date "$RUN_DATE" --source "$SOURCE" \
+  RUN_DATE=$("${PY[@]}" -m pokewatch.pipeline plan --date "$RUN_DATE" --source "$SOURCE" \
       --archives "$ARCHIVES" --backfill "$BACKFILL" --out "$PLAN_FILE" "${PARAMS[@]}") \
     || die "parameters rejected; nothing was run"
 
@@ -167,7 +172,8 @@ main() {
     die "another pipeline run holds $RUNS_DIR/.lock; not starting (use --wait-lock SECONDS to wait)" 75
   fi
 
-  ATTEMPT=$("$PY" -m pokewatch.pipeline start "$PLAN_FILE" --pid $$)
+  ATTEMPT=$("${PY[@]}" -m pokewatch.pipeline start "$PLAN_FILE" --pid $$) \
+    || die "could not create the attempt folder in $RUNS_DIR/attempts; nothing was run" 1
   trap on_failure ERR
   trap 'on_signal INT' INT
   trap 'on_signal TERM' TERM
@@ -177,7 +183,7 @@ main() {
   step collect run_notebook collect
   step train maybe_train
   step evaluate run_notebook evaluate
-  step publish "$PY" -m pokewatch.pipeline finish --attempt "$ATTEMPT" "${WALL[@]}"
+  step publish "${PY[@]}" -m pokewatch.pipeline finish --attempt "$ATTEMPT" "${WALL[@]}"
   trap - ERR INT TERM HUP
   if [[ -n "${POKEWATCH_API_URL:-}" ]]; then step api api_hooks; fi
   log "run $RUN_DATE succeeded: $RUNS_DIR/$RUN_DATE"

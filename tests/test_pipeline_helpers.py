@@ -81,7 +81,7 @@ def test_plan_start_should_train_and_fail_load_only_what_they_need(tmp_path, iso
     assert heavy("should-train", "--date", "2026-11-27", "--attempt", str(attempt)) == set()
     (attempt / "collect.ipynb").write_text('{"cells": [')
     assert heavy("fail", "--attempt", str(attempt), "--step", "collect", "--notebook",
-                 str(attempt / "collect.ipynb")) == set()
+                 str(attempt / "collect.ipynb"), "--no-index") == set()
 
 
 def test_start_writes_one_parameter_file_per_notebook_and_records_the_pipelines_pid(tmp_path, isolated_dirs):

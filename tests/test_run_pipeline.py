@@ -243,6 +243,11 @@ def test_a_backfill_from_archives_collects_every_day_and_is_idempotent(tmp_path)
                    "lowPrice": 1.0, "highPrice": 999.0} for n in range(12)]
         write_archive(archive_dir, f"{day:%Y-%m-%d}", {3: {"604": prices}})
     home = Home(tmp_path / "home")
+    # The user stands in another checkout: its package must not shadow this one's.
+    (tmp_path / "pokewatch").mkdir()
+    (tmp_path / "pokewatch" / "__init__.py").write_text("raise ImportError('the wrong pokewatch')\n")
+    (tmp_path / "pokewatch.egg-info").mkdir()
+    (tmp_path / "pokewatch.egg-info" / "PKG-INFO").write_text("Metadata-Version: 2.1\nName: pokewatch\n")
     # typed relative to where the user stands, although the notebooks run in notebooks/
     args = ("--source", "tcgcsv", "--archives", "archives", "--backfill", "2025-09-01..2025-09-20")
     first = home.run(*args, cwd=tmp_path)
