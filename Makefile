@@ -51,9 +51,10 @@ test-unit: $(STAMP)
 test-notebooks: $(STAMP)
 	$(PY) -m pytest -p no:cacheprovider --nbval-lax notebooks/
 
-lab: $(STAMP)  ## JupyterLab with the project's kernel registered as "Python 3 (PokeWatch)"
-	$(PY) -m ipykernel install --user --name pokewatch --display-name "Python 3 (PokeWatch)"
-	$(VENV)/bin/jupyter lab notebooks/
+# The notebooks, this target and the pipeline use one kernel: python3, the .venv's own
+# ("Python 3 (ipykernel)"), so nothing needs registering and opening a notebook changes nothing.
+lab: $(STAMP)  ## JupyterLab on the project root (runs/ one click away), opened at notebooks/
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/notebooks $(ARGS)
 
 serve: $(PROD_STAMP)  ## serve runs/latest over HTTP (keys from POKEWATCH_API_KEYS or POKEWATCH_API_KEY_FILE)
 	$(VENV)/bin/pokewatch serve $(ARGS)

@@ -10,6 +10,10 @@ or ``@SUM(...)`` would run as a formula when an analyst opens ``signals.csv``,
 Google Sheets. Such text cells are written with a leading ``'`` (the OWASP advice
 against CSV injection), which spreadsheets show as text. Numbers, negative ones
 included, are never touched.
+
+A writer killed mid-write leaves its temporary file (``.<name>.<random>.tmp``) behind;
+:func:`remove_stale_temp_files` clears old ones. pandas and joblib are imported only
+by the writers that need them, so lean commands can write JSON without them.
 """
 from __future__ import annotations
 
@@ -18,11 +22,16 @@ import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
+import time
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-import joblib
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
+#: Temporary files are named ``<TEMP_PREFIX><name>.<random><TEMP_SUFFIX>`` beside their target.
+TEMP_PREFIX = "."
+TEMP_SUFFIX = ".tmp"
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -32,7 +41,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; move it into place only if the block succeeds."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{target.name}.", suffix=TEMP_SUFFIX, dir=target.parent)
     os.close(fd)
     os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp's 0600 would hide run files from other readers
     tmp_path = Path(tmp)
@@ -82,6 +91,8 @@ def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
     Returns:
         ``frame`` itself when nothing needs a prefix, else a copy.
     """
+    import pandas as pd  # noqa: PLC0415 - only CSV writers need it
+
     out = frame
     for position in range(frame.shape[1]):
         values = frame.iloc[:, position]
@@ -116,6 +127,33 @@ def write_csv(path: str | os.PathLike, frame: pd.DataFrame) -> Path:
 
 
 def dump_joblib(path: str | os.PathLike, obj) -> Path:
+    import joblib  # noqa: PLC0415 - only model writers need it
+
     with atomic_path(path) as tmp:
         joblib.dump(obj, tmp)
     return Path(path)
+
+
+def remove_stale_temp_files(folder: str | os.PathLike, *, older_than: float, recursive: bool = True) -> list[Path]:
+    """Delete this module's temporary files in ``folder`` not modified for ``older_than`` seconds.
+
+    A live writer keeps touching its file, so an old one belongs to a writer that was
+    killed. Symlinks named like temporary files (a killed link swap) count too.
+
+    Returns:
+        The files removed.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    cutoff = time.time() - older_than
+    removed = []
+    pattern = f"{TEMP_PREFIX}*{TEMP_SUFFIX}"
+    for path in folder.rglob(pattern) if recursive else folder.glob(pattern):
+        try:
+            if path.lstat().st_mtime <= cutoff and (path.is_symlink() or path.is_file()):
+                path.unlink()
+                removed.append(path)
+        except OSError:  # gone already, or not ours to remove
+            continue
+    return removed

@@ -12,8 +12,6 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
-SCRIPTS_DIR = PROJECT_ROOT / "scripts"
-DOCS_DIR = PROJECT_ROOT / "docs"
 
 
 def _env_path(name: str, default: Path) -> Path:
@@ -43,3 +41,7 @@ def cache_dir() -> Path:
 
 #: Upper bound for the joblib disk cache, applied with ``Memory.reduce_size``.
 CACHE_BYTES_LIMIT = os.environ.get("POKEWATCH_CACHE_LIMIT", "2G")
+
+#: How every PokeWatch log line starts: a UTC time like 2026-12-01T21:41:16Z (``time.strftime``
+#: format, used with ``time.gmtime``). scripts/run_pipeline.sh writes the same with ``date -u``.
+LOG_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"

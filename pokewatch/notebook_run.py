@@ -4,11 +4,25 @@ A notebook opens a :class:`RunContext` from its parameters. Under the pipeline
 ``run_dir`` is the attempt folder the script created; in JupyterLab it is empty
 and the context uses ``runs/interactive/<date>/``, shared by the three notebooks
 and never published, so exploring cannot disturb the scheduled runs.
+
+The parameters are validated by the notebook's model in :mod:`pokewatch.parameters`
+and every one of them is recorded in the manifest, including any the notebook did
+not pass to :meth:`RunContext.open` by name.
+
+Logging in a kernel (:func:`configure_logging`): records show as plain text on the
+cell's stdout, not as red stderr boxes. Under the pipeline (``POKEWATCH_STEP`` is
+set by ``scripts/run_pipeline.sh``), records of the ``pokewatch.progress`` logger
+also go to the kernel's real stderr as ``<UTC time> <step>: <message>``; the script
+passes those lines on to the cron log and keeps everything else in the step's log.
 """
 from __future__ import annotations
 
+import io
 import logging
+import os
+import sys
 import time
+from collections.abc import Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,22 +31,76 @@ import joblib
 import numpy as np
 import pandas as pd
 
-from pokewatch import atomic, config, params, runs
+from pokewatch import atomic, config, runs
 from pokewatch.caching import CachedResult
 from pokewatch.errors import RunError
 from pokewatch.model import FairValueModel
 
 logger = logging.getLogger(__name__)
 
+#: Long-running work reports its progress through this logger (one line per day or N groups).
+PROGRESS_LOGGER = "pokewatch.progress"
+#: Set by the pipeline to the step a kernel runs (collect, train, evaluate).
+STEP_ENV = "POKEWATCH_STEP"
+#: The cron log's time format (see pokewatch.config).
+LOG_TIME_FORMAT = config.LOG_TIME_FORMAT
 
-def _configure_logging() -> None:
+
+class _CurrentStdout(logging.StreamHandler):
+    """A handler writing to whatever ``sys.stdout`` is when a record is emitted (the running cell)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stdout)
+
+    @property
+    def stream(self):  # noqa: D401 - logging.StreamHandler reads and sets this attribute
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
+def _real_stderr() -> io.TextIOBase:
+    """The process's real stderr, bypassing a kernel's capture into the notebook.
+
+    ipykernel replaces ``sys.stderr`` with a stream into the notebook; its
+    ``fileno()`` is a copy of the original fd 2, the terminal papermill runs in.
+    """
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is an OSError
+        fd = 2
+    return open(fd, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)  # noqa: SIM115
+
+
+def _utc_formatter(fmt: str) -> logging.Formatter:
+    formatter = logging.Formatter(fmt, LOG_TIME_FORMAT)
+    formatter.converter = time.gmtime
+    return formatter
+
+
+def configure_logging() -> None:
+    """Set up logging for a notebook once: plain text in the cell, progress to the cron log.
+
+    Idempotent, so every notebook (and a re-run cell) can call it.
+    """
     root = logging.getLogger()
     if not any(getattr(h, "_pokewatch", False) for h in root.handlers):
-        handler = logging.StreamHandler()
+        in_kernel = "ipykernel" in sys.modules
+        handler = _CurrentStdout() if in_kernel else logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
         handler._pokewatch = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     logging.getLogger("pokewatch").setLevel(logging.INFO)
+    step = os.environ.get(STEP_ENV, "").strip()
+    progress = logging.getLogger(PROGRESS_LOGGER)
+    if step and not any(getattr(h, "_pokewatch_progress", False) for h in progress.handlers):
+        handler = logging.StreamHandler(_real_stderr())
+        handler.setFormatter(_utc_formatter(f"%(asctime)s {step}: %(message)s"))
+        handler.setLevel(logging.INFO)
+        handler._pokewatch_progress = True  # type: ignore[attr-defined]
+        progress.addHandler(handler)
 
 
 @dataclass
@@ -53,27 +121,53 @@ class RunContext:
     notebook: str
     run_date: str
     dir: Path
+    #: The validated parameters (a model from :mod:`pokewatch.parameters`); paths are absolute.
+    parameters: object = None
 
     @classmethod
     def open(cls, notebook: str, run_date: str = "today", run_dir: str = "", **parameters) -> RunContext:
-        """Resolve the date and folder, validate parameters, and record them in the manifest.
+        """Resolve the date and folder, validate parameters, and record all of them in the manifest.
+
+        Parameters of the notebook not passed here are read from the calling notebook's
+        namespace (where papermill injected them), so the manifest holds every one.
 
         Raises:
             ParameterError: a parameter is out of range (the message names it).
         """
-        _configure_logging()
-        resolved = params.run_date("run_date", run_date)
-        for name, value in parameters.items():
-            params.check(name, value)
-        folder = Path(run_dir) if run_dir else config.runs_dir() / "interactive" / resolved
+        caller = sys._getframe(1).f_globals
+        namespace = caller if "get_ipython" in caller else {}
+        values = {**_declared(notebook, namespace), **parameters, "run_date": run_date, "run_dir": run_dir}
+        return cls._open(notebook, values)
+
+    @classmethod
+    def from_parameters(cls, notebook: str, namespace: Mapping) -> RunContext:
+        """Open the context from every parameter ``notebook`` declares, read from ``namespace``.
+
+        ``RunContext.from_parameters("evaluate", globals())`` in a notebook, so its
+        parameters are listed once, in the parameters cell. Names missing from the
+        namespace take their declared default.
+
+        Raises:
+            ParameterError: a parameter is out of range (the message names it).
+        """
+        return cls._open(notebook, _declared(notebook, namespace))
+
+    @classmethod
+    def _open(cls, notebook: str, values: Mapping) -> RunContext:
+        from pokewatch import parameters  # noqa: PLC0415 - pydantic, only when a notebook opens
+
+        configure_logging()
+        checked = parameters.validate(notebook, values, bases=(Path.cwd(), config.PROJECT_ROOT))
+        resolved = checked.run_date
+        folder = Path(checked.run_dir) if checked.run_dir else config.runs_dir() / "interactive" / resolved
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "plots").mkdir(exist_ok=True)
         if not (folder / runs.MANIFEST).exists():
             atomic.write_json(folder / runs.MANIFEST, {"run_date": resolved, "status": "interactive",
                                                        "git_commit": runs.git_commit(), "steps": {}})
-        runs.update_manifest(folder, parameters={notebook: {"run_date": resolved, **parameters}})
+        runs.update_manifest(folder, parameters={notebook: checked.recorded()})
         logger.info("%s notebook for %s writing to %s", notebook, resolved, folder)
-        return cls(notebook, resolved, folder)
+        return cls(notebook, resolved, folder, checked)
 
     def __repr__(self) -> str:
         return f"{self.notebook} run for {self.run_date} in {self.dir}"
@@ -148,6 +242,13 @@ def _jsonable(obj):
     if isinstance(obj, pd.Timestamp):
         return f"{obj:%Y-%m-%d}"
     return obj
+
+
+def _declared(notebook: str, namespace: Mapping) -> dict:
+    """The values in ``namespace`` of the parameters ``notebook`` declares."""
+    from pokewatch import parameters  # noqa: PLC0415
+
+    return {name: namespace[name] for name in parameters.model_of(notebook).model_fields if name in namespace}
 
 
 def require_model(model: FairValueModel | None, reason: str) -> FairValueModel:

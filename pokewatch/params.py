@@ -1,19 +1,32 @@
-"""Validation of run parameters, shared by the package, the notebooks and the pipeline.
+"""Plain checks of single values (dates, fractions, counts), importable by anything.
 
-The pipeline validates every ``--param NAME=VALUE`` here before any notebook runs,
-so a bad value fails in a second with a message naming the parameter instead of
-deep inside a notebook after collection already touched the store.
+Why a module apart from :mod:`pokewatch.parameters`: these checks are cheap and import
+nothing heavy (no pandas, no pydantic), so lean helper commands and the core
+functions (``FairValueModel``, ``backtest``, ``signals``) can call them. The *rules*
+of each notebook parameter (its type, default, range and help) live in
+:mod:`pokewatch.parameters`, which builds on the date rules defined here.
 """
 from __future__ import annotations
 
+import datetime as dt
 import math
+import os
 import re
-
-import pandas as pd
 
 from pokewatch.errors import ParameterError
 
 FAIR_VALUE_METHODS = ("rolling_mean", "ewm", "rolling_median", "seed_mean3")
+
+#: The whole days pandas can hold as nanosecond timestamps (``pd.Timestamp.min`` is
+#: 1677-09-21 00:12:43, ``pd.Timestamp.max`` 2262-04-11 23:47:16): every date a run
+#: computes with must lie in between, or pandas raises OutOfBounds deep inside a step.
+FIRST_DAY = dt.date(1677, 9, 22)
+LAST_DAY = dt.date(2262, 4, 11)
+#: How many days after today a run date may be (a run for tomorrow is fine across
+#: time zones; a fabricated future run is not).
+MAX_FUTURE_DAYS_ENV = "POKEWATCH_MAX_FUTURE_DAYS"
+DEFAULT_MAX_FUTURE_DAYS = 1
+_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def _number(name: str, value) -> float:
@@ -67,48 +80,72 @@ def method(name: str, value) -> str:
     return str(value)
 
 
-def _choice(name: str, value, options: tuple[str, ...]) -> str:
-    if value not in options:
-        raise ParameterError(f"parameter {name} must be one of {', '.join(options)}, got {value!r}")
-    return str(value)
+# -- dates -----------------------------------------------------------------------------------
+def today() -> dt.date:
+    """The local calendar day, the one ``run_date="today"`` means."""
+    return dt.date.today()
+
+
+def max_future_days() -> int:
+    """Days after today a run date may be: ``POKEWATCH_MAX_FUTURE_DAYS``, default 1.
+
+    Raises:
+        ParameterError: the variable is not a whole number of zero or more.
+    """
+    text = os.environ.get(MAX_FUTURE_DAYS_ENV, "").strip()
+    if not text:
+        return DEFAULT_MAX_FUTURE_DAYS
+    if not text.isdigit():
+        raise ParameterError(f"{MAX_FUTURE_DAYS_ENV} must be a whole number of days (0 or more), got {text!r}")
+    return int(text)
+
+
+def day_problem(value) -> str | None:
+    """Why ``value`` is not a usable YYYY-MM-DD day, as a predicate ("must be ..."), or None."""
+    if not isinstance(value, str) or not _ISO_DAY.fullmatch(value):
+        return "must be YYYY-MM-DD"
+    try:
+        day = dt.date.fromisoformat(value)
+    except ValueError:
+        return "is not a real date"
+    if not FIRST_DAY <= day <= LAST_DAY:
+        return f"must lie between {FIRST_DAY} and {LAST_DAY}, the days pandas can hold"
+    return None
+
+
+def future_problem(day: str) -> str | None:
+    """Why the run date ``day`` (YYYY-MM-DD) is too far in the future, or None."""
+    limit = max_future_days()
+    ahead = (dt.date.fromisoformat(day) - today()).days
+    if ahead > limit:
+        return (f"is {ahead} days after today ({today()}); a run date may be at most {limit} day(s) ahead "
+                f"(set {MAX_FUTURE_DAYS_ENV} to change that)")
+    return None
 
 
 def run_date(name: str, value) -> str:
-    """``today`` or an ISO date; returns YYYY-MM-DD."""
+    """``today`` (or empty) or a real ISO date pandas can hold; returns YYYY-MM-DD.
+
+    For looking runs up; a run's own date is checked by :mod:`pokewatch.parameters`,
+    which also refuses dates too far in the future.
+
+    Raises:
+        ParameterError: not a date, naming ``name``.
+    """
     if value in (None, "", "today"):
-        return f"{pd.Timestamp.now().normalize():%Y-%m-%d}"
-    if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-        raise ParameterError(f"parameter {name} must be YYYY-MM-DD or 'today', got {value!r}")
-    try:
-        return f"{pd.Timestamp(value):%Y-%m-%d}"
-    except ValueError:
-        raise ParameterError(f"parameter {name} is not a real date: {value!r}") from None
-
-
-#: Per-parameter checks; parameters not listed are only type-checked by the pipeline.
-CHECKS = {
-    "run_date": run_date,
-    "buy_threshold": fraction,
-    "sell_threshold": lambda n, v: fraction(n, v, high=10.0),
-    "min_price": non_negative,
-    "target_return": fraction,
-    "horizon_days": lambda n, v: positive_int(n, v, maximum=365),
-    "window": lambda n, v: non_negative_int(n, v, maximum=365),
-    "min_flags": lambda n, v: positive_int(n, v, maximum=1_000_000),
-    "stale_days": lambda n, v: non_negative_int(n, v, maximum=3650),
-    "eval_days": lambda n, v: positive_int(n, v, maximum=3650),
-    "train_days": lambda n, v: positive_int(n, v, maximum=3650),
-    "history_days": lambda n, v: positive_int(n, v, maximum=3650),
-    "n_series": lambda n, v: positive_int(n, v, maximum=200_000),
-    "keep_days": lambda n, v: positive_int(n, v, maximum=3650),
-    "workers": lambda n, v: positive_int(n, v, maximum=1024),
-    "method": method,
-    "engine": lambda n, v: _choice(n, v, ("loky", "threading", "dask")),
-    "min_completeness": lambda n, v: non_negative(n, v) if _number(n, v) <= 1 else fraction(n, v),
-}
+        return f"{today():%Y-%m-%d}"
+    problem = day_problem(value)
+    if problem:
+        hint = " or 'today'" if problem == "must be YYYY-MM-DD" else ""
+        raise ParameterError(f"parameter {name} {problem}{hint}, got {value!r}")
+    return value
 
 
 def check(name: str, value):
-    """Validate one parameter by name; unknown names pass through unchanged."""
-    checker = CHECKS.get(name)
-    return checker(name, value) if checker else value
+    """Validate one notebook parameter by name with its rule in :mod:`pokewatch.parameters`.
+
+    Unknown names pass through unchanged (kept for callers of the old ``CHECKS`` table).
+    """
+    from pokewatch import parameters  # noqa: PLC0415 - pydantic only when a value is checked
+
+    return parameters.check_one(name, value)

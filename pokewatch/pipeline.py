@@ -3,128 +3,205 @@
 The bash script stays a readable list of steps; everything that needs parsing or
 a judgement lives here and is called as ``python -m pokewatch.pipeline COMMAND``:
 
-* ``plan``          validate ``--param NAME=VALUE`` against the parameters each notebook
-                    declares (papermill's own inspection) and their allowed ranges, before
-                    anything runs; write one papermill parameters file per notebook.
-* ``start``         create the attempt folder and its manifest.
+* ``plan``          validate ``--date``, ``--backfill``, ``--archives`` and every ``--param
+                    NAME=VALUE`` with the notebooks' parameter models
+                    (:mod:`pokewatch.parameters`) before anything runs: types, ranges,
+                    source options, and paths, resolved against the caller's directory;
+                    write the plan (one set of papermill parameters per notebook).
+* ``start``         mark attempts whose process is gone as abandoned, remove temporary
+                    files killed writers left, create the attempt folder and its manifest.
 * ``should-train``  Mondays, when no model exists on or before the date, or when forced.
-* ``fail``          mark the attempt failed, naming the notebook and the cell that failed.
-* ``finish``        render ``report.html``, publish the attempt, print the day's BUY/SELL
-                    counts and the steps that hit the cache, regenerate ``runs/index.html``
-                    and post the webhook alert when ``POKEWATCH_WEBHOOK_URL`` is set.
+* ``fail``          mark the attempt failed, naming the notebook, the cell and the log
+                    (works on a truncated notebook: a full disk); then regenerate
+                    ``runs/index.html`` unless ``--no-index``.
+* ``index``         regenerate ``runs/index.html``.
+* ``finish``        record the steps' wall times, render ``report.html``, publish the
+                    attempt, print the day's BUY/SELL counts, the cache hits and what was
+                    pruned, regenerate ``runs/index.html`` and post the webhook alert
+                    when ``POKEWATCH_WEBHOOK_URL`` is set.
+
+Each command imports only what it needs: ``start``, ``should-train`` and ``fail`` load
+no pandas, pydantic or papermill (``fail`` records the failure first and only then
+imports the report code to refresh the index), and ``plan`` reads the parameters from
+the models, not from the notebooks (a test keeps the two equal). Lines meant for the log start
+with the same UTC time stamp as the script's own.
 """
 from __future__ import annotations
 
 import argparse
+import csv
+import datetime as dt
 import json
 import logging
 import sys
+import time
 from pathlib import Path
 
-import pandas as pd
-import yaml
-
-from pokewatch import atomic, config, params, runs
+from pokewatch import atomic, config, runs
 from pokewatch.errors import ParameterError, PokeWatchError
-from pokewatch.sources import get_source
 
 logger = logging.getLogger(__name__)
 
 NOTEBOOKS = ("collect", "train", "evaluate")
-_CASTS = {"int": int, "float": float, "str": str, "bool": lambda v: str(v).lower() in ("1", "true", "yes")}
+#: --param names the pipeline sets itself, and what to use instead.
+RESERVED = {"run_dir": "it is set by the pipeline itself", "run_date": "use --date", "source": "use --source"}
 
 
-def declared_parameters(notebook: str) -> dict[str, dict]:
-    """Parameters a notebook declares in its ``parameters`` cell: name -> {type, default, help}."""
-    import papermill  # noqa: PLC0415 - slow import, only needed when planning
-
-    path = config.NOTEBOOKS_DIR / f"{notebook}.ipynb"
-    return papermill.inspect_notebook(str(path))
+def say(text: str, stream=None) -> None:
+    """Print one log line, stamped like the script's own (``<UTC time> pipeline: text``)."""
+    stamp = time.strftime(config.LOG_TIME_FORMAT, time.gmtime())
+    print(f"{stamp} pipeline: {text}", file=stream or sys.stdout, flush=True)
 
 
-def _cast(name: str, raw: str, declared: dict) -> object:
-    kind = (declared.get("inferred_type_name") or "str").strip()
-    cast = _CASTS.get(kind, str)
-    try:
-        return cast(raw)
-    except ValueError:
-        raise ParameterError(f"parameter {name} must be of type {kind}, got {raw!r}") from None
+# -- plan ------------------------------------------------------------------------------------
+def plan(run_date: str, source: str, overrides: list[str], *, backfill: str = "", archives: str = "",
+         cwd: Path | None = None) -> dict:
+    """Per-notebook papermill parameters, validated, with paths made absolute.
 
+    Args:
+        overrides: ``NAME=VALUE`` strings from ``--param``; each goes to every notebook
+            that declares NAME.
+        cwd: the folder relative paths were typed in (default: the current one).
 
-def plan(run_date: str, source: str, overrides: list[str], *, backfill: str = "", archives: str = "") -> dict:
-    """Per-notebook papermill parameters, validated.
+    Returns:
+        ``{"run_date", "notebooks": {notebook: values to inject}, "parameters":
+        {notebook: every parameter, as the manifest records it}}``.
 
     Raises:
-        ParameterError: malformed ``NAME=VALUE``, a name no notebook declares, a value of the
-            wrong type or out of range; the message names the parameter.
+        ParameterError: anything wrong, naming the option or parameter as typed.
     """
-    date = params.run_date("--date", run_date)
-    common: dict[str, object] = {"run_date": date, "source": source}
+    from pokewatch import parameters  # noqa: PLC0415 - pydantic only for planning
+
+    common: dict[str, object] = {"run_date": run_date, "source": source}
+    labels = {"run_date": "--date", "source": "--source", "backfill_from": "--backfill FROM"}
     if backfill:
         if ".." not in backfill:
             raise ParameterError(f"--backfill must be FROM..TO (YYYY-MM-DD..YYYY-MM-DD), got {backfill!r}")
-        start, end = backfill.split("..", 1)
-        common["backfill_from"] = params.run_date("--backfill FROM", start)
-        common["run_date"] = date = params.run_date("--backfill TO", end)
-        if common["backfill_from"] > date:
-            raise ParameterError(f"--backfill {backfill}: FROM is after TO")
+        common["backfill_from"], common["run_date"] = backfill.split("..", 1)
+        labels["run_date"] = "--backfill TO"
     if archives:
         common["archives"] = archives
-    declared = {nb: declared_parameters(nb) for nb in NOTEBOOKS}
-    known = sorted({name for spec in declared.values() for name in spec})
+        labels["archives"] = "--archives"
+    known = sorted({name for nb in NOTEBOOKS for name in parameters.model_of(nb).model_fields})
     requested: dict[str, str] = {}
     for item in overrides:
         if "=" not in item:
             raise ParameterError(f"--param expects NAME=VALUE, got {item!r}")
         name, raw = item.split("=", 1)
         name = name.strip()
-        if name in ("run_dir",):
-            raise ParameterError(f"parameter {name} is set by the pipeline itself")
+        if name in RESERVED:
+            raise ParameterError(f"--param {name} is not allowed: {RESERVED[name]}")
         if name not in known:
             raise ParameterError(f"unknown parameter {name!r}; the notebooks declare: {', '.join(known)}")
         requested[name] = raw
-    plans: dict[str, dict] = {}
-    for nb, spec in declared.items():
-        values = {k: v for k, v in common.items() if k in spec}
-        for name, raw in requested.items():
-            if name in spec:
-                values[name] = params.check(name, _cast(name, raw, spec[name]))
-        plans[nb] = values
-    get_source(source)  # an unknown source fails here, before any notebook runs
-    return {"run_date": date, "notebooks": plans}
+    values = {**common, **requested}
+    inject: dict[str, dict] = {}
+    recorded: dict[str, dict] = {}
+    for nb in NOTEBOOKS:
+        fields = parameters.model_of(nb).model_fields
+        given = {k: v for k, v in values.items() if k in fields}
+        checked = parameters.validate(nb, given, labels=labels, bases=(cwd or Path.cwd(),))
+        inject[nb] = {k: getattr(checked, k) for k in given}
+        recorded[nb] = checked.recorded()
+    return {"run_date": recorded["collect"]["run_date"], "notebooks": inject, "parameters": recorded}
 
 
+# -- should-train, fail ------------------------------------------------------------------------
 def should_train(run_date: str, force: bool = False) -> tuple[bool, str]:
     """Train on Mondays, when no usable model exists yet, or when forced."""
     if force:
         return True, "forced with --force-train"
-    if pd.Timestamp(run_date).day_of_week == 0:
+    if dt.date.fromisoformat(run_date).weekday() == 0:
         return True, "Monday: weekly training"
-    if runs.find_model(run_date) is None:
+    model = runs.find_model(run_date)
+    if model is None:
         return True, f"no model trained on or before {run_date} yet"
-    return False, f"using the model of {runs.find_model(run_date).parent.name}"
+    return False, f"using the model of {model.parent.name}"
 
 
-def failing_cell(notebook_path: Path) -> str | None:
-    """'cell N (In [k]): ErrorName: message' for the first cell papermill marked as failed."""
-    import nbformat  # noqa: PLC0415 - only needed after a failure
+def read_failure(notebook_path: Path) -> tuple[str | None, str | None]:
+    """``(cell, problem)``: 'cell N (In [k]): ErrorName: message' of the first failed cell, and
+    why the notebook could not be read, if it could not (a disk that filled up truncates it).
 
-    if not notebook_path.exists():
+    Reads the JSON directly rather than through nbformat, so a notebook that fails
+    validation still names its cell.
+    """
+    path = Path(notebook_path)
+    if not path.exists():
+        return None, None
+    try:
+        cells = json.loads(path.read_text(encoding="utf-8", errors="replace"))["cells"]
+        for index, cell in enumerate(cells):
+            for output in cell.get("outputs", []):
+                if output.get("output_type") == "error":
+                    count = cell.get("execution_count")
+                    return f"cell {index} (In [{count}]): {output.get('ename')}: {output.get('evalue')}", None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        return None, f"the executed notebook {path} is unreadable ({type(exc).__name__}: {exc})"
+    return None, None
+
+
+def last_error_line(log_path: Path) -> str | None:
+    """The last exception line (``SomeError: ...``) of a step's log, else its last line."""
+    try:
+        with open(log_path, "rb") as handle:
+            handle.seek(0, 2)
+            handle.seek(max(0, handle.tell() - 65536))
+            lines = [line.strip() for line in handle.read().decode("utf-8", "replace").splitlines() if line.strip()]
+    except OSError:
         return None
-    nb = nbformat.read(str(notebook_path), as_version=4)
-    for index, cell in enumerate(nb.cells):
-        for output in cell.get("outputs", []):
-            if output.get("output_type") == "error":
-                count = cell.get("execution_count")
-                return f"cell {index} (In [{count}]): {output.get('ename')}: {output.get('evalue')}"
-    return None
+    for line in reversed(lines):
+        name = line.split(":", 1)[0]
+        if ":" in line and " " not in name and name.endswith(("Error", "Exception", "Exit", "Interrupt")):
+            return line
+    return lines[-1] if lines else None
 
 
+def _wall_times(pairs: list[str]) -> dict[str, float]:
+    """``["collect=12.3", ...]`` as ``{"collect": 12.3}``; malformed pairs are ignored."""
+    times = {}
+    for pair in pairs:
+        step, _, seconds = pair.partition("=")
+        try:
+            times[step] = float(seconds)
+        except ValueError:
+            continue
+    return times
+
+
+def fail(attempt: Path, step: str, message: str, notebook: Path | None = None, log: Path | None = None,
+         wall: dict[str, float] | None = None) -> str:
+    """Record the failure in the manifest and return the one summary line for the log.
+
+    Never raises for an unreadable notebook or log: the failure is what matters.
+    """
+    cell, problem = read_failure(notebook) if notebook else (None, None)
+    error = message
+    if not cell:
+        error = last_error_line(log) if log else None
+        error = f"{message}: {error}" if error else message
+    if problem:
+        error = f"{error}; {problem}"
+    relative_log = None
+    if log:
+        relative_log = str(log.relative_to(attempt)) if log.is_relative_to(attempt) else str(log)
+    runs.fail(attempt, step, error, cell, log=relative_log)
+    if wall:
+        runs.record_wall_times(attempt, wall)
+    where = f" at {cell}" if cell else f": {error}"
+    return f"{step} failed{where}" + (f"; full output in {log}" if log else "")
+
+
+# -- finish --------------------------------------------------------------------------------------
 def _counts(run_dir: Path) -> dict[str, int]:
-    signals = run_dir / "signals.csv"
-    if not signals.exists():
+    counts: dict[str, int] = {}
+    try:
+        with open(run_dir / "signals.csv", newline="", encoding="utf-8") as handle:
+            for row in csv.DictReader(handle):
+                counts[row.get("signal")] = counts.get(row.get("signal"), 0) + 1
+    except OSError:
         return {}
-    return pd.read_csv(signals, usecols=["signal"])["signal"].value_counts().to_dict()
+    return counts
 
 
 def _cache_summary(manifest: dict) -> str:
@@ -137,11 +214,68 @@ def _cache_summary(manifest: dict) -> str:
     return "; ".join(parts) or "no cached steps ran"
 
 
-def main(argv: list[str] | None = None) -> int:
+def finish(attempt: Path, wall: dict[str, float] | None = None) -> None:
+    """Publish a finished attempt and print its summary lines (see the module docstring)."""
+    if wall:
+        runs.record_wall_times(attempt, wall)
+    _render_report(attempt)
+    link = runs.publish(attempt)
+    counts = _counts(attempt)
+    say(f"run folder: {link} -> {attempt.name}; BUY {counts.get('BUY', 0)}, SELL {counts.get('SELL', 0)}, "
+        f"HOLD {counts.get('HOLD', 0)}")
+    manifest = runs.read_manifest(attempt)
+    say(f"cache: {_cache_summary(manifest)}")
+    pruned = manifest.get("pruned") or []
+    if pruned:
+        freed = sum(p["freed_bytes"] for p in pruned) / 1e6
+        say(f"pruned {len(pruned)} superseded attempt(s) of {manifest['run_date']} to their manifests "
+            f"({freed:.1f} MB freed): {', '.join(p['attempt'] for p in pruned)}")
+    index = _refresh_index()
+    if (attempt / "report.html").exists():
+        say(f"report: {link / 'report.html'}" + (f"; all runs: {index}" if index else ""))
+    _send_alert(attempt, link)
+
+
+def _render_report(attempt: Path) -> None:
+    """Render report.html into the attempt before it is published; a failure is recorded, not raised."""
+    from pokewatch import report  # noqa: PLC0415 - nbconvert only when finishing
+
+    try:
+        path = report.render_report(attempt)
+        runs.update_manifest(attempt, report={"status": "rendered", "file": path.name})
+    except Exception as exc:  # noqa: BLE001 - a report problem must not hold back a good run
+        logger.warning("could not render the report of %s: %s: %s", attempt.name, type(exc).__name__, exc)
+        runs.update_manifest(attempt, report={"status": "failed", "error": f"{type(exc).__name__}: {exc}"})
+
+
+def _refresh_index() -> Path | None:
+    """Regenerate runs/index.html; a failure is logged, never raised."""
+    from pokewatch import report  # noqa: PLC0415
+
+    try:
+        return report.write_index()
+    except Exception as exc:  # noqa: BLE001 - the index is a convenience
+        logger.warning("could not regenerate %s: %s: %s", config.runs_dir() / "index.html", type(exc).__name__, exc)
+        return None
+
+
+def _send_alert(attempt: Path, link: Path) -> None:
+    """Post the webhook alert when POKEWATCH_WEBHOOK_URL is set; the outcome goes in the manifest."""
+    from pokewatch import alerts  # noqa: PLC0415
+
+    report_path = link / "report.html"
+    result = alerts.notify_run(attempt, report=str(report_path) if report_path.exists() else None)
+    if result is not None:
+        say(f"alert to {result.target}: " + ("sent" if result.ok else
+                                              f"FAILED after {result.attempts} attempt(s): {result.error}"))
+
+
+# -- command line --------------------------------------------------------------------------------
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pokewatch.pipeline", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("plan", help="validate parameters; print the plan as JSON")
+    p = sub.add_parser("plan", help="validate parameters; write the plan; print the run date")
     p.add_argument("--date", default="today")
     p.add_argument("--source", default="demo")
     p.add_argument("--param", action="append", default=[])
@@ -150,37 +284,58 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", help="write the plan JSON here")
     s = sub.add_parser("start", help="create an attempt folder from a plan; print its path")
     s.add_argument("plan_file")
-    t = sub.add_parser("should-train")
+    s.add_argument("--pid", type=int, help="the process running the attempt (default: this one)")
+    t = sub.add_parser("should-train", help="print yes/no and why; exit 0 to train, 1 not to")
     t.add_argument("--date", required=True)
     t.add_argument("--force", action="store_true")
     t.add_argument("--attempt")
-    f = sub.add_parser("fail")
+    f = sub.add_parser("fail", help="mark an attempt failed; print the one-line summary")
     f.add_argument("--attempt", required=True)
     f.add_argument("--step", required=True)
     f.add_argument("--notebook")
+    f.add_argument("--log", help="the step's full output")
     f.add_argument("--message", default="")
-    d = sub.add_parser("finish")
+    f.add_argument("--wall", action="append", default=[], metavar="STEP=SECONDS")
+    f.add_argument("--no-index", action="store_true", help="do not regenerate runs/index.html")
+    sub.add_parser("index", help="regenerate runs/index.html")
+    d = sub.add_parser("finish", help="render the report, publish, print the summary")
     d.add_argument("--attempt", required=True)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    d.add_argument("--wall", action="append", default=[], metavar="STEP=SECONDS")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    handler = logging.StreamHandler()
+    formatter = logging.Formatter("%(asctime)s pipeline: %(levelname)s %(name)s: %(message)s",
+                                  config.LOG_TIME_FORMAT)
+    formatter.converter = time.gmtime
+    handler.setFormatter(formatter)
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
     try:
         return _dispatch(args)
     except PokeWatchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        say(f"error: {exc}", sys.stderr)
         return 2
 
 
 def _dispatch(args) -> int:
     if args.command == "plan":
         result = plan(args.date, args.source, args.param, backfill=args.backfill, archives=args.archives)
-        text = json.dumps(result, indent=2)
         if args.out:
-            atomic.write_text(args.out, text)
+            atomic.write_text(args.out, json.dumps(result, indent=2))
         print(result["run_date"])
         return 0
     if args.command == "start":
+        import yaml  # noqa: PLC0415 - papermill reads its parameter files as YAML
+
         spec = json.loads(Path(args.plan_file).read_text())
-        attempt = runs.start_run(spec["run_date"], spec["notebooks"])
+        for attempt in runs.abandon_dead_attempts():
+            say(f"marked {attempt.name} abandoned: its process is gone", sys.stderr)
+        removed = runs.remove_stale_temp_files(extra_folders=(config.store_dir(),))
+        if removed:
+            say(f"removed {len(removed)} temporary file(s) left by killed writers", sys.stderr)
+        attempt = runs.start_run(spec["run_date"], spec.get("parameters") or spec["notebooks"], pid=args.pid)
         for nb, values in spec["notebooks"].items():
             atomic.write_text(attempt / "params" / f"{nb}.yaml",
                               yaml.safe_dump({**values, "run_dir": str(attempt)}, sort_keys=True))
@@ -193,60 +348,19 @@ def _dispatch(args) -> int:
         print(f"{'yes' if train else 'no'}: {reason}")
         return 0 if train else 1
     if args.command == "fail":
-        cell = failing_cell(Path(args.notebook)) if args.notebook else None
-        runs.fail(Path(args.attempt), args.step, args.message or "step failed", cell)
-        print(f"{args.step} failed" + (f" at {cell}" if cell else "") + f"; kept in {args.attempt}")
+        print(fail(Path(args.attempt), args.step, args.message or "step failed",
+                   Path(args.notebook) if args.notebook else None, Path(args.log) if args.log else None,
+                   _wall_times(args.wall)), flush=True)
+        if not args.no_index:
+            _refresh_index()
+        return 0
+    if args.command == "index":
         _refresh_index()
         return 0
     if args.command == "finish":
-        attempt = Path(args.attempt)
-        _render_report(attempt)
-        link = runs.publish(attempt)
-        counts = _counts(attempt)
-        print(f"run folder: {link} -> {attempt.name}; BUY {counts.get('BUY', 0)}, SELL {counts.get('SELL', 0)}, "
-              f"HOLD {counts.get('HOLD', 0)}")
-        print(f"cache: {_cache_summary(runs.read_manifest(attempt))}")
-        index = _refresh_index()
-        if (attempt / "report.html").exists():
-            print(f"report: {link / 'report.html'}" + (f"; all runs: {index}" if index else ""))
-        _send_alert(attempt, link)
+        finish(Path(args.attempt), _wall_times(args.wall))
         return 0
     return 1
-
-
-# -- after a run: report, index of runs, alert (none of them can fail a run) ------------------
-def _render_report(attempt: Path) -> None:
-    """Render report.html into the attempt before it is published; a failure is recorded, not raised."""
-    from pokewatch import report  # nbconvert only when finishing
-
-    try:
-        path = report.render_report(attempt)
-        runs.update_manifest(attempt, report={"status": "rendered", "file": path.name})
-    except Exception as exc:  # noqa: BLE001 - a report problem must not hold back a good run
-        logger.warning("could not render the report of %s: %s: %s", attempt.name, type(exc).__name__, exc)
-        runs.update_manifest(attempt, report={"status": "failed", "error": f"{type(exc).__name__}: {exc}"})
-
-
-def _refresh_index() -> Path | None:
-    """Regenerate runs/index.html; a failure is logged, never raised."""
-    from pokewatch import report
-
-    try:
-        return report.write_index()
-    except Exception as exc:  # noqa: BLE001 - the index is a convenience
-        logger.warning("could not regenerate %s: %s: %s", config.runs_dir() / "index.html", type(exc).__name__, exc)
-        return None
-
-
-def _send_alert(attempt: Path, link: Path) -> None:
-    """Post the webhook alert when POKEWATCH_WEBHOOK_URL is set; the outcome goes in the manifest."""
-    from pokewatch import alerts
-
-    report_path = link / "report.html"
-    result = alerts.notify_run(attempt, report=str(report_path) if report_path.exists() else None)
-    if result is not None:
-        print(f"alert to {result.target}: " + ("sent" if result.ok else
-                                                f"FAILED after {result.attempts} attempt(s): {result.error}"))
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ from pathlib import Path
 import pandas as pd
 
 from pokewatch import atomic, config, explore, runs, summary
-from pokewatch.errors import RunError
+from pokewatch.errors import PokeWatchError, RunError
 
 logger = logging.getLogger(__name__)
 
@@ -284,11 +284,22 @@ def write_index(runs_root: Path | str | None = None) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m pokewatch.report [RUN_DIR ...]``: render reports, then the index."""
-    args = sys.argv[1:] if argv is None else argv
+    import argparse  # noqa: PLC0415
+
+    parser = argparse.ArgumentParser(
+        prog="python -m pokewatch.report",
+        description="Render report.html of each RUN_DIR (an executed run folder), then regenerate "
+                    "runs/index.html of every run. With no RUN_DIR only the index is written.")
+    parser.add_argument("run_dirs", nargs="*", metavar="RUN_DIR", help="a run folder, e.g. runs/latest")
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    for run_dir in args:
-        print(render_report(run_dir))
-    print(write_index())
+    try:
+        for run_dir in args.run_dirs:
+            print(render_report(run_dir))
+        print(write_index())
+    except PokeWatchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

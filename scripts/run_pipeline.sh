@@ -11,7 +11,8 @@ Runs notebooks/collect, train and evaluate headlessly with papermill into a new 
 folder under runs/attempts/, then publishes it as runs/<date> and runs/latest.
 
 Options:
-  --date YYYY-MM-DD       trading day to run for (default: today)
+  --date YYYY-MM-DD       trading day to run for (default: today; at most
+                          POKEWATCH_MAX_FUTURE_DAYS, default 1, after today)
   --source NAME           price source: demo (default, offline), tcgcsv, pokemontcg,
                           pokemonpricetracker, file
   --archives DIR_OR_URL   tcgcsv: folder or URL of daily prices-YYYY-MM-DD.ppmd.7z archives
@@ -22,6 +23,9 @@ Options:
   --wait-lock SECONDS     wait this long for another run's lock (default 0: exit at once)
   -h, --help              show this help
 
+Relative paths (--archives, input_path, watchlist, portfolio_file) are relative to the
+directory you run this from.
+
 Environment:
   POKEWATCH_RUNS_DIR, POKEWATCH_DATA_DIR, POKEWATCH_CACHE_DIR   move runs, store, cache
   POKEWATCH_API_URL       when set, check the API's /health and ask it to /reload after a good run
@@ -29,8 +33,12 @@ Environment:
   API keys (POKEMONTCG_API_KEY, POKEMONPRICETRACKER_API_KEY, ...) are read from the
   environment by the sources; never pass them as --param.
 
+Output: one time-stamped line per step, the kernels' progress lines and the summary; each
+step's full output (papermill, kernel) is kept in <attempt>/logs/<step>.log.
+
 Exit status: 0 success, 2 bad parameters, 75 another run holds the lock, 1 a step failed
-(the failed notebook is kept in its attempt folder; runs/latest is untouched).
+or the run was interrupted (the failed notebook is kept in its attempt folder, marked
+failed in its manifest; runs/latest is untouched).
 
 Examples:
   scripts/run_pipeline.sh                                   # today, demo market
@@ -42,64 +50,100 @@ USAGE
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PY="${POKEWATCH_PYTHON:-$ROOT/.venv/bin/python}"
 [[ -x "$PY" ]] || PY="$(command -v python3)"
-PAPERMILL=("$PY" -m papermill --kernel python3 --log-level WARNING --no-progress-bar)
+# -P: never put the caller's directory on sys.path (run from another checkout, "-m" would
+# import that checkout's pokewatch and miss this one's papermill engine)
+PY=("$PY" -P)
+# --engine pokewatch: kernels over IPC, not unencrypted TCP (pokewatch/kernel_engine.py);
+# python3 is the one kernel name the notebooks, JupyterLab and this script use.
+PAPERMILL=("${PY[@]}" -m papermill --engine pokewatch --kernel python3 --log-level WARNING --no-progress-bar)
 RUNS_DIR="${POKEWATCH_RUNS_DIR:-$ROOT/runs}"
+# A kernel's progress lines, as pokewatch.notebook_run writes them: "<UTC time> <step>: ..."
+PROGRESS_LINE='^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z [a-z]+: '
 
 RUN_DATE="today" SOURCE="demo" ARCHIVES="" BACKFILL="" FORCE_TRAIN=0 WAIT_LOCK=0
-PARAMS=()
-ATTEMPT="" CURRENT_STEP="" CURRENT_NOTEBOOK=""
+PARAMS=() WALL=()
+ATTEMPT="" PLAN_FILE="" CURRENT_STEP="" CURRENT_NOTEBOOK="" NOTEBOOK_STARTED=""
 
-log() { printf '%s pipeline: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >&2; }
-die() { log "error: $*"; exit "${2:-2}"; }
+stamp() { printf '%s pipeline: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*"; }
+log() { stamp "$@" >&2; }
+die() { log "error: $1"; exit "${2:-2}"; }
+stamped() { local line; while IFS= read -r line || [[ -n "$line" ]]; do log "$line"; done; }
+cleanup() { [[ -z "$PLAN_FILE" ]] || rm -f "$PLAN_FILE"; }
+trap cleanup EXIT
+
+# Microseconds since the epoch, and seconds (one decimal) since such a time.
+now_us() { local t=$EPOCHREALTIME; echo "${t//[.,]/}"; }
+seconds_since() { local d=$(( $(now_us) - $1 )); printf '%d.%d' $((d / 1000000)) $((d % 1000000 / 100000)); }
 
 parse_args() {
   while [[ $# -gt 0 ]]; do
     case "$1" in
-      --date) RUN_DATE="${2:?--date needs a value}"; shift 2 ;;
-      --source) SOURCE="${2:?--source needs a value}"; shift 2 ;;
-      --archives) ARCHIVES="${2:?--archives needs a value}"; shift 2 ;;
-      --backfill) BACKFILL="${2:?--backfill needs FROM..TO}"; FORCE_TRAIN=1; shift 2 ;;
+      --date|--source|--archives|--backfill|--param|--wait-lock)
+        [[ $# -ge 2 && -n "$2" ]] || die "$1 needs a value (see --help)" ;;
+    esac
+    case "$1" in
+      --date) RUN_DATE="$2"; shift 2 ;;
+      --source) SOURCE="$2"; shift 2 ;;
+      --archives) ARCHIVES="$2"; shift 2 ;;
+      --backfill) BACKFILL="$2"; FORCE_TRAIN=1; shift 2 ;;
       --force-train) FORCE_TRAIN=1; shift ;;
-      --param) PARAMS+=(--param "${2:?--param needs NAME=VALUE}"); shift 2 ;;
-      --wait-lock) WAIT_LOCK="${2:?--wait-lock needs seconds}"; shift 2 ;;
+      --param) PARAMS+=(--param "$2"); shift 2 ;;
+      --wait-lock) WAIT_LOCK="$2"; shift 2 ;;
       -h|--help) usage; exit 0 ;;
       *) usage >&2; die "unknown option $1" ;;
     esac
   done
+  [[ "$WAIT_LOCK" =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "--wait-lock must be a number of seconds, 0 or more, got '$WAIT_LOCK'"
 }
 
-# Runs "$@" as step $1, logging one line with its duration.
+# Runs "$@" as step $1, logging one line when it starts and one with its duration.
 step() {
-  local name="$1"; shift
-  local started=$SECONDS
+  local name="$1" started; shift
+  started=$(now_us)
   CURRENT_STEP="$name"
   log "step $name: started"
   "$@"
-  log "step $name: done in $((SECONDS - started))s"
+  log "step $name: done in $(seconds_since "$started")s"
 }
 
-on_failure() {
-  local status=$?
-  trap - ERR
-  if [[ -n "$ATTEMPT" ]]; then
-    "$PY" -m pokewatch.pipeline fail --attempt "$ATTEMPT" --step "$CURRENT_STEP" \
-      ${CURRENT_NOTEBOOK:+--notebook "$CURRENT_NOTEBOOK"} --message "exit status $status" >&2 || true
-    log "FAILED at step $CURRENT_STEP; executed notebooks kept in $ATTEMPT; runs/latest unchanged"
-  fi
-  exit 1
+# Keeps a step's whole output in its log file; passes the kernel's progress lines on.
+progress_lines() {
+  local line
+  while IFS= read -r line || [[ -n "$line" ]]; do
+    printf '%s\n' "$line" >>"$1"
+    if [[ "$line" =~ $PROGRESS_LINE ]]; then printf '%s\n' "$line" >&2; fi
+  done
 }
+
+# Marks the attempt failed (naming the notebook, cell and log); the helper also regenerates the index.
+record_failure() {
+  trap - ERR INT TERM HUP
+  [[ -n "$ATTEMPT" ]] || return 0
+  local step_log="$ATTEMPT/logs/${CURRENT_STEP:-start}.log"
+  [[ -z "$NOTEBOOK_STARTED" ]] || WALL+=(--wall "$CURRENT_STEP=$(seconds_since "$NOTEBOOK_STARTED")")
+  log "$("${PY[@]}" -m pokewatch.pipeline fail --attempt "$ATTEMPT" --step "${CURRENT_STEP:-start}" \
+    ${CURRENT_NOTEBOOK:+--notebook "$CURRENT_NOTEBOOK"} --log "$step_log" --message "$1" "${WALL[@]}" \
+    2>>"$step_log" || echo "could not record the failure in $ATTEMPT/manifest.json")"
+  log "FAILED at step ${CURRENT_STEP:-start}; executed notebooks kept in $ATTEMPT; runs/latest unchanged"
+}
+
+on_failure() { record_failure "exit status $?"; exit 1; }
+on_signal() { log "interrupted by SIG$1"; record_failure "interrupted by SIG$1"; exit 1; }
 
 run_notebook() {
   local name="$1"
   CURRENT_NOTEBOOK="$ATTEMPT/$name.ipynb"
-  "${PAPERMILL[@]}" -f "$ATTEMPT/params/$name.yaml" "$ROOT/notebooks/$name.ipynb" "$CURRENT_NOTEBOOK" \
-    --cwd "$ROOT/notebooks"
-  CURRENT_NOTEBOOK=""
+  NOTEBOOK_STARTED=$(now_us)
+  : >"$ATTEMPT/logs/$name.log"
+  POKEWATCH_STEP="$name" "${PAPERMILL[@]}" -f "$ATTEMPT/params/$name.yaml" "$ROOT/notebooks/$name.ipynb" \
+    "$CURRENT_NOTEBOOK" --cwd "$ROOT/notebooks" 2>&1 | progress_lines "$ATTEMPT/logs/$name.log"
+  WALL+=(--wall "$name=$(seconds_since "$NOTEBOOK_STARTED")")
+  CURRENT_NOTEBOOK="" NOTEBOOK_STARTED=""
 }
 
 maybe_train() {
   local decision
-  if decision=$("$PY" -m pokewatch.pipeline should-train --date "$RUN_DATE" --attempt "$ATTEMPT" \
+  if decision=$("${PY[@]}" -m pokewatch.pipeline should-train --date "$RUN_DATE" --attempt "$ATTEMPT" \
       $([[ $FORCE_TRAIN -eq 1 ]] && echo --force)); then
     log "training: $decision"
     run_notebook train
@@ -109,18 +153,18 @@ maybe_train() {
 }
 
 api_hooks() {
-  [[ -n "${POKEWATCH_API_URL:-}" ]] || return 0
-  "$PY" -m pokewatch.api.notify reload >&2 || log "warning: API reload at $POKEWATCH_API_URL failed (run is fine)"
-  "$PY" -m pokewatch.api.notify health >&2 || log "warning: API health check at $POKEWATCH_API_URL failed (run is fine)"
+  "${PY[@]}" -m pokewatch.api.notify reload 2>&1 | stamped \
+    || log "warning: API reload at $POKEWATCH_API_URL failed (run is fine)"
+  "${PY[@]}" -m pokewatch.api.notify health 2>&1 | stamped \
+    || log "warning: API health check at $POKEWATCH_API_URL failed (run is fine)"
 }
 
 main() {
   parse_args "$@"
   mkdir -p "$RUNS_DIR"
-  local plan_file
-  plan_file="$(mktemp "${TMPDIR:-/tmp}/pokewatch-plan.XXXXXX")"
-  RUN_DATE=$("$PY" -m pokewatch.pipeline plan --date "$RUN_DATE" --source "$SOURCE" \
-      --archives "$ARCHIVES" --backfill "$BACKFILL" --out "$plan_file" "${PARAMS[@]}") \
+  PLAN_FILE="$(mktemp "${TMPDIR:-/tmp}/pokewatch-plan.XXXXXX")"
+  RUN_DATE=$("${PY[@]}" -m pokewatch.pipeline plan --date "$RUN_DATE" --source "$SOURCE" \
+      --archives "$ARCHIVES" --backfill "$BACKFILL" --out "$PLAN_FILE" "${PARAMS[@]}") \
     || die "parameters rejected; nothing was run"
 
   exec 9>"$RUNS_DIR/.lock"
@@ -128,17 +172,20 @@ main() {
     die "another pipeline run holds $RUNS_DIR/.lock; not starting (use --wait-lock SECONDS to wait)" 75
   fi
 
-  ATTEMPT=$("$PY" -m pokewatch.pipeline start "$plan_file")
-  rm -f "$plan_file"
+  ATTEMPT=$("${PY[@]}" -m pokewatch.pipeline start "$PLAN_FILE" --pid $$) \
+    || die "could not create the attempt folder in $RUNS_DIR/attempts; nothing was run" 1
   trap on_failure ERR
+  trap 'on_signal INT' INT
+  trap 'on_signal TERM' TERM
+  trap 'on_signal HUP' HUP
   log "run $RUN_DATE (source $SOURCE) in $ATTEMPT"
 
   step collect run_notebook collect
   step train maybe_train
   step evaluate run_notebook evaluate
-  step publish "$PY" -m pokewatch.pipeline finish --attempt "$ATTEMPT"
-  trap - ERR
-  step api api_hooks
+  step publish "${PY[@]}" -m pokewatch.pipeline finish --attempt "$ATTEMPT" "${WALL[@]}"
+  trap - ERR INT TERM HUP
+  if [[ -n "${POKEWATCH_API_URL:-}" ]]; then step api api_hooks; fi
   log "run $RUN_DATE succeeded: $RUNS_DIR/$RUN_DATE"
 }
 

@@ -63,3 +63,15 @@ def test_no_secret_is_a_notebook_parameter(notebook):
     path, _ = notebook
     for name in papermill.inspect_notebook(str(path)):
         assert not any(word in name.lower() for word in ("key", "token", "secret", "password")), name
+
+
+def test_every_notebook_names_the_one_kernel_lab_and_the_pipeline_start(notebook):
+    """JupyterLab rewrites metadata.kernelspec from the kernel it starts; equal values leave it clean."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    path, nb = notebook
+    spec = KernelSpecManager().get_kernel_spec("python3")
+    assert dict(nb.metadata.kernelspec) == {"name": "python3", "display_name": spec.display_name,
+                                            "language": spec.language}, path.name
+    assert "--kernel python3" in (REPO / "scripts" / "run_pipeline.sh").read_text()
+    assert "ipykernel install" not in (REPO / "Makefile").read_text(), "make lab registers no other kernel"

@@ -1,11 +1,15 @@
 """scripts/run_pipeline.sh end to end: success, idempotent re-run, weekly training,
-bad parameters, a failing notebook and the lock. Each run uses a small demo market."""
+bad parameters, a failing notebook, a killed run and the lock, and a log cron can keep.
+Each run uses a small demo market."""
 from __future__ import annotations
 
 import fcntl
 import json
 import os
+import re
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -18,19 +22,27 @@ SMALL = ["--param", "n_series=80", "--param", "history_days=150"]
 pytestmark = pytest.mark.slow
 
 
+STAMPED = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z [a-z]+: ")
+
+
 class Home:
-    """A self-contained runs/, store and cache for pipeline runs."""
+    """A self-contained runs/, store, cache and temporary folder for pipeline runs."""
 
     def __init__(self, root: Path):
         self.root = root
+        (root / "tmp").mkdir(parents=True, exist_ok=True)
         self.env = {**os.environ, "POKEWATCH_RUNS_DIR": str(root / "runs"),
                     "POKEWATCH_DATA_DIR": str(root / "data"), "POKEWATCH_CACHE_DIR": str(root / "cache"),
-                    "TQDM_DISABLE": "1"}
+                    "TQDM_DISABLE": "1", "TMPDIR": str(root / "tmp")}
         self.runs = root / "runs"
 
-    def run(self, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    def run(self, *args: str, env: dict | None = None, cwd: Path = REPO) -> subprocess.CompletedProcess:
         return subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, timeout=300,
-                              env={**self.env, **(env or {})}, cwd=REPO)
+                              env={**self.env, **(env or {})}, cwd=cwd)
+
+    def leftovers(self) -> list[Path]:
+        """Temporary files the script left behind (the plan file must never be one)."""
+        return sorted((self.root / "tmp").iterdir())
 
     def manifest(self, date: str) -> dict:
         return json.loads((self.runs / date / "manifest.json").read_text())
@@ -42,7 +54,7 @@ class Home:
 @pytest.fixture(scope="module")
 def home(tmp_path_factory):
     home = Home(tmp_path_factory.mktemp("pipeline"))
-    first = home.run("--date", "2026-11-28", *SMALL)
+    first = home.run("--date", "2026-11-28", *SMALL, "--param", "portfolio_file=portfolio.example.csv")
     assert first.returncode == 0, first.stderr
     home.first = first
     return home
@@ -72,6 +84,28 @@ def test_the_log_has_one_line_per_step_and_the_summary(home):
     assert "BUY" in home.first.stdout and "run folder" in home.first.stdout
 
 
+def test_every_log_line_is_stamped_and_free_of_kernel_noise(home):
+    lines = (home.first.stdout + home.first.stderr).splitlines()
+    assert lines and all(STAMPED.match(line) for line in lines), [x for x in lines if not STAMPED.match(x)]
+    text = "\n".join(lines)
+    for noise in ("TCP without encryption", "ZMQError", "Traceback", "WARNING", "step api"):
+        assert noise not in text
+    assert not home.leftovers()
+
+
+def test_every_parameter_reaches_the_manifest_with_paths_made_absolute(home):
+    evaluate = home.manifest("2026-11-28")["parameters"]["evaluate"]
+    assert evaluate["portfolio_file"] == str(REPO / "portfolio.example.csv")
+    assert {"eval_days", "top_n", "engine", "horizon_days"} <= set(evaluate)
+
+
+def test_each_steps_wall_time_is_recorded_beside_its_cell_time(home):
+    steps = home.manifest("2026-11-28")["steps"]
+    for step in ("collect", "train", "evaluate"):
+        assert steps[step]["wall_seconds"] > steps[step]["seconds"] > 0
+        assert (home.runs / "2026-11-28" / "logs" / f"{step}.log").exists()
+
+
 def test_a_second_run_the_same_day_hits_the_cache_and_adds_no_duplicates(home):
     again = home.run("--date", "2026-11-28", *SMALL)
     assert again.returncode == 0, again.stderr
@@ -83,14 +117,31 @@ def test_a_second_run_the_same_day_hits_the_cache_and_adds_no_duplicates(home):
     assert store["date"].nunique() == 151
 
 
-def test_a_bad_parameter_fails_fast_naming_it_and_latest_is_untouched(home):
+@pytest.mark.parametrize(("args", "named"), [
+    (("--param", "buy_threshold=-1"), "parameter buy_threshold must be more than 0"),
+    (("--param", "eval_days=999999999"), "parameter eval_days must be at most 3650"),
+    (("--param", 'source_options={"n_series":"abc"}'), "parameter source_options: its n_series"),
+    (("--date", "9999-12-31"), "--date must lie between"),
+    (("--date", "2262-04-11"), "days after today"),
+    (("--date", ""), "--date needs a value"),
+    (("--wait-lock", "abc"), "--wait-lock must be a number of seconds"),
+    (("--wait-lock", "-1"), "--wait-lock must be a number of seconds"),
+    (("--source", "file", "--param", "input_path=my_prices.csv"), "parameter input_path must be an existing file"),
+    (("--source", "tcgcsv", "--archives", "../shared/data/nowhere", "--backfill", "2025-09-21..2025-09-22"),
+     "--archives must be an existing folder"),
+])
+def test_bad_input_fails_fast_naming_it_and_leaves_nothing_behind(home, args, named):
     before = (home.runs / "latest").resolve()
     attempts = home.attempts()
-    result = home.run("--date", "2026-11-29", "--param", "buy_threshold=-1")
-    assert result.returncode == 2
-    assert "buy_threshold" in result.stderr
+    started = time.monotonic()
+    result = home.run(*args)
+    assert result.returncode == 2, result.stderr
+    assert named in result.stderr
+    assert all(STAMPED.match(line) for line in result.stderr.splitlines()), result.stderr
+    assert time.monotonic() - started < 60
     assert (home.runs / "latest").resolve() == before
     assert home.attempts() == attempts
+    assert not home.leftovers(), "the plan file is removed on every exit"
 
 
 def test_an_unknown_parameter_lists_the_known_ones(home):
@@ -104,11 +155,15 @@ def test_a_failing_notebook_is_named_kept_and_not_published(home, tmp_path):
     before = (home.runs / "latest").resolve()
     result = home.run("--date", "2026-11-30", *SMALL, env={"POKEWATCH_DATA_DIR": str(broken_data_dir)})
     assert result.returncode == 1
-    assert "collect failed at cell" in result.stderr
     failed = [a for a in home.attempts() if a.name.startswith("2026-11-30")]
     assert len(failed) == 1 and (failed[0] / "collect.ipynb").exists()
+    summary = [line for line in result.stderr.splitlines() if "collect failed at cell" in line]
+    assert len(summary) == 1 and f"full output in {failed[0]}/logs/collect.log" in summary[0]
+    assert "Traceback" not in result.stderr and all(STAMPED.match(x) for x in result.stderr.splitlines())
+    assert "PapermillExecutionError" in (failed[0] / "logs" / "collect.log").read_text()
     manifest = json.loads((failed[0] / "manifest.json").read_text())
     assert manifest["status"] == "failed" and manifest["failure"]["step"] == "collect"
+    assert manifest["failure"]["log"] == "logs/collect.log" and manifest["steps"]["collect"]["wall_seconds"] > 0
     assert "NotADirectoryError" in manifest["failure"]["cell"] or "FileExistsError" in manifest["failure"]["cell"]
     assert (home.runs / "latest").resolve() == before
     assert not (home.runs / "2026-11-30").exists()
@@ -120,6 +175,26 @@ def test_an_overlapping_run_exits_clearly_while_the_lock_is_held(home):
         result = home.run("--date", "2026-11-28")
     assert result.returncode == 75
     assert "another pipeline run holds" in result.stderr
+    assert result.stderr.rstrip().endswith("(use --wait-lock SECONDS to wait)"), "no stray exit status"
+    assert not home.leftovers()
+
+
+def test_a_killed_run_is_marked_abandoned_by_the_next_run(home):
+    before = set(home.attempts())
+    script = subprocess.Popen(["bash", str(SCRIPT), "--date", "2026-11-27", *SMALL], env=home.env, cwd=REPO,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    for line in script.stderr:
+        if "step collect: started" in line:
+            break
+    os.killpg(script.pid, signal.SIGKILL)  # what the OOM killer or a power cut does: no trap runs
+    script.wait()
+    killed = sorted(set(home.attempts()) - before)
+    assert len(killed) == 1 and json.loads((killed[0] / "manifest.json").read_text())["status"] == "running"
+    again = home.run("--date", "2026-11-28", *SMALL)
+    assert again.returncode == 0, again.stderr
+    assert f"marked {killed[0].name} abandoned" in again.stderr
+    manifest = json.loads((killed[0] / "manifest.json").read_text())
+    assert manifest["status"] == "abandoned" and manifest["abandoned_at"]
 
 
 def test_help_explains_the_options():
@@ -168,13 +243,20 @@ def test_a_backfill_from_archives_collects_every_day_and_is_idempotent(tmp_path)
                    "lowPrice": 1.0, "highPrice": 999.0} for n in range(12)]
         write_archive(archive_dir, f"{day:%Y-%m-%d}", {3: {"604": prices}})
     home = Home(tmp_path / "home")
-    args = ("--source", "tcgcsv", "--archives", str(archive_dir), "--backfill", "2025-09-01..2025-09-20")
-    first = home.run(*args)
+    # The user stands in another checkout: its package must not shadow this one's.
+    (tmp_path / "pokewatch").mkdir()
+    (tmp_path / "pokewatch" / "__init__.py").write_text("raise ImportError('the wrong pokewatch')\n")
+    (tmp_path / "pokewatch.egg-info").mkdir()
+    (tmp_path / "pokewatch.egg-info" / "PKG-INFO").write_text("Metadata-Version: 2.1\nName: pokewatch\n")
+    # typed relative to where the user stands, although the notebooks run in notebooks/
+    args = ("--source", "tcgcsv", "--archives", "archives", "--backfill", "2025-09-01..2025-09-20")
+    first = home.run(*args, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
+    assert home.manifest("2025-09-20")["parameters"]["collect"]["archives"] == str(archive_dir)
     store = pd.read_parquet(home.root / "data" / "store" / "tcgcsv")
     assert store["date"].nunique() == 20 and len(store) == 20 * 12
     assert home.manifest("2025-09-20")["training"]["trained"] is True
     before = sorted((p.name, p.stat().st_mtime_ns) for p in (home.root / "data" / "store" / "tcgcsv").iterdir())
-    assert home.run(*args).returncode == 0
+    assert home.run(*args, cwd=tmp_path).returncode == 0
     after = sorted((p.name, p.stat().st_mtime_ns) for p in (home.root / "data" / "store" / "tcgcsv").iterdir())
     assert after == before

@@ -1,0 +1,101 @@
+"""RunContext: parameters validated by the notebook's model and every one recorded in the
+manifest; logging as plain text in a kernel, with progress lines on the real stderr."""
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+from pokewatch import notebook_run, runs
+from pokewatch.errors import ParameterError
+from pokewatch.notebook_run import RunContext
+from tests.conftest import REPO
+
+
+def notebook_namespace(**values) -> dict:
+    """What a notebook's globals look like after papermill injected ``values``."""
+    return {"get_ipython": lambda: None, "__name__": "__main__", **values}
+
+
+def test_open_records_every_parameter_even_those_the_notebook_does_not_pass(tmp_path):
+    book = tmp_path / "book.csv"
+    book.write_text("card_id,variant,quantity,purchase_price\n")
+    namespace = notebook_namespace(run_date="2026-11-27", run_dir=str(tmp_path / "attempt"), source="demo",
+                                   eval_days=30, portfolio_file=str(book), workers=1, engine="loky")
+    # The evaluate notebook's call: it names eval_days and the rest, but not portfolio_file.
+    exec("ctx = RunContext.open('evaluate', run_date, run_dir, source=source, eval_days=eval_days, "
+         "workers=workers, engine=engine)", {**namespace, "RunContext": RunContext}, namespace)
+    recorded = runs.read_manifest(tmp_path / "attempt")["parameters"]["evaluate"]
+    assert recorded["portfolio_file"] == str(book)
+    assert recorded["eval_days"] == 30 and recorded["run_date"] == "2026-11-27"
+    assert set(recorded) == set(type(namespace["ctx"].parameters).model_fields) - {"run_dir"}
+
+
+def test_open_outside_a_notebook_takes_only_what_it_is_given(tmp_path):
+    portfolio_file = "not/read/from/this/module.csv"  # noqa: F841 - must not be picked up
+    ctx = RunContext.open("evaluate", "2026-11-27", str(tmp_path / "attempt"), eval_days=30)
+    assert ctx.parameters.portfolio_file == "auto"
+
+
+def test_from_parameters_reads_every_declared_parameter_from_the_namespace(tmp_path):
+    namespace = notebook_namespace(run_date="2026-11-27", run_dir=str(tmp_path / "a"), train_days=60,
+                                   method="ewm", window=14, unrelated=object())
+    ctx = RunContext.from_parameters("train", namespace)
+    assert (ctx.run_date, ctx.dir, ctx.parameters.method, ctx.parameters.window) == \
+        ("2026-11-27", tmp_path / "a", "ewm", 14)
+    assert runs.read_manifest(ctx.dir)["parameters"]["train"]["train_days"] == 60
+
+
+def test_a_bad_parameter_fails_when_the_notebook_opens(tmp_path):
+    with pytest.raises(ParameterError, match="parameter window must be at most 365"):
+        RunContext.from_parameters("train", notebook_namespace(run_dir=str(tmp_path / "a"), window=400))
+    assert not (tmp_path / "a").exists()
+
+
+def test_an_interactive_run_writes_under_runs_interactive(isolated_dirs):
+    ctx = RunContext.from_parameters("collect", notebook_namespace(run_date="2026-11-27", n_series=20))
+    assert ctx.dir == isolated_dirs["runs"] / "interactive" / "2026-11-27"
+    assert runs.read_manifest(ctx.dir)["status"] == "interactive"
+
+
+def test_progress_goes_to_the_real_stderr_stamped_with_the_step_only_under_the_pipeline(monkeypatch, capfd):
+    progress = logging.getLogger(notebook_run.PROGRESS_LOGGER)
+    monkeypatch.setattr(progress, "handlers", [])
+    monkeypatch.setenv(notebook_run.STEP_ENV, "collect")
+    notebook_run.configure_logging()
+    notebook_run.configure_logging()  # idempotent: one line per record, not two
+    progress.info("day 3/18 (2025-09-23)")
+    lines = [line for line in capfd.readouterr().err.splitlines() if "day 3/18" in line]
+    assert len(lines) == 1
+    assert lines[0].endswith("Z collect: day 3/18 (2025-09-23)") and lines[0][:4].isdigit()
+
+
+KERNEL_NOTEBOOK_CELLS = [
+    "import logging\nfrom pokewatch import notebook_run\nnotebook_run.configure_logging()",
+    "logging.getLogger('pokewatch.progress').info('group 40/120')\n"
+    "logging.getLogger('pokewatch.collect').warning('two rows rejected')",
+]
+
+
+def test_in_a_kernel_records_are_plain_stdout_and_progress_reaches_the_pipeline(tmp_path):
+    """One real papermill run through the pipeline's engine (IPC kernels)."""
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in KERNEL_NOTEBOOK_CELLS])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+    nbformat.write(nb, tmp_path / "in.ipynb")
+    env = {**subprocess.os.environ, notebook_run.STEP_ENV: "collect"}
+    result = subprocess.run([sys.executable, "-m", "papermill", "--engine", "pokewatch", "--kernel", "python3",
+                             "--log-level", "WARNING", "--no-progress-bar", str(tmp_path / "in.ipynb"),
+                             str(tmp_path / "out.ipynb")], capture_output=True, text=True, env=env, timeout=300,
+                            cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    assert "Kernel is running over TCP" not in result.stderr
+    progress = [line for line in result.stderr.splitlines() if "group 40/120" in line]
+    assert len(progress) == 1 and progress[0].endswith("Z collect: group 40/120")
+    assert "two rows rejected" not in result.stderr, "only progress lines go to the cron log"
+    outputs = nbformat.read(tmp_path / "out.ipynb", as_version=4).cells[1].outputs
+    assert {o.get("name") for o in outputs} == {"stdout"}, "no red stderr boxes in the notebook"
+    text = "".join(o["text"] for o in outputs)
+    assert "WARNING pokewatch.collect: two rows rejected" in text and "group 40/120" in text
