@@ -196,6 +196,19 @@ def plan_window(source: str, run_date, *, history_days: int = 365, backfill_from
     return CollectWindow(end, end, "daily collect of the run date")
 
 
+def notebook_options(values) -> dict:
+    """A source's options from the collect notebook's parameters (a mapping or the validated model).
+
+    The one place that says which notebook parameter becomes which source option
+    (``input_path`` is the file source's ``path``); the plan step validates with it too.
+    """
+    if hasattr(values, "model_dump"):
+        values = values.model_dump()
+    return source_options(values.get("source_options", ""), archives=values.get("archives"),
+                          category=values.get("category"), watchlist=values.get("watchlist"),
+                          path=values.get("input_path"), n_series=values.get("n_series"), seed=values.get("seed"))
+
+
 def source_options(extra: str = "", **values) -> dict:
     """Options for a source: the values a user actually set, plus ``extra`` settings.
 

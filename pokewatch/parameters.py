@@ -239,10 +239,13 @@ class CollectParameters(NotebookParameters):
                 cls.model_validate({**data, **overlap}, context=info.context)
             except ValidationError as exc:
                 raise _Said(": " + "; ".join(describe(cls, exc, {k: f"its {k}" for k in overlap}))) from None
-        options = collect.source_options(value, archives=data.get("archives"), category=data.get("category"),
-                                         watchlist=data.get("watchlist"), path=data.get("input_path"),
-                                         n_series=data.get("n_series"), seed=data.get("seed"))
+        options = collect.notebook_options({**data, "source_options": value})
         source = get_source(data["source"])
+        declared = {option.name for option in getattr(source, "OPTIONS", ())}
+        for parameter, option in (("archives", "archives"), ("watchlist", "watchlist"), ("input_path", "path")):
+            if data.get(parameter) and declared and option not in declared:
+                raise _Said(f": parameter {parameter} does not apply to source {data['source']}; "
+                            f"leave it empty or choose a source that reads it")
         if hasattr(source, "check_options"):  # sources that declare their options check them
             try:
                 source.check_options(options)

@@ -102,6 +102,12 @@ class TrainingSpec:
         return asdict(self)
 
     @classmethod
+    def from_parameters(cls, values) -> TrainingSpec:
+        """The spec of the train notebook's (validated) parameters."""
+        values = values.model_dump() if hasattr(values, "model_dump") else dict(values)
+        return cls(**{name: values[name] for name in cls.__dataclass_fields__ if name in values})
+
+    @classmethod
     def of(cls, model: FairValueModel) -> TrainingSpec:
         """The spec a model was trained with (recorded in its selection)."""
         spec = (model.selection or {}).get("spec")

@@ -83,7 +83,7 @@ def test_a_window_reaching_before_the_first_day_pandas_can_hold_names_its_parame
     ("collect", "n_series", "1.5", "must be a whole number"),
     ("train", "buy_threshold", "nan", "must be a finite number"),
     ("train", "sell_threshold", "10", "must be less than 10"),
-    ("evaluate", "min_price", "inf", "must be a finite number"),
+    ("train", "min_price", "inf", "must be a finite number"),
     ("train", "method", "median", "must be one of rolling_mean"),
     ("evaluate", "engine", "spark", "must be one of loky, threading, dask"),
     ("collect", "min_completeness", "1.5", "must be at most 1"),
@@ -104,7 +104,7 @@ def test_command_line_strings_become_the_declared_types():
 
 def test_every_problem_is_reported_at_once():
     with pytest.raises(ParameterError, match="parameter window .*; parameter keep_days"):
-        parameters.validate("train", {"window": "0", "keep_days": "0"})
+        parameters.validate("train", {"window": "-1", "keep_days": "0"})
 
 
 def test_an_unknown_name_lists_what_the_notebook_declares():
@@ -116,12 +116,13 @@ def test_an_unknown_name_lists_what_the_notebook_declares():
 def test_relative_paths_resolve_in_the_callers_folder_and_come_back_absolute(tmp_path):
     (tmp_path / "archives").mkdir()
     (tmp_path / "my_prices.csv").write_text("card_id,date,market_price\n")
-    (tmp_path / "watch.yaml").write_text("cards: []\n")
-    checked = parameters.validate("collect", {"archives": "archives", "input_path": "my_prices.csv",
-                                              "watchlist": "./watch.yaml"}, bases=[tmp_path])
+    (tmp_path / "watch.yaml").write_text("items: []\n")
+    checked = parameters.validate("collect", {"source": "tcgcsv", "archives": "archives", "watchlist": "./watch.yaml"},
+                                  bases=[tmp_path])
     assert checked.archives == str(tmp_path / "archives")
-    assert checked.input_path == str(tmp_path / "my_prices.csv")
     assert checked.watchlist == str(tmp_path / "watch.yaml")
+    checked = parameters.validate("collect", {"source": "file", "input_path": "my_prices.csv"}, bases=[tmp_path])
+    assert checked.input_path == str(tmp_path / "my_prices.csv")
     (tmp_path / "book.csv").write_text("card_id\n")
     assert parameters.validate("evaluate", {"portfolio_file": "book.csv"}, bases=[tmp_path]).portfolio_file \
         == str(tmp_path / "book.csv")
@@ -143,7 +144,13 @@ def test_a_missing_path_is_refused_naming_the_option_as_typed(tmp_path):
 
 @pytest.mark.parametrize("value", ["tcgcsv", "https://example.org/archive", "http://127.0.0.1:8000/a"])
 def test_archives_may_be_a_url_or_tcgcsv(value, tmp_path):
-    assert parameters.validate("collect", {"archives": value}, bases=[tmp_path]).archives == value
+    assert parameters.validate("collect", {"source": "tcgcsv", "archives": value}, bases=[tmp_path]).archives == value
+
+
+def test_a_path_parameter_the_source_does_not_read_is_refused(tmp_path):
+    (tmp_path / "archives").mkdir()
+    with pytest.raises(ParameterError, match="parameter archives does not apply to source demo"):
+        parameters.validate("collect", {"archives": "archives"}, bases=[tmp_path])
 
 
 @pytest.mark.parametrize("value", ["auto", "none", "NONE", "off", ""])
