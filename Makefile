@@ -10,7 +10,7 @@ PROD_STAMP := $(VENV)/.installed-prod-stamp
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup setup-prod pipeline test test-unit test-notebooks lab serve bench lint clean
+.PHONY: help git-filter setup setup-prod pipeline test test-unit test-notebooks lab serve bench lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -34,7 +34,13 @@ $(STAMP): pyproject.toml | $(PY)
 	$(PY) -c "import pokewatch.kernels"
 	touch $(STAMP) $(PROD_STAMP)
 
-setup: $(STAMP)  ## create .venv with the dev extras (tests, lint, pre-commit); done by the dev targets
+# The notebooks' git clean filter (.gitattributes): JupyterLab rewrites language_info on every save;
+# git then sees the stripped, committed form, so opening a notebook changes nothing.
+git-filter:
+	@git rev-parse --git-dir >/dev/null 2>&1 && \
+	  git config filter.pokewatch-notebook.clean "$(PY) scripts/strip_notebooks.py --filter" || true
+
+setup: $(STAMP) git-filter  ## create .venv with the dev extras (tests, lint, pre-commit); done by the dev targets
 
 setup-prod: $(PROD_STAMP)  ## create .venv with the runtime only, for cron hosts (what make pipeline needs)
 
@@ -53,7 +59,7 @@ test-notebooks: $(STAMP)
 
 # The notebooks, this target and the pipeline use one kernel: python3, the .venv's own
 # ("Python 3 (ipykernel)"), so nothing needs registering and opening a notebook changes nothing.
-lab: $(STAMP)  ## JupyterLab on the project root (runs/ one click away), opened at notebooks/
+lab: $(STAMP) git-filter  ## JupyterLab on the project root (runs/ one click away), opened at notebooks/
 	$(VENV)/bin/jupyter lab --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/notebooks $(ARGS)
 
 serve: $(PROD_STAMP)  ## serve runs/latest over HTTP (keys from POKEWATCH_API_KEYS or POKEWATCH_API_KEY_FILE)

@@ -19,8 +19,13 @@ Usage (from the project root)::
     .venv/bin/python scripts/strip_notebooks.py --check notebooks/*.ipynb    # write nothing; exit 1 if needed
     .venv/bin/python scripts/strip_notebooks.py --accept-references notebooks/collect.ipynb
 
+    .venv/bin/python scripts/strip_notebooks.py --filter < notebook.ipynb  # git's clean filter
+
 pre-commit runs the first form on every commit (.pre-commit-config.yaml); ``make lint``
-runs ``--check``. Exit status: 0 nothing to do, 1 a file was (or would be) changed or a
+runs ``--check``. ``--filter`` is the git clean filter ``make setup`` and ``make lab``
+install (``.gitattributes``): it also resets the kernel's ``language_info`` (JupyterLab
+writes the running Python's exact version into it on every save) to the committed
+``{"name": "python"}``, so opening and saving a notebook in Lab leaves ``git status`` clean. Exit status: 0 nothing to do, 1 a file was (or would be) changed or a
 reference output differs from the committed one, 2 bad usage or an unreadable notebook.
 """
 from __future__ import annotations
@@ -70,6 +75,18 @@ def strip(nb):
                 if "execution_count" in output:
                     output.execution_count = REFERENCE_COUNT
     return stripped
+
+
+#: The notebook-level metadata committed with every notebook (the venv's own kernel, no version).
+NOTEBOOK_METADATA = {"kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"},
+                     "language_info": {"name": "python"}}
+
+
+def clean_for_git(text: str) -> str:
+    """The git clean filter: a notebook's text stripped, with the committed notebook metadata."""
+    nb = strip(nbformat.reads(text, as_version=4))
+    nb.metadata.update(copy.deepcopy(NOTEBOOK_METADATA))
+    return nbformat.writes(nb) + "\n"
 
 
 def committed(path: Path):
@@ -143,12 +160,23 @@ def process(path: Path, *, check: bool, accept: bool) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point; returns the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("notebooks", nargs="+", type=Path)
+    parser.add_argument("notebooks", nargs="*", type=Path)
     group = parser.add_mutually_exclusive_group()
+    group.add_argument("--filter", action="store_true", help="git clean filter: a notebook on stdin, stripped, "
+                                                             "to stdout")
     group.add_argument("--check", action="store_true", help="write nothing; exit 1 when a notebook needs stripping")
     group.add_argument("--accept-references", action="store_true",
                        help="keep changed reference outputs (after checking they are right)")
     args = parser.parse_args(argv)
+    if args.filter:
+        text = sys.stdin.read()
+        try:
+            sys.stdout.write(clean_for_git(text))
+        except ValueError:  # not a notebook (yet): hand git the bytes unchanged
+            sys.stdout.write(text)
+        return 0
+    if not args.notebooks:
+        parser.error("give the notebooks to strip")
     problems = []
     for path in args.notebooks:
         try:

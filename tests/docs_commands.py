@@ -244,15 +244,6 @@ WATCHLIST = "cp watchlist.example.yaml watchlist.yaml"
 KEYS = "mkdir -p secrets && (umask 077; .venv/bin/pokewatch keys new --count 2 --quiet > secrets/api_keys)"
 SERVER = "POKEWATCH_API_KEY_FILE=secrets/api_keys make serve"
 README_CRON = "tests/test_docs_commands.py::test_the_readme_cron_line_runs_under_env_i_from_the_root"
-RELATIVE_PATHS = ("needs the pipeline branch: relative --archives/--param paths are resolved against notebooks/ "
-                  "(issue 10 item 1)")
-NO_CRON = "needs a cron daemon and crontab (not on this machine); the line it runs is the README cron line, tested"
-DEPLOYMENT_PATH = ("an absolute deployment path (/srv/pokewatch, /backups) on a production host; the same command "
-                   "from the project root is run as the README cron line")
-DOCKER = "no container engine on this machine; tests/test_docker_compose.py checks the compose file and Dockerfile"
-JOURNAL = "reads the systemd journal of a deployed service (no systemd here); the log format is tested by "\
-          "tests/test_api_security.py and the API logging tests"
-
 REGISTRY: dict[str, Handling] = {
     # README.md
     "make pipeline": run(expect=r"run \d{4}-\d\d-\d\d succeeded", then="test -L runs/latest", slow=True),
@@ -273,14 +264,14 @@ REGISTRY: dict[str, Handling] = {
         "needs conda and conda-forge (not on this machine); tests/test_environment.py keeps environment.yml in "
         "step with pyproject.toml"),
     "scripts/run_pipeline.sh --source tcgcsv --archives ../shared/data/tcgcsv-archives --backfill "
-    "2025-09-21..2025-09-27": run(shared=True, expect="run 2025-09-27 succeeded", known_failure=RELATIVE_PATHS),
+    "2025-09-21..2025-09-27": run(shared=True, expect="run 2025-09-27 succeeded"),
     "scripts/run_pipeline.sh --source tcgcsv": run(expect="succeeded", slow=True, alone=True),
     WATCHLIST: run(then="test -s watchlist.yaml"),
     "export POKEMONTCG_API_KEY=...": run(),
     "scripts/run_pipeline.sh --source pokemontcg --param watchlist=watchlist.yaml": run(
-        WATCHLIST, expect="succeeded", slow=True, alone=True, known_failure=RELATIVE_PATHS),
+        WATCHLIST, expect="succeeded", slow=True, alone=True),
     "scripts/run_pipeline.sh --source file --param input_path=my_prices.csv --force-train": run(
-        MY_PRICES, expect="succeeded", slow=True, alone=True, known_failure=RELATIVE_PATHS),
+        MY_PRICES, expect="succeeded", slow=True, alone=True),
     ".venv/bin/pokewatch collect --replay runs/2026-01-05": run(RUN_2026_01_05, expect="collected demo", slow=True),
     ".venv/bin/papermill --help-notebook notebooks/train.ipynb": run(expect="buy_threshold"),
     "cd /path/to/pokewatch && TQDM_DISABLE=1 scripts/run_pipeline.sh >> logs/pipeline.log 2>&1": mapped(

@@ -343,7 +343,6 @@ def test_the_readme_cron_line_runs_under_env_i_from_the_root(cron_run):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="needs the pipeline branch (issue 10 item 4: cron-clean, timestamped logs)", strict=False)
 def test_the_cron_log_has_a_timestamp_on_every_line_and_no_warning_or_traceback(cron_run):
     clone, _ = cron_run
     lines = (clone / "logs" / "pipeline.log").read_text().splitlines()

@@ -130,10 +130,6 @@ def lab(tmp_path_factory):
     lab.stop()
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "needs the pipeline branch (issue 10 item 3): the notebooks' kernelspec display name 'Python 3 (PokeWatch)' "
-    "is not the running kernel's, and their language_info {'name': 'python'} is not the kernel's full "
-    "language_info; JupyterLab rewrites both on open. Remove this mark once both match."))
 def test_opening_each_notebook_in_jupyterlab_leaves_git_status_clean(lab):
     for name in NOTEBOOKS:
         lab.open_start_kernel_and_save(name)
