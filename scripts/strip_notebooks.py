@@ -23,9 +23,10 @@ Usage (from the project root)::
 
 pre-commit runs the first form on every commit (.pre-commit-config.yaml); ``make lint``
 runs ``--check``. ``--filter`` is the git clean filter ``make setup`` and ``make lab``
-install (``.gitattributes``): it also resets the kernel's ``language_info`` (JupyterLab
-writes the running Python's exact version into it on every save) to the committed
-``{"name": "python"}``, so opening and saving a notebook in Lab leaves ``git status`` clean. Exit status: 0 nothing to do, 1 a file was (or would be) changed or a
+install (``.gitattributes``): it also resets the notebook metadata to the committed
+:data:`NOTEBOOK_METADATA` (JupyterLab writes the running Python's exact version into
+``language_info`` on every save), so opening and saving a notebook in Lab leaves
+``git status`` clean. Exit status: 0 nothing to do, 1 a file was (or would be) changed or a
 reference output differs from the committed one, 2 bad usage or an unreadable notebook.
 """
 from __future__ import annotations
@@ -77,9 +78,16 @@ def strip(nb):
     return stripped
 
 
-#: The notebook-level metadata committed with every notebook (the venv's own kernel, no version).
-NOTEBOOK_METADATA = {"kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"},
-                     "language_info": {"name": "python"}}
+#: The notebook-level metadata committed with every notebook: the venv's own kernel, and the
+#: language_info JupyterLab writes for it. The Python version is fixed here; the filter puts it back
+#: over whatever 3.11.x a machine runs. (git compares file contents through the filter only when the
+#: size is unchanged, so the committed form must be the one Lab writes, give or take the version.)
+NOTEBOOK_METADATA = {
+    "kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"},
+    "language_info": {"codemirror_mode": {"name": "ipython", "version": 3}, "file_extension": ".py",
+                      "mimetype": "text/x-python", "name": "python", "nbconvert_exporter": "python",
+                      "pygments_lexer": "ipython3", "version": "3.11.7"},
+}
 
 
 def clean_for_git(text: str) -> str:

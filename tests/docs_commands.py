@@ -244,6 +244,13 @@ WATCHLIST = "cp watchlist.example.yaml watchlist.yaml"
 KEYS = "mkdir -p secrets && (umask 077; .venv/bin/pokewatch keys new --count 2 --quiet > secrets/api_keys)"
 SERVER = "POKEWATCH_API_KEY_FILE=secrets/api_keys make serve"
 README_CRON = "tests/test_docs_commands.py::test_the_readme_cron_line_runs_under_env_i_from_the_root"
+NO_CRON = "needs a cron daemon and crontab (not on this machine); the line it runs is the README cron line, tested"
+DEPLOYMENT_PATH = ("an absolute deployment path (/srv/pokewatch, /backups) on a production host; the same command "
+                   "from the project root is run as the README cron line")
+DOCKER = "no container engine on this machine; tests/test_docker_compose.py checks the compose file and Dockerfile"
+JOURNAL = "reads the systemd journal of a deployed service (no systemd here); the log format is tested by "\
+          "tests/test_api_security.py and the API logging tests"
+
 REGISTRY: dict[str, Handling] = {
     # README.md
     "make pipeline": run(expect=r"run \d{4}-\d\d-\d\d succeeded", then="test -L runs/latest", slow=True),
