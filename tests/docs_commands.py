@@ -241,7 +241,8 @@ PIPELINE = "make pipeline"
 RUN_2026_01_05 = "scripts/run_pipeline.sh --date 2026-01-05"
 RUN_2026_11_28 = "scripts/run_pipeline.sh --date 2026-11-28"
 WATCHLIST = "cp watchlist.example.yaml watchlist.yaml"
-KEYS = "mkdir -p secrets && (umask 077; .venv/bin/pokewatch keys new --count 2 --quiet > secrets/api_keys)"
+KEYS = "mkdir -p secrets && (umask 077; .venv/bin/pokewatch keys new --role admin --quiet > secrets/api_keys)"
+READER_KEYS = ".venv/bin/pokewatch keys new --count 2 --quiet >> secrets/api_keys"
 SERVER = "POKEWATCH_API_KEY_FILE=secrets/api_keys make serve"
 README_CRON = "tests/test_docs_commands.py::test_the_readme_cron_line_runs_under_env_i_from_the_root"
 NO_CRON = "needs a cron daemon and crontab (not on this machine); the line it runs is the README cron line, tested"
@@ -338,8 +339,9 @@ REGISTRY: dict[str, Handling] = {
         "tests/test_docs_commands.py::test_the_failure_alert_of_the_automation_guide_posts_to_the_webhook"),
     "POKEWATCH_API_URL=http://127.0.0.1:8000 .venv/bin/python -m pokewatch.api.notify health": run(
         SERVER, expect="api health: ok", slow=True),
-    "POKEWATCH_API_URL=http://127.0.0.1:8000 POKEWATCH_API_KEY=$(head -n 1 secrets/api_keys) .venv/bin/python -m "
-    "pokewatch.api.notify reload": run(SERVER, expect="api reload: ok", slow=True),
+    "POKEWATCH_API_URL=http://127.0.0.1:8000 POKEWATCH_API_KEY=$(awk '$2 == \"admin\" {print $1; exit}' "
+    "secrets/api_keys) .venv/bin/python -m pokewatch.api.notify reload": run(SERVER, expect="api reload: ok",
+                                                                           slow=True),
     "systemctl status cron": not_run("needs systemd and a cron daemon (not on this machine)"),
     "grep CRON /var/log/syslog | tail": not_run("reads the system log of a cron host (no cron daemon here)"),
     "tail -n 20 logs/pipeline.log": mapped(README_CRON, "the cron test reads logs/pipeline.log after the run"),
@@ -349,9 +351,19 @@ REGISTRY: dict[str, Handling] = {
     ".venv/bin/pokewatch collect --source tcgcsv --archives ../shared/data/tcgcsv-archives --backfill "
     "2025-09-21..2025-09-27": run(shared=True, expect="collected tcgcsv"),
     # docs/deployment_guide.md
-    KEYS: run(then="test $(wc -l < secrets/api_keys) = 2 && test \"$(stat -c %a secrets/api_keys)\" = 600"),
-    SERVER: serve(PIPELINE, KEYS, primary=True),
-    "KEY=$(head -n 1 secrets/api_keys)": run(KEYS),
+    ".venv/bin/pokewatch keys new --role admin --quiet >> /etc/pokewatch/api_keys": not_run(
+        DEPLOYMENT_PATH + "; the same command into secrets/api_keys runs in the quick start"),
+    ".venv/bin/python -m pokewatch.api.notify reload": mapped(
+        "tests/test_api_notify.py::test_reload_with_a_reader_key_fails_and_says_an_admin_key_is_needed",
+        "the migration note's reload with a reader key, against a real server"),
+    ".venv/bin/python tests/attack_api.py --quick": run(expect="held", slow=True, alone=True),
+    ".venv/bin/python tests/attack_api.py": not_run(
+        "about 50 s with both cores busy; the same attacks at smaller counts run as --quick here, and "
+        "tests/test_api_hardening.py runs every case"),
+    KEYS: run(then="grep -q ' admin$' secrets/api_keys && test \"$(stat -c %a secrets/api_keys)\" = 600"),
+    READER_KEYS: run(KEYS, then="test $(wc -l < secrets/api_keys) = 3"),
+    SERVER: serve(PIPELINE, KEYS, READER_KEYS, primary=True),
+    "KEY=$(tail -n 1 secrets/api_keys)": run(KEYS, READER_KEYS),
     "curl -s http://127.0.0.1:8000/health": run(SERVER, expect='"status"', slow=True),
     "curl -s -H \"X-API-Key: $KEY\" \"http://127.0.0.1:8000/cards?page_size=3\"": run(
         SERVER, expect='"card_id"', slow=True),
