@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 import pokewatch
-from pokewatch import cli, terminal
+from pokewatch import cli, report, terminal
 from pokewatch.demo_market import demo_catalogue
 from tests.analyst_fixtures import failed_run, make_run
 from tests.conftest import REPO
@@ -257,7 +257,9 @@ def test_after_the_real_pipeline_an_analyst_has_a_report_an_index_a_portfolio_an
     page = (run / "report.html").read_text()
     assert "data:image/png;base64," in page and "Portfolio (my_cards.csv)" in page
     assert "<script src" not in page
-    assert 'href="2026-11-28/report.html"' in (tmp_path / "runs" / "index.html").read_text()
+    index = (tmp_path / "runs" / "index.html").read_text()
+    assert 'href="2026-11-28/report.html"' in index
+    assert report.page_problems(page) == [] and report.page_problems(index) == [], "no <NA>, nan or index column"
     value = pd.read_csv(run / "portfolio_value.csv")
     assert len(value) > 30 and value["value"].gt(0).all()
     lots = pd.read_csv(run / "portfolio.csv")
