@@ -64,8 +64,10 @@ def _currency_label(frame: pd.DataFrame) -> str:
 
 
 def _money_axis(ax, axis: str = "y") -> None:
+    """Thousands separated; cents only when the axis stays under 100 (every tick alike)."""
     target = ax.yaxis if axis == "y" else ax.xaxis
-    target.set_major_formatter(lambda v, _: f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.2f}")
+    limits = ax.get_ylim if axis == "y" else ax.get_xlim
+    target.set_major_formatter(lambda v, _: f"{v:,.0f}" if max(map(abs, limits())) >= 100 else f"{v:,.2f}")
 
 
 def _percent_axis(ax, axis: str = "y", decimals: int | None = None, signed: bool = False) -> None:

@@ -51,12 +51,15 @@ REPORT = "report.html"
 INDEX = "index.html"
 #: How many flagged cards the headline names.
 HEADLINE_FLAGS = 5
+#: How much of a failure message the index shows (all of it is in the cell's tooltip and the notebook).
+FAILURE_CHARS = 120
 _NOISE = re.compile(r"^(<Figure size [^>]*>|(Posix|Windows)Path\(.*\)|None)$", re.DOTALL)
 _TEMPLATE_NAME = "pokewatch_report.html.j2"
 _PAGE_CSS = r"""
   body { margin: 0 auto; padding: 0 16px 32px; max-width: 1100px; font-family: system-ui, -apple-system,
          "Segoe UI", Roboto, sans-serif; color: #222; }
-  .jp-Notebook { padding: 0 !important; }
+  body.jp-Notebook { padding: 0 16px 32px !important; }
+  @media (max-width: 600px) { body.jp-Notebook { padding: 0 10px 24px !important; } }
   .jp-Cell { padding: 0 !important; }
   .jp-OutputArea-output { overflow-x: auto; max-width: 100%; }
   .jp-RenderedText, .jp-RenderedText pre, .jp-OutputArea-output pre {
@@ -88,8 +91,7 @@ _PAGE_CSS = r"""
   .pw-note, .pw-prose { margin: 4px 0 10px; line-height: 1.5; }
   .pw-note { color: #555; font-style: italic; }
 """
-# The lab template minus everything fetched from a CDN, plus the product page's styling (after the
-# notebook's own CSS, so it wins).
+# The lab template minus everything fetched from a CDN.
 _TEMPLATE = r"""{%- extends 'lab/index.html.j2' -%}
 {%- block html_head_js -%}{%- endblock html_head_js -%}
 {%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
@@ -101,7 +103,10 @@ _TEMPLATE = r"""{%- extends 'lab/index.html.j2' -%}
      alt="{{ (output | get_metadata('alt', 'image/png') or 'plot') | escape_html }}">
 </div>
 {%- endblock data_png -%}
-{%- block notebook_css -%}
+"""
+#: The report adds the product page's styling after the notebook's own CSS, so it wins. An executed
+#: notebook shown as a log (:func:`notebook_page`) keeps JupyterLab's look: code and tracebacks monospace.
+_REPORT_TEMPLATE = _TEMPLATE + r"""{%- block notebook_css -%}
 {{ super() }}
 <style>
 """ + _PAGE_CSS + r"""
@@ -377,11 +382,13 @@ def _tidy(output, said):
 
 
 def _exporter(exclude_input: bool = True):
+    """nbconvert's HTML exporter: the report (code hidden, page styling) or, with the code, a log page."""
     from jinja2 import DictLoader
     from nbconvert import HTMLExporter
 
+    template = _REPORT_TEMPLATE if exclude_input else _TEMPLATE
     return HTMLExporter(template_name="lab", template_file=_TEMPLATE_NAME,
-                        extra_loaders=[DictLoader({_TEMPLATE_NAME: _TEMPLATE})],
+                        extra_loaders=[DictLoader({_TEMPLATE_NAME: template})],
                         exclude_input=exclude_input, exclude_input_prompt=exclude_input,
                         exclude_output_prompt=exclude_input, embed_images=True)
 
@@ -498,8 +505,9 @@ def _status_html(row: dict, root: Path) -> str:
         badge = _link(f"{attempt}/{page.name}", state).replace("<a ", f'<a class="state {state}" ', 1)
     elif step and (Path(row["path"]) / f"{step}.ipynb").exists():
         badge = _link(f"{attempt}/{step}.ipynb", state).replace("<a ", f'<a class="state {state}" ', 1)
-    detail = html.escape(str(row.get("failure") or ""))
-    return f'{badge}<div class="failure">{detail}</div>'
+    failure = str(row.get("failure") or "")
+    short = failure if len(failure) <= FAILURE_CHARS else failure[:FAILURE_CHARS].rsplit(" ", 1)[0] + " …"
+    return f'{badge}<div class="failure" title="{html.escape(failure)}">{html.escape(short)}</div>'
 
 
 def _row_html(row: dict, root: Path) -> str:
@@ -580,8 +588,9 @@ _INDEX_CSS = """
  a.state { text-decoration: underline; }
  .state.published { background: #1a9850; } .state.failed { background: #d73027; }
  .state.running { background: #fdae61; color: #222; }
- .failure { color: #a50026; font-size: 0.9em; max-width: 260px; overflow-wrap: anywhere; }
+ .failure { color: #a50026; font-size: 0.85em; min-width: 180px; max-width: 320px; overflow-wrap: anywhere; }
  .attempt { color: #777; font-size: 0.8em; }
+ table.runs td:first-child > a { white-space: nowrap; }
  img { max-width: 100%; height: auto; }
  @media (max-width: 700px) { table.runs .opt { display: none; } body { padding: 4px 8px 24px; } }
 """

@@ -21,6 +21,8 @@ each card once per printing and currency (a series).
 """
 #: Columns of the terminal table, in order.
 COLUMNS = ["signal", "name", "set_name", "variant", "market_price", "fair_value", "deviation", "card_id"]
+#: Columns left out, last first, when the table would not fit the terminal.
+OPTIONAL = ["variant", "card_id"]
 
 
 def register(subparsers) -> None:
@@ -64,5 +66,5 @@ def show_signals(args: argparse.Namespace) -> int:
     if rows.empty:
         terminal.print_text(f"No {' or '.join(wanted)} flags in this run.")
         return 0
-    terminal.print_table(rows, COLUMNS)
+    terminal.print_table(rows, COLUMNS, optional=OPTIONAL)
     return 0
