@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from pokewatch import config, history, params, runs, summary
+from pokewatch import config, history, params, runs, summary, tables
 from pokewatch.errors import ParameterError, RunError, UnknownCardError
 from pokewatch.schema import SERIES_KEY
 
@@ -335,7 +335,7 @@ def find_card(cards: pd.DataFrame, query: str, variant: str | None = None, where
     if best >= ACCEPT_SIMILARITY:
         return _pick(cards[score >= best - 1e-9], f"similar name or id ({best:.0%} alike)", variant, where)
     close = cards.assign(score=score)[score >= SUGGEST_SIMILARITY].sort_values("score", ascending=False)
-    suggestions = list(dict.fromkeys(f"{n} ({c})" for n, c in zip(close["name"], close["card_id"])))[:8]
+    suggestions = list(dict.fromkeys(f"{n} ({c})" for n, c in zip(tables.card_labels(close), close["card_id"])))[:8]
     hint = f"close matches: {', '.join(suggestions)}" if suggestions else "nothing similar"
     raise UnknownCardError(f"no card matches {text!r} in {where} ({cards_tracked(cards):,} cards tracked); {hint}. "
                            "Try a card id such as "
@@ -359,12 +359,20 @@ def _pick(matches: pd.DataFrame, how: str, variant: str | None, where: str) -> C
         _usd=(matches["currency"] != "USD").astype(int),
         _variant=matches["variant"].map(rank).fillna(len(rank)),
     ).sort_values(["_card_value", "_usd", "_variant", "card_id"], ascending=[False, True, True, True])
+    ordered = ordered.assign(_label=tables.card_labels(ordered), _set=_text_column(ordered, "set_name"))
     best = ordered.iloc[0]
     others = ordered[ordered["card_id"] != best["card_id"]].drop_duplicates("card_id")
     alternatives = tuple(f"{n} ({c}, {s})" for n, c, s in
-                         zip(others["name"], others["card_id"], others["set_name"]))[:8]
-    return CardMatch(str(best["card_id"]), str(best["variant"]), str(best["currency"]), str(best["name"]),
-                     str(best.get("set_name", "")), how, alternatives)
+                         zip(others["_label"], others["card_id"], others["_set"]))[:8]
+    return CardMatch(str(best["card_id"]), str(best["variant"]), str(best["currency"]), str(best["_label"]),
+                     str(best["_set"]), how, alternatives)
+
+
+def _text_column(frame: pd.DataFrame, column: str) -> pd.Series:
+    """A text column with missing values as empty text (never ``<NA>`` in a message)."""
+    if column not in frame:
+        return pd.Series("", index=frame.index, dtype=object)
+    return frame[column].astype("string").fillna("").astype(object)
 
 
 def card_history(model: FairValueModel, match: CardMatch, days: int | None = None,

@@ -181,6 +181,7 @@ def error_distribution(scored_errors: pd.DataFrame) -> Figure:
 
 def signal_distribution(today: pd.DataFrame) -> Figure:
     """How many cards tracked are BUY, HOLD and SELL today, as labelled bars."""
+    from pokewatch.explore import cards_tracked
     fig = Figure(figsize=(5, 3.2), layout="constrained")
     ax = fig.add_subplot()
     counts = today["signal"].value_counts().reindex(["BUY", "HOLD", "SELL"], fill_value=0)
@@ -189,7 +190,7 @@ def signal_distribution(today: pd.DataFrame) -> Figure:
     ax.set_ylim(0, max(1, counts.max()) * 1.18)  # room for the labels under the title
     ax.set_ylabel("cards tracked")
     ax.set_xlabel("today's signal")
-    ax.set_title(f"Today's signals ({len(today):,} cards tracked)", fontsize=10, loc="left")
+    ax.set_title(f"Today's signals ({cards_tracked(today):,} cards tracked)", fontsize=10, loc="left")
     return fig
 
 

@@ -188,3 +188,13 @@ def test_a_malformed_date_is_named_as_the_caller_names_it(isolated_dirs):
         explore.locate_run("yesterday", option="--date")
     with pytest.raises(ParameterError, match="^run_date must be"):
         explore.locate_run("2026-02-30")
+
+
+def test_a_card_without_a_name_is_called_by_its_id_never_na():
+    """tcgcsv stores no names for many products; messages and titles must not say <NA>."""
+    nameless = pd.DataFrame({"card_id": ["83449", "83500"], "variant": ["Holofoil", "Holofoil"], "currency": "USD",
+                             "name": pd.array([pd.NA, pd.NA], dtype="string"),
+                             "set_name": pd.array(["Dragon", pd.NA], dtype="string"), "market_price": [395.0, 71.0]})
+    match = explore.find_card(nameless, "83449")
+    assert str(match) == "card 83449 (83449, Holofoil, Dragon)" and "<NA>" not in match.describe()
+    assert explore.find_card(nameless, "83500").set_name == ""
