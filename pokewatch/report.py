@@ -209,7 +209,7 @@ def _flag_items(today: pd.DataFrame, limit: int = HEADLINE_FLAGS) -> str:
                      f"{tables.pct(row['deviation'], signed=True)} vs fair value</li>")
     more = len(flagged) - len(top)
     if more > 0:
-        items.append(f"<li>and {more:,} more in the tables below</li>")
+        items.append(f"<li>and {more:,} more flagged (signals.csv, or <code>pokewatch signals</code>)</li>")
     return f"<ul>{''.join(items)}</ul>" if items else ""
 
 
