@@ -10,45 +10,67 @@ Where runs come from (see :func:`locate_run`): a published run ``runs/<date>``
 the notebooks write to in JupyterLab, ``runs/interactive/<date>``. Every function
 here only reads run folders; nothing in a run is changed.
 
-A card's history comes from the run's ``model.joblib``, which keeps the last
-``keep_days`` days (90 by default) of market and fair prices for every series, so
-looking at a card needs neither the price store nor a recomputation.
+A card's fair value and signals come from the run's ``model.joblib``, which keeps the
+last ``keep_days`` days (90 by default) of market and fair prices for every series;
+its market price can reach further back, over everything the price store holds for
+the run's source (pass the stored prices to :func:`card_history`).
+
+"Cards tracked" means one thing everywhere (:func:`cards_tracked`): the number of
+*series*, a card in one printing and one currency (``card_id``, ``variant``,
+``currency``; see :mod:`pokewatch.schema`). A run's ``signals.csv`` has one row per
+series, so that is also its row count.
+
+Imports stay light: the model and the signal rules (and with them numba, which
+:mod:`pokewatch.signals` imports through :mod:`pokewatch.kernels`) load only when a
+run's signals, a card's history or a run's model are read, so listing runs
+(``pokewatch runs``, the index) never pays for them.
 """
 from __future__ import annotations
 
 import difflib
-import json
 import logging
-import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-import joblib
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 
-from pokewatch import config, params, runs, summary
-from pokewatch.errors import RunError, UnknownCardError
-from pokewatch.model import VARIANT_PREFERENCE, FairValueModel
+from pokewatch import config, history, params, runs, summary, tables
+from pokewatch.errors import ParameterError, RunError, UnknownCardError
 from pokewatch.schema import SERIES_KEY
-from pokewatch.signals import SIGNAL_DTYPE
+
+if TYPE_CHECKING:
+    from pokewatch.model import FairValueModel
 
 logger = logging.getLogger(__name__)
 
-INTERACTIVE = "interactive"
+INTERACTIVE = history.INTERACTIVE
 #: KPIs followed from run to run (precision, lift, forecast error against naive).
-TREND_KPIS = ("buy_precision", "buy_lift", "sell_precision", "sell_lift", "mape_fair", "mape_naive")
+TREND_KPIS = history.TREND_KPIS
 #: Fuzzy matches at least this similar (difflib ratio, 0..1) are accepted as the card meant: one
 #: slipped letter in a name ("Charzard"), but not another Pokémon ("Pichu" is not "Pikachu", 0.83).
 ACCEPT_SIMILARITY = 0.88
 #: Matches at least this similar are offered as suggestions when none is accepted.
 SUGGEST_SIMILARITY = 0.5
-_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _STRING_COLUMNS = ("card_id", "variant", "currency", "name", "set_id", "set_name", "number", "rarity",
                    "category")
-_CANDIDATE_COLUMNS = ["signal", "name", "card_id", "set_name", "variant", "market_price", "fair_value",
-                      "deviation"]
+#: Where a run's source is read from when its manifest does not say (interactive runs).
+DEFAULT_SOURCE = "demo"
+
+
+def cards_tracked(frame: pd.DataFrame) -> int:
+    """How many cards a frame tracks: its distinct series (``card_id``, ``variant``, ``currency``).
+
+    The one definition of "cards tracked" for the CLI, the report, the index and the
+    notebooks. A card printed as Normal and Reverse Holofoil counts twice; so does one
+    priced in USD and EUR, because those prices are never compared with each other.
+    """
+    if frame is None or len(frame) == 0:
+        return 0
+    return int(len(frame[SERIES_KEY].drop_duplicates()))
 
 
 # -- finding and loading runs ---------------------------------------------------------------
@@ -58,13 +80,11 @@ def _root(runs_root: Path | str | None) -> Path:
 
 def interactive_folders(runs_root: Path | str | None = None) -> list[Path]:
     """``runs/interactive/<date>`` folders whose evaluate notebook finished, oldest first."""
-    folder = _root(runs_root) / INTERACTIVE
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.iterdir() if _DATE_RE.match(p.name) and (p / "signals.csv").exists())
+    return history.interactive_folders(_root(runs_root))
 
 
-def locate_run(run_date: str = "latest", run_dir: str | Path = "", runs_root: Path | str | None = None) -> Path:
+def locate_run(run_date: str = "latest", run_dir: str | Path = "", runs_root: Path | str | None = None,
+               option: str = "run_date") -> Path:
     """The folder of the run to look at.
 
     Args:
@@ -73,6 +93,7 @@ def locate_run(run_date: str = "latest", run_dir: str | Path = "", runs_root: Pa
             its published run, else ``runs/interactive/<date>``.
         run_dir: an explicit run folder; wins over ``run_date``.
         runs_root: the runs folder (default ``$POKEWATCH_RUNS_DIR`` or ``runs/``).
+        option: how error messages name ``run_date`` (the CLI passes ``--date``).
 
     Raises:
         RunError: no such run, with the dates there are (and why a date failed, if it did).
@@ -95,7 +116,10 @@ def locate_run(run_date: str = "latest", run_dir: str | Path = "", runs_root: Pa
             return interactive[-1]
         raise RunError(f"no runs in {root} yet; run scripts/run_pipeline.sh (make pipeline), or the collect, "
                        "train and evaluate notebooks")
-    date = params.run_date("run_date", spec)
+    try:
+        date = params.run_date(option, spec)
+    except ParameterError:
+        raise ParameterError(f"{option} must be YYYY-MM-DD, latest or today, got {spec!r}") from None
     if (root / date).exists():
         return (root / date).resolve()
     interactive = root / INTERACTIVE / date
@@ -106,7 +130,7 @@ def locate_run(run_date: str = "latest", run_dir: str | Path = "", runs_root: Pa
 
 def _no_run_message(date: str, root: Path) -> str:
     known = runs.published_dates(root)
-    failed = [a for a in _attempt_rows(root) if a["run_date"] == date and a["status"] == "failed"]
+    failed = [a for a in history.attempts(root) if a["run_date"] == date and a["status"] == "failed"]
     why = ""
     if failed:
         failure = failed[-1]["manifest"].get("failure") or {}
@@ -114,11 +138,6 @@ def _no_run_message(date: str, root: Path) -> str:
                f"{failed[-1]['path']} or 'pokewatch runs show {date}')")
     recent = ", ".join(known[-5:]) or "none yet"
     return f"no finished run for {date} in {root}{why}; recent runs: {recent}"
-
-
-def _attempt_rows(root: Path) -> list[dict]:
-    table = runs.attempts(root)
-    return table.to_dict(orient="records")
 
 
 def read_signals(path: Path | str) -> pd.DataFrame:
@@ -129,17 +148,15 @@ def read_signals(path: Path | str) -> pd.DataFrame:
     are read back with it: ``'=SUM(A1)`` is the expected form of such a name.
     Numeric columns are unaffected.
     """
+    from pokewatch.signals import SIGNAL_DTYPE  # imports numba, via kernels (see the module docstring)
+
     frame = pd.read_csv(path, dtype=dict.fromkeys(_STRING_COLUMNS, "string"), parse_dates=["date"])
     frame["signal"] = frame["signal"].astype(SIGNAL_DTYPE)
     return frame
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text()) if path.exists() else {}
-    except json.JSONDecodeError:
-        logger.warning("%s is not valid JSON; ignoring it", path)
-        return {}
+_read_json = history.read_json
+run_source = history.run_source
 
 
 @dataclass
@@ -155,8 +172,21 @@ class Run:
 
     def __repr__(self) -> str:
         counts = self.today["signal"].value_counts()
-        return (f"{self.kind} run of {self.run_date} in {self.dir}: {len(self.today):,} cards, "
-                f"BUY {counts.get('BUY', 0)}, SELL {counts.get('SELL', 0)}")
+        return (f"{self.kind} {self.source} run of {self.run_date} in {self.dir}: "
+                f"{cards_tracked(self.today):,} cards tracked, BUY {counts.get('BUY', 0)}, "
+                f"SELL {counts.get('SELL', 0)}")
+
+    @property
+    def source(self) -> str:
+        """The price source the run evaluated (``demo``, ``tcgcsv``, ...), from its parameters."""
+        return run_source(self.manifest) or _read_json(self.dir / "quality.json").get("source") or DEFAULT_SOURCE
+
+    @property
+    def min_price(self) -> float:
+        """The price under which the run's signals never flag a card."""
+        model = self.metrics.get("model", {})
+        evaluate = self.manifest.get("parameters", {}).get("evaluate", {})
+        return float(model.get("min_price", evaluate.get("min_price", 1.0)))
 
     @property
     def kpis(self) -> dict:
@@ -178,6 +208,8 @@ class Run:
         Raises:
             RunError: the run folder has no ``model.joblib``.
         """
+        import joblib  # unpickling the model imports numba: only when a card's history is asked for
+
         path = self.dir / "model.joblib"
         if not path.exists():
             raise RunError(f"{self.dir} has no model.joblib, so card histories are not available for it")
@@ -208,28 +240,31 @@ def load_run(folder: Path | str, runs_root: Path | str | None = None) -> Run:
                read_signals(folder / "signals.csv"))
 
 
-def open_run(run_date: str = "latest", run_dir: str | Path = "", runs_root: Path | str | None = None) -> Run:
-    """:func:`locate_run` then :func:`load_run`."""
-    return load_run(locate_run(run_date, run_dir, runs_root), runs_root)
+def open_run(run_date: str = "latest", run_dir: str | Path = "", runs_root: Path | str | None = None,
+             option: str = "run_date") -> Run:
+    """:func:`locate_run` then :func:`load_run` (``option`` names ``run_date`` in error messages)."""
+    return load_run(locate_run(run_date, run_dir, runs_root, option), runs_root)
 
 
 def comparison_run(compare_to: str, run: Run, runs_root: Path | str | None = None) -> Run | None:
     """The run to compare ``run`` with.
 
     Args:
-        compare_to: ``previous`` (the newest published run dated before ``run``),
-            a date, or empty for no comparison.
+        compare_to: ``previous`` (the newest published run on the same source dated
+            before ``run``), a date, or empty for no comparison.
 
     Returns:
-        None when ``compare_to`` is empty or there is no earlier run yet.
+        None when ``compare_to`` is empty or there is no earlier run on that source yet.
     """
     spec = str(compare_to or "").strip()
     if not spec:
         return None
     if spec != "previous":
         return open_run(spec, runs_root=runs_root)
-    earlier = [d for d in runs.published_dates(_root(runs_root)) if d < run.run_date]
-    return open_run(earlier[-1], runs_root=runs_root) if earlier else None
+    root = _root(runs_root)
+    same = [r for r in history.records(root) if r["state"] == "published" and r["run_date"] < run.run_date
+            and r["source"] == run.source]
+    return open_run(same[-1]["run_date"], runs_root=runs_root) if same else None
 
 
 # -- cards -------------------------------------------------------------------------------------
@@ -306,9 +341,9 @@ def find_card(cards: pd.DataFrame, query: str, variant: str | None = None, where
     if best >= ACCEPT_SIMILARITY:
         return _pick(cards[score >= best - 1e-9], f"similar name or id ({best:.0%} alike)", variant, where)
     close = cards.assign(score=score)[score >= SUGGEST_SIMILARITY].sort_values("score", ascending=False)
-    suggestions = list(dict.fromkeys(f"{n} ({c})" for n, c in zip(close["name"], close["card_id"])))[:8]
+    suggestions = list(dict.fromkeys(f"{n} ({c})" for n, c in zip(tables.card_labels(close), close["card_id"])))[:8]
     hint = f"close matches: {', '.join(suggestions)}" if suggestions else "nothing similar"
-    raise UnknownCardError(f"no card matches {text!r} in {where} ({cards['card_id'].nunique():,} cards); {hint}. "
+    raise UnknownCardError(f"no card matches {text!r} in {where} ({cards_tracked(cards):,} cards tracked); {hint}. "
                            "Try a card id such as "
                            f"{cards['card_id'].iloc[0] if len(cards) else 'sv3pt5-199'}, or 'pokewatch signals'")
 
@@ -321,6 +356,8 @@ def _pick(matches: pd.DataFrame, how: str, variant: str | None, where: str) -> C
             raise UnknownCardError(f"{matches['name'].iloc[0]} ({', '.join(sorted(set(matches['card_id'])))}) "
                                    f"has no {variant!r} printing in {where}; it has {have}")
         matches = matches[same.fillna(False).to_numpy(bool)]
+    from pokewatch.model import VARIANT_PREFERENCE
+
     rank = {v: i for i, v in enumerate(VARIANT_PREFERENCE)}
     price = matches["market_price"] if "market_price" in matches else pd.Series(0.0, index=matches.index)
     ordered = matches.assign(
@@ -328,24 +365,40 @@ def _pick(matches: pd.DataFrame, how: str, variant: str | None, where: str) -> C
         _usd=(matches["currency"] != "USD").astype(int),
         _variant=matches["variant"].map(rank).fillna(len(rank)),
     ).sort_values(["_card_value", "_usd", "_variant", "card_id"], ascending=[False, True, True, True])
+    ordered = ordered.assign(_label=tables.card_labels(ordered), _set=_text_column(ordered, "set_name"))
     best = ordered.iloc[0]
     others = ordered[ordered["card_id"] != best["card_id"]].drop_duplicates("card_id")
     alternatives = tuple(f"{n} ({c}, {s})" for n, c, s in
-                         zip(others["name"], others["card_id"], others["set_name"]))[:8]
-    return CardMatch(str(best["card_id"]), str(best["variant"]), str(best["currency"]), str(best["name"]),
-                     str(best.get("set_name", "")), how, alternatives)
+                         zip(others["_label"], others["card_id"], others["_set"]))[:8]
+    return CardMatch(str(best["card_id"]), str(best["variant"]), str(best["currency"]), str(best["_label"]),
+                     str(best["_set"]), how, alternatives)
 
 
-def card_history(model: FairValueModel, match: CardMatch, days: int | None = None) -> pd.DataFrame:
-    """A series' daily market price, fair value, deviation and signal from a fitted model.
+def _text_column(frame: pd.DataFrame, column: str) -> pd.Series:
+    """A text column with missing values as empty text (never ``<NA>`` in a message)."""
+    if column not in frame:
+        return pd.Series("", index=frame.index, dtype=object)
+    return frame[column].astype("string").fillna("").astype(object)
 
-    Signals use the model's own thresholds and ``min_price``, so they agree with the
-    run's ``signals.csv``. Days without an observation are left out.
+
+def card_history(model: FairValueModel, match: CardMatch, days: int | None = None,
+                 prices: pd.DataFrame | None = None) -> pd.DataFrame:
+    """A series' daily market price, fair value, deviation and signal.
+
+    Fair value, deviation and signal come from the fitted model (the last ``keep_days``
+    days it keeps), with the model's own thresholds and ``min_price``, so they agree
+    with the run's ``signals.csv``. With ``prices`` (what the price store holds for the
+    run's source), the market price reaches back over the card's whole stored history;
+    days before the model's window have no fair value or signal. Days without an
+    observation are left out; nothing after the model's last day is shown.
 
     Args:
         model: a run's fitted model (``Run.model``).
         match: the series (from :func:`find_card`).
-        days: only the last ``days`` calendar days (default: all the model keeps).
+        days: only the last ``days`` calendar days (default: all there are).
+        prices: stored observations, at least card_id, variant, currency, date and
+            market_price, e.g. ``PriceStore.load(run.source, None, run.run_date)``;
+            other series in it are ignored.
 
     Raises:
         UnknownCardError: the series is not in the model.
@@ -354,42 +407,34 @@ def card_history(model: FairValueModel, match: CardMatch, days: int | None = Non
         frame = model.history(match.card_id, match.variant, match.currency).drop(columns="currency")
     except UnknownCardError:
         raise UnknownCardError(f"{match} is not in the model fitted through {model.fitted_through}") from None
+    if prices is not None and len(prices):
+        frame = _with_stored_prices(frame, prices, match, last_day=model.dates.max())
     if days:
         frame = frame[frame["date"] > frame["date"].max() - pd.Timedelta(days=int(days))].reset_index(drop=True)
     return frame.assign(card_id=match.card_id, variant=match.variant, currency=match.currency, name=match.name)
 
 
-def style_history(history: pd.DataFrame):
-    """A pandas Styler of :func:`card_history` rows: prices, deviation and coloured signals."""
-    columns = ["date", "market_price", "fair_value", "deviation", "signal"]
-    return (history[columns].style.hide(axis="index")
-            .format({"date": "{:%Y-%m-%d}", "market_price": "{:,.2f}", "fair_value": "{:,.2f}",
-                     "deviation": "{:+.1%}"}, na_rep="n/a", escape="html")
-            .map(_signal_colour, subset=["signal"]))
+def _with_stored_prices(model_days: pd.DataFrame, prices: pd.DataFrame, match: CardMatch,
+                        last_day: pd.Timestamp) -> pd.DataFrame:
+    """The model's rows, preceded by the stored market prices of the days before its window."""
+    mine = ((prices["card_id"].astype("string") == match.card_id)
+            & (prices["variant"].astype("string") == match.variant)
+            & (prices["currency"].astype("string") == match.currency)).fillna(False).to_numpy(bool)
+    stored = prices.loc[mine, ["date", "market_price"]]
+    stored = stored[(stored["date"] <= last_day) & stored["market_price"].notna()]
+    if len(model_days):
+        stored = stored[stored["date"] < model_days["date"].min()]
+    earlier = stored.assign(fair_value=np.nan, deviation=np.nan,
+                            signal=pd.Categorical([None] * len(stored), dtype=model_days["signal"].dtype))
+    return pd.concat([earlier, model_days], ignore_index=True).sort_values("date", ignore_index=True)
 
 
-def _signal_colour(value) -> str:
-    from pokewatch.plots import COLORS  # matplotlib stays out of the CLI's start-up
-
-    if str(value) == "HOLD":
-        return ""
-    return f"color: white; background-color: {COLORS.get(str(value), '#8c8c8c')}; font-weight: bold"
-
-
-# -- the day's candidates ------------------------------------------------------------------
-def top_candidates(today: pd.DataFrame, n: int = 10) -> pd.DataFrame:
-    """The ``n`` strongest BUY (most under fair value) and SELL (most over) flags of a day."""
-    buys = today[today["signal"] == "BUY"].nsmallest(n, "deviation")
-    sells = today[today["signal"] == "SELL"].nlargest(n, "deviation")
-    return pd.concat([buys, sells])[_CANDIDATE_COLUMNS].reset_index(drop=True)
-
-
-def style_candidates(candidates: pd.DataFrame):
-    """A pandas Styler of :func:`top_candidates`: money, percentages and signal colours."""
-    return (candidates.style.hide(axis="index")
-            .format({"market_price": "{:,.2f}", "fair_value": "{:,.2f}", "deviation": "{:+.1%}"}, na_rep="n/a",
-                    escape="html")
-            .map(_signal_colour, subset=["signal"]))
+#: Columns of :func:`card_history` an analyst reads, in order.
+HISTORY_COLUMNS_SHOWN = ["date", "market_price", "fair_value", "deviation", "signal"]
+#: Columns of the price store :func:`card_history` needs (``PriceStore.load(..., columns=PRICE_COLUMNS)``).
+PRICE_COLUMNS = [*SERIES_KEY, "date", "market_price"]
+#: Columns of a day's candidates (``summary.top_candidates``) an analyst reads, in order.
+CANDIDATE_COLUMNS = ["signal", "name", "set_name", "variant", "market_price", "fair_value", "deviation"]
 
 
 # -- comparing runs --------------------------------------------------------------------------
@@ -419,31 +464,65 @@ def compare_signals(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
     return merged[keep].sort_values(SERIES_KEY, ignore_index=True)
 
 
+#: Columns of :attr:`Comparison.signal_changes` and :meth:`Comparison.biggest_moves` an analyst reads.
+CHANGE_COLUMNS = ["name", "set_name", "variant", "change", "market_price_before", "market_price_after",
+                  "price_change", "deviation_after"]
+MOVE_COLUMNS = ["name", "set_name", "variant", "market_price_before", "market_price_after", "price_change",
+                "value_at_stake", "signal_after"]
+
+
 @dataclass
 class Comparison:
-    """What changed between two runs: per-card table, KPI table and a one-line summary."""
+    """What changed between two runs: per-card table, KPI table and a one-line summary.
+
+    With no earlier run (``before_date`` None) there is nothing to compare: the tables
+    are None and :attr:`summary` says so in one line.
+    """
 
     before_date: str | None
     after_date: str
     table: pd.DataFrame = field(repr=False)
-    kpis: pd.DataFrame = field(repr=False)
+    kpis: pd.DataFrame | None = field(repr=False)
 
     @property
-    def signal_changes(self) -> pd.DataFrame:
-        """Cards whose signal changed (new flags first, then cleared ones), then new and dropped cards."""
+    def available(self) -> bool:
+        return self.before_date is not None
+
+    def signal_changes(self, n: int | None = None) -> pd.DataFrame | None:
+        """Cards whose signal changed (new flags first, then cleared ones), then new and dropped cards.
+
+        Returns:
+            At most ``n`` rows (all without ``n``), or None when there is no earlier run.
+        """
+        if not self.available:
+            return None
         changed = self.table[self.table["change"] != "unchanged"]
         order = changed["signal_after"].map({"BUY": 0, "SELL": 1}).fillna(2)
-        return changed.assign(_order=order).sort_values(["_order", "change", "name"]).drop(columns="_order")
+        ordered = changed.assign(_order=order).sort_values(["_order", "change", "name"]).drop(columns="_order")
+        return ordered.head(n) if n else ordered
 
-    def biggest_moves(self, n: int = 10) -> pd.DataFrame:
-        """The ``n`` cards whose price moved most (either way) between the two runs."""
+    def biggest_moves(self, n: int = 10) -> pd.DataFrame | None:
+        """The ``n`` cards with the most value at stake in their price move between the two runs.
+
+        Value at stake is the move in money, the price before times the relative move
+        (``|price now - price before|``): a 40% jump of a 25-cent card is ten cents, a 5%
+        move of a $400 card is $20, and only the second is worth a collector's time.
+
+        Returns:
+            Rows of :attr:`table` with ``value_at_stake``, largest first, or None when
+            there is no earlier run.
+        """
+        if not self.available:
+            return None
         moved = self.table.dropna(subset=["price_change"])
-        return moved.loc[moved["price_change"].abs().sort_values(ascending=False).index[:n]]
+        moved = moved.assign(value_at_stake=(moved["market_price_after"] - moved["market_price_before"]).abs())
+        return moved.sort_values(["value_at_stake", "card_id"], ascending=[False, True]).head(n)
 
     @property
     def summary(self) -> str:
-        if self.before_date is None:
-            return f"No earlier run to compare {self.after_date} with yet."
+        if not self.available:
+            return (f"No earlier run to compare {self.after_date} with yet: signal changes, price moves and "
+                    "KPI changes appear from the second run on.")
         table = self.table
         changed = table["change"].str.contains("->", regex=False)
         new_buy = int((changed & (table["signal_after"] == "BUY")).sum())
@@ -454,7 +533,7 @@ class Comparison:
         median = f", median move {moved.median():+.1%}" if len(moved) else ""
         return (f"{self.after_date} vs {self.before_date}: {int(changed.sum())} card(s) changed signal "
                 f"({new_buy} new BUY, {new_sell} new SELL, {cleared} flag(s) cleared); prices moved on "
-                f"{len(moved):,} of {len(moves):,} cards{median}; "
+                f"{len(moved):,} of {len(moves):,} cards tracked in both{median}; "
                 f"{int((table['change'] == 'new card').sum())} card(s) added, "
                 f"{int((table['change'] == 'dropped').sum())} dropped.")
 
@@ -463,40 +542,14 @@ def compare(before: Run | None, after: Run) -> Comparison:
     """Compare two runs (``before`` may be None when there is no earlier run)."""
     if before is None:
         empty = compare_signals(after.today.iloc[:0], after.today.iloc[:0])
-        return Comparison(None, after.run_date, empty, summary.kpi_comparison({}, after.kpis))
+        return Comparison(None, after.run_date, empty, None)
     return Comparison(before.run_date, after.run_date, compare_signals(before.today, after.today),
                       summary.kpi_comparison(before.kpis, after.kpis))
 
 
 # -- run history and KPI trends ------------------------------------------------------------
-HISTORY_COLUMNS = ["run_date", "state", "status", "published", "attempt", "path", "started_at", "finished_at",
-                   "cards", "buy", "sell", "hold", "model", *TREND_KPIS, "mean_forward_return_buy",
-                   "mean_forward_return_sell", "failure", "report", "portfolio_value", "portfolio_pnl",
-                   "portfolio_currency", "alert"]
-
-
-def _history_row(folder: Path, manifest: dict, published: bool) -> dict:
-    kpis = _read_json(folder / "metrics.json").get("kpis", {})
-    evaluate = manifest.get("steps", {}).get("evaluate", {})
-    model = manifest.get("model") or {}
-    failure = manifest.get("failure") or {}
-    book = _read_json(folder / "portfolio.json")
-    totals = (book.get("totals") or [{}])[0]
-    status = manifest.get("status")
-    state = ("published" if published else "superseded" if status == "success" else status or "unknown")
-    return {
-        "run_date": manifest.get("run_date") or folder.name[:10], "state": state, "status": status,
-        "published": published, "attempt": folder.name, "path": folder,
-        "started_at": manifest.get("started_at"), "finished_at": manifest.get("finished_at"),
-        "cards": evaluate.get("cards"), "buy": evaluate.get("buy"), "sell": evaluate.get("sell"),
-        "hold": evaluate.get("hold"),
-        "model": f"{model['method']}({model['window']})" if model.get("method") else None,
-        **{k: kpis.get(k) for k in (*TREND_KPIS, "mean_forward_return_buy", "mean_forward_return_sell")},
-        "failure": (f"{failure.get('step')}: {failure.get('cell') or failure.get('error')}" if failure else None),
-        "report": (folder / "report.html").exists(),
-        "portfolio_value": totals.get("value"), "portfolio_pnl": totals.get("pnl"),
-        "portfolio_currency": totals.get("currency"), "alert": (manifest.get("alert") or {}).get("status"),
-    }
+HISTORY_COLUMNS = history.FIELDS
+UNKNOWN_SOURCE = history.UNKNOWN_SOURCE
 
 
 def run_history(runs_root: Path | str | None = None, interactive: bool = False) -> pd.DataFrame:
@@ -506,44 +559,48 @@ def run_history(runs_root: Path | str | None = None, interactive: bool = False) 
         interactive: also list ``runs/interactive/<date>`` folders (state ``interactive``).
 
     Returns:
-        One row per attempt with :data:`HISTORY_COLUMNS`; ``state`` is ``published``
-        (what ``runs/<date>`` points at), ``superseded`` (an older success of that date),
-        ``failed`` or ``running``.
+        One row per attempt (:func:`pokewatch.history.records`) with :data:`HISTORY_COLUMNS`;
+        ``state`` is ``published`` (what ``runs/<date>`` points at), ``superseded`` (an
+        older success of that date), ``failed`` or ``running``.
     """
-    root = _root(runs_root)
-    rows = [_history_row(Path(a["path"]), a["manifest"], bool(a["published"])) for a in _attempt_rows(root)]
-    if interactive:
-        for folder in interactive_folders(root):
-            manifest = {"run_date": folder.name, "status": INTERACTIVE, **_read_json(folder / runs.MANIFEST)}
-            rows.append(_history_row(folder, manifest, False) | {"state": INTERACTIVE})
-    history = pd.DataFrame(rows, columns=HISTORY_COLUMNS)
+    table = pd.DataFrame(history.records(_root(runs_root), interactive), columns=HISTORY_COLUMNS)
     for column in ("cards", "buy", "sell", "hold"):
-        history[column] = pd.to_numeric(history[column], errors="coerce").astype("Int64")
+        table[column] = pd.to_numeric(table[column], errors="coerce").astype("Int64")
     for column in (*TREND_KPIS, "mean_forward_return_buy", "mean_forward_return_sell", "portfolio_value",
                    "portfolio_pnl"):
-        history[column] = pd.to_numeric(history[column], errors="coerce").astype("float64")
-    return history.sort_values(["run_date", "attempt"], ignore_index=True)
+        table[column] = pd.to_numeric(table[column], errors="coerce").astype("float64")
+    return table.sort_values(["run_date", "attempt"], ignore_index=True)
 
 
-def kpi_trends(history: pd.DataFrame) -> pd.DataFrame:
+def kpi_trends(history: pd.DataFrame, source: str | None = None) -> pd.DataFrame:
     """One row per run date (published runs, else interactive ones) with :data:`TREND_KPIS`.
 
     Args:
         history: :func:`run_history` output.
+        source: only runs on this price source. KPIs of different sources (the demo
+            market, TCGplayer prices) measure different markets and are never one trend.
 
     Returns:
         Indexed by ``run_date`` (oldest first): the day's BUY and SELL counts, the
         trend KPIs and ``mape_ratio`` (fair-value MAPE / naive MAPE; below 1 is better).
     """
     usable = history[history["state"].isin(["published", INTERACTIVE])]
+    if source is not None:
+        usable = usable[usable["source"] == source]
     usable = usable.assign(_rank=(usable["state"] != "published").astype(int))
     usable = usable.sort_values(["run_date", "_rank"]).drop_duplicates("run_date", keep="first")
     trends = usable.set_index("run_date")[["buy", "sell", *TREND_KPIS]]
     return trends.assign(mape_ratio=trends["mape_fair"] / trends["mape_naive"])
 
 
-def style_trends(trends: pd.DataFrame):
-    """A pandas Styler of :func:`kpi_trends`: percentages, lifts and ratios formatted."""
-    percent = dict.fromkeys(["buy_precision", "sell_precision", "mape_fair", "mape_naive"], "{:.1%}")
-    ratio = dict.fromkeys(["buy_lift", "sell_lift", "mape_ratio"], "{:.2f}")
-    return trends.style.format(percent | ratio, na_rep="n/a")
+#: Columns of :func:`kpi_trends` (after ``reset_index()``) an analyst reads, in order.
+TREND_COLUMNS = ["run_date", "buy", "sell", "buy_precision", "buy_lift", "sell_precision", "sell_lift", "mape_fair",
+                 "mape_naive"]
+
+
+def sources(history: pd.DataFrame) -> list[str]:
+    """The sources in a :func:`run_history`, the one run most recently first."""
+    if history.empty:
+        return []
+    newest = history.groupby("source")["run_date"].max().sort_values(ascending=False)
+    return newest.index.tolist()

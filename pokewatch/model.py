@@ -132,7 +132,7 @@ class FairValueModel:
         series_pos = np.cumsum(new_series) - 1
         last_rows = recent[np.r_[np.flatnonzero(new_series)[1:] - 1, len(recent) - 1]] if len(recent) else recent
         table = rows_of(last_rows)
-        descriptive = [c for c in DESCRIPTIVE_COLUMNS if c in table.columns]
+        descriptive = [c for c in ("source", *DESCRIPTIVE_COLUMNS) if c in table.columns]
         # Arrow-backed strings: the model pickles (and so loads from the cache) as a few
         # buffers instead of one Python object per cell.
         self.series = table[[*SERIES_KEY, *descriptive]].reset_index(drop=True).astype("string")

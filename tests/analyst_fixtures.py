@@ -17,7 +17,7 @@ import nbformat
 import pandas as pd
 from matplotlib.figure import Figure
 
-from pokewatch import atomic, plots, portfolio, runs
+from pokewatch import atomic, plots, portfolio, runs, summary
 from pokewatch.backtest import run_backtest
 from pokewatch.demo_market import demo_prices
 from pokewatch.model import FairValueModel
@@ -28,6 +28,8 @@ N_SERIES = 60
 HISTORY_START = "2026-07-01"
 CODE_MARKER = "print('this code must not show in the report')"
 LOG_MARKER = "INFO pokewatch.test: a log line readers do not need"
+#: A printed line the report's headline does not say, so the report must keep it.
+NEWS = "BUY at deviation <= -10%, SELL at >= +15%, cards under $1.00 not flagged"
 
 
 @lru_cache(maxsize=2)
@@ -50,8 +52,27 @@ def _png() -> bytes:
     return plots.to_png(fig, dpi=40)
 
 
-def executed_notebook(title: str = "Evaluate: a test run") -> nbformat.NotebookNode:
-    """An evaluate-like notebook as papermill leaves it, outputs included."""
+#: Tables as an evaluate notebook that does not use pokewatch.tables shows them (pandas' own HTML).
+PANDAS_TABLES = {
+    "kpis": pd.DataFrame({"KPI": ["BUY lift", "BUY precision"], "value": ["1.25x", "20.0%"]}).set_index("KPI")
+    .to_html(),
+    "candidates": pd.DataFrame({"card_id": ["bw1-3"], "market_price": [1.2], "fair_value": [1.04]}, index=[40])
+    .style.format({"market_price": "{:.2f}"}).to_html(),
+    "skipped rows": pd.DataFrame(columns=["line", "card_id", "reason"]).to_html(),
+}
+
+
+def _html_cell(page: str) -> nbformat.NotebookNode:
+    return nbformat.v4.new_code_cell("table", outputs=[nbformat.v4.new_output(
+        "execute_result", execution_count=5, data={"text/html": page, "text/plain": "a table"})])
+
+
+def executed_notebook(title: str = "Evaluate: a test run", printed: str = "") -> nbformat.NotebookNode:
+    """An evaluate-like notebook as papermill leaves it, outputs included.
+
+    Args:
+        printed: text a cell prints (the evaluate notebook prints its summary paragraph).
+    """
     import base64
 
     nb = nbformat.v4.new_notebook()
@@ -65,7 +86,12 @@ def executed_notebook(title: str = "Evaluate: a test run") -> nbformat.NotebookN
     path_repr = nbformat.v4.new_code_cell("ctx.write_csv('x.csv', frame)", outputs=[nbformat.v4.new_output(
         "execute_result", execution_count=4, data={"text/plain": "PosixPath('/somewhere/x.csv')"})])
     nb.cells = [nbformat.v4.new_markdown_cell(f"# {title}"), params, shown,
-                nbformat.v4.new_markdown_cell("## Plots"), image, path_repr]
+                nbformat.v4.new_markdown_cell("## Plots\nWhat the plots show, in one line."), image, path_repr,
+                nbformat.v4.new_markdown_cell("## Tables as pandas shows them"),
+                *[_html_cell(page) for page in PANDAS_TABLES.values()]]
+    if printed:
+        nb.cells.insert(3, nbformat.v4.new_code_cell("print(text)", outputs=[
+            nbformat.v4.new_output("stream", name="stdout", text=printed + "\n")]))
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     return nb
 
@@ -104,7 +130,9 @@ def make_run(runs_root: Path, run_date: str = "2026-11-28", *, publish: bool = T
                                path=Path("portfolio.csv"))
         portfolio.write_outputs(book, attempt)
     if notebook:
-        nbformat.write(executed_notebook(), str(attempt / "evaluate.ipynb"))
+        quality = {"completeness": 1.0, "validation": {"rows_rejected": 0}}
+        printed = summary.plain_summary(_clean(kpis), today, quality) + "\n" + NEWS
+        nbformat.write(executed_notebook(printed=printed), str(attempt / "evaluate.ipynb"))
     if publish:
         runs.publish(attempt, runs_root)
     return attempt

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from pokewatch import explore
-from pokewatch.errors import RunError, UnknownCardError
-from tests.analyst_fixtures import failed_run, make_run
+from pokewatch.errors import ParameterError, RunError, UnknownCardError
+from tests.analyst_fixtures import demo_history, failed_run, make_run
 
 CARDS = pd.DataFrame([
     # card_id,    variant,            name,           set_name,     market_price
@@ -112,10 +112,48 @@ def test_a_comparison_of_two_runs_and_of_a_first_run(isolated_dirs):
     comparison = explore.compare(explore.comparison_run("previous", run), run)
     assert comparison.summary.startswith("2026-11-28 vs 2026-11-27:")
     assert list(comparison.kpis.columns) == ["before", "after", "change"]
-    assert len(comparison.biggest_moves(5)) <= 5
+    assert len(comparison.biggest_moves(5)) <= 5 and comparison.signal_changes(3) is not None
     first = explore.open_run("2026-11-27")
     assert explore.comparison_run("previous", first) is None
-    assert explore.compare(None, first).summary == "No earlier run to compare 2026-11-27 with yet."
+    alone = explore.compare(None, first)
+    assert alone.summary.startswith("No earlier run to compare 2026-11-27 with yet:")
+    assert "\n" not in alone.summary, "one line says what is not available yet"
+    assert alone.signal_changes(5) is None and alone.biggest_moves(5) is None and alone.kpis is None
+
+
+def test_the_biggest_moves_are_ranked_by_value_at_stake_not_by_percent():
+    before = CARDS.assign(date=pd.Timestamp("2026-11-27"), fair_value=1.0, deviation=0.0, signal="HOLD")
+    after = before.assign(date=pd.Timestamp("2026-11-28"))
+    after.loc[after["card_id"] == "sv1-24", "market_price"] = 1.0          # a 50-cent card doubles: +$0.50
+    after.loc[after["variant"] == "Reverse Holofoil", "market_price"] = 315.0   # +5% of $300: +$15
+    after.loc[after["card_id"] == "base1-58", "market_price"] = 10.0      # -17% of $12: -$2
+    comparison = explore.Comparison("2026-11-27", "2026-11-28", explore.compare_signals(before, after), None)
+    moves = comparison.biggest_moves(3)
+    assert moves["card_id"].tolist() == ["sv3pt5-199", "base1-58", "sv1-24"]
+    assert moves["value_at_stake"].tolist() == pytest.approx([15.0, 2.0, 0.5])
+
+
+def test_a_cards_history_reaches_back_over_the_stored_prices_with_fair_values_where_the_model_has_them(
+        isolated_dirs):
+    make_run(isolated_dirs["runs"])
+    run = explore.open_run()
+    row = run.today.loc[run.today["market_price"].idxmax()]
+    match = explore.find_card(run.today, row["card_id"], row["variant"])
+    stored = demo_history()
+    from_model = explore.card_history(run.model, match)
+    full = explore.card_history(run.model, match, prices=stored)
+    mine = stored[(stored["card_id"] == match.card_id) & (stored["variant"] == match.variant)
+                  & (stored["date"] <= pd.Timestamp(run.run_date))]
+    assert len(full) == len(mine) > len(from_model), "every stored day up to the run, not only the model's"
+    assert full["date"].is_monotonic_increasing and full["date"].iloc[0] == mine["date"].min()
+    assert full["fair_value"].iloc[:len(full) - len(from_model)].isna().all()
+    pd.testing.assert_frame_equal(full.tail(len(from_model)).reset_index(drop=True), from_model)
+
+
+def test_cards_tracked_counts_series_not_card_ids():
+    assert explore.cards_tracked(CARDS) == 6 and CARDS["card_id"].nunique() == 5
+    assert explore.cards_tracked(pd.concat([CARDS, CARDS.assign(currency="EUR")])) == 12
+    assert explore.cards_tracked(CARDS.iloc[:0]) == 0
 
 
 def test_run_history_and_kpi_trends_cover_every_attempt_one_point_per_date(isolated_dirs):
@@ -126,14 +164,37 @@ def test_run_history_and_kpi_trends_cover_every_attempt_one_point_per_date(isola
     failed_run(root, "2026-11-28")
     history = explore.run_history()
     assert history["state"].tolist() == ["published", "superseded", "published", "failed"]
-    assert history.loc[3, "failure"].startswith("evaluate: cell 3")
+    assert history.loc[3, "failure"].startswith("evaluate: cell 3") and history.loc[3, "failed_step"] == "evaluate"
+    assert history["source"].tolist() == ["demo", "demo", "demo", "unknown"]
     trends = explore.kpi_trends(history)
     assert trends.index.tolist() == ["2026-11-26", "2026-11-27"]
     assert set(explore.TREND_KPIS) <= set(trends.columns) and trends["buy_lift"].notna().all()
 
 
-def test_top_candidates_are_the_strongest_flags_first():
-    today = CARDS.assign(deviation=[-0.3, -0.12, 0.2, 0.5, 0.0, -0.5], fair_value=1.0,
-                         signal=["BUY", "BUY", "SELL", "SELL", "HOLD", "HOLD"])
-    top = explore.top_candidates(today, n=1)
-    assert top[["signal", "card_id"]].values.tolist() == [["BUY", "sv3pt5-199"], ["SELL", "base1-58"]]
+def test_kpi_trends_of_one_source_leave_the_other_sources_runs_out(isolated_dirs):
+    root = isolated_dirs["runs"]
+    make_run(root, "2026-11-26")
+    make_run(root, "2026-11-27")
+    history = explore.run_history()
+    history.loc[0, "source"] = "tcgcsv"
+    assert explore.kpi_trends(history, "demo").index.tolist() == ["2026-11-27"]
+    assert explore.kpi_trends(history, "tcgcsv").index.tolist() == ["2026-11-26"]
+    assert explore.sources(history) == ["demo", "tcgcsv"], "the source run most recently first"
+
+
+def test_a_malformed_date_is_named_as_the_caller_names_it(isolated_dirs):
+    make_run(isolated_dirs["runs"])
+    with pytest.raises(ParameterError, match="^--date must be YYYY-MM-DD, latest or today, got 'yesterday'$"):
+        explore.locate_run("yesterday", option="--date")
+    with pytest.raises(ParameterError, match="^run_date must be"):
+        explore.locate_run("2026-02-30")
+
+
+def test_a_card_without_a_name_is_called_by_its_id_never_na():
+    """tcgcsv stores no names for many products; messages and titles must not say <NA>."""
+    nameless = pd.DataFrame({"card_id": ["83449", "83500"], "variant": ["Holofoil", "Holofoil"], "currency": "USD",
+                             "name": pd.array([pd.NA, pd.NA], dtype="string"),
+                             "set_name": pd.array(["Dragon", pd.NA], dtype="string"), "market_price": [395.0, 71.0]})
+    match = explore.find_card(nameless, "83449")
+    assert str(match) == "card 83449 (83449, Holofoil, Dragon)" and "<NA>" not in match.describe()
+    assert explore.find_card(nameless, "83500").set_name == ""

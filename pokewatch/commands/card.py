@@ -10,16 +10,13 @@ import argparse
 import re
 from pathlib import Path
 
-import pandas as pd
-
-from pokewatch import config, explore
-
 EXAMPLES = """\
 examples:
   pokewatch card Charizard ex              # the most valuable Charizard ex, its usual printing
   pokewatch card sv3pt5-199 --variant "Reverse Holofoil"
   pokewatch card pikachu --days 60 --date 2026-11-27
   pokewatch card mewtwo --out mewtwo.png
+  pokewatch card mewtwo --json             # for scripts: the match and its history as JSON, no plot
 
 The table lists the last --days days the run's model keeps (90 by default); the plot
 (PNG) shows the market price, fair value, HOLD band and BUY/SELL flags.
@@ -36,6 +33,9 @@ def register(subparsers) -> None:
     parser.add_argument("--date", default="latest", help="run date: YYYY-MM-DD, 'latest' (default) or 'today'")
     parser.add_argument("--days", type=int, default=30, metavar="N", help="days in the table (default 30)")
     parser.add_argument("--out", metavar="PNG", help="plot path (default: <runs>/explore/<date>/<card>.png)")
+    parser.add_argument("--json", action="store_true",
+                        help="print the match, thresholds and the last --days days as JSON; "
+                             "the plot is written only with --out")
     parser.add_argument("--runs-dir", metavar="DIR", help="runs folder (default: $POKEWATCH_RUNS_DIR or runs/)")
     parser.set_defaults(handler=show_card)
 
@@ -45,22 +45,37 @@ def _slug(text: str) -> str:
 
 
 def show_card(args: argparse.Namespace) -> int:
-    from pokewatch import plots  # matplotlib only for this command
+    from pokewatch import config, explore, terminal
 
-    run = explore.open_run(args.date, runs_root=args.runs_dir)
+    run = explore.open_run(args.date, runs_root=args.runs_dir, option="--date")
     match = explore.find_card(run.today, " ".join(args.name), args.variant, where=f"the run of {run.run_date}")
     history = explore.card_history(run.model, match)
-    print(f"{match.describe()}\nrun {run.run_date} ({run.kind}); BUY at {-run.thresholds[0]:+.0%}, "
-          f"SELL at {run.thresholds[1]:+.0%} from fair value\n")
     table = history.tail(max(args.days, 1))
-    print(table.assign(date=table["date"].dt.strftime("%Y-%m-%d"),
-                       market_price=table["market_price"].map("{:,.2f}".format),
-                       fair_value=table["fair_value"].map(lambda v: "n/a" if pd.isna(v) else f"{v:,.2f}"),
-                       deviation=table["deviation"].map(lambda v: "n/a" if pd.isna(v) else f"{v:+.1%}"))
-          [["date", "market_price", "fair_value", "deviation", "signal"]].to_string(index=False))
     root = Path(args.runs_dir).expanduser() if args.runs_dir else config.runs_dir()
     out = Path(args.out) if args.out else (root / "explore" / run.run_date /
                                             f"{_slug(match.card_id)}-{_slug(match.variant)}.png")
-    figure = plots.price_with_band(history, *run.thresholds, title=str(match))
-    print(f"\nplot: {plots.save(figure, out).resolve()}")
+    plot = _plot(history, run, match, out) if (args.out or not args.json) else None
+    buy, sell = run.thresholds
+    if args.json:
+        terminal.print_json({
+            "card": {"card_id": match.card_id, "variant": match.variant, "currency": match.currency,
+                     "name": match.name, "set_name": match.set_name, "matched_by": match.matched_by,
+                     "alternatives": list(match.alternatives)},
+            "run": {"run_date": run.run_date, "kind": run.kind, "source": run.source, "dir": str(run.dir)},
+            "thresholds": {"buy": buy, "sell": sell, "min_price": run.min_price},
+            "history": terminal.records(table[explore.HISTORY_COLUMNS_SHOWN]),
+            "plot": str(plot) if plot else None})
+        return 0
+    terminal.print_text(match.describe())
+    terminal.print_text(f"{run.kind} {run.source} run of {run.run_date}; BUY at {-buy:+.0%}, SELL at {sell:+.0%} "
+                        f"from fair value; cards under ${run.min_price:,.2f} are never flagged")
+    terminal.print_table(table, explore.HISTORY_COLUMNS_SHOWN)
+    print(f"plot: {plot}")  # one line, never wrapped: scripts read the path from it
     return 0
+
+
+def _plot(history, run, match, out: Path) -> Path:
+    from pokewatch import plots  # matplotlib only when a plot is written
+
+    figure = plots.price_with_band(history, *run.thresholds, title=str(match))
+    return plots.save(figure, out).resolve()

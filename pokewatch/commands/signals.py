@@ -1,4 +1,4 @@
-"""``pokewatch signals``: a run's BUY and SELL flags (or any signal) as a table or CSV.
+"""``pokewatch signals``: a run's BUY and SELL flags (or any signal) as a table, CSV or JSON.
 
 Why: the question a collector asks every morning is "what should I look at today?";
 this answers it from the run folder without opening a notebook.
@@ -8,20 +8,21 @@ from __future__ import annotations
 import argparse
 import sys
 
-import pandas as pd
-
-from pokewatch import explore
-
 EXAMPLES = """\
 examples:
   pokewatch signals                          # today's BUY and SELL flags of the latest run
   pokewatch signals --signal BUY --limit 5   # the five strongest BUYs
   pokewatch signals --date 2026-11-27 --signal SELL
   pokewatch signals --signal HOLD --csv > hold.csv
+  pokewatch signals --json | jq '.rows[0]'   # for scripts: every column, null for missing values
 
-Rows are sorted by strength: the furthest from fair value first.
+Rows are sorted by strength: the furthest from fair value first. "Cards tracked" counts
+each card once per printing and currency (a series).
 """
-COLUMNS = ["signal", "name", "card_id", "set_name", "variant", "market_price", "fair_value", "deviation", "date"]
+#: Columns of the terminal table, in order.
+COLUMNS = ["signal", "name", "set_name", "variant", "market_price", "fair_value", "deviation", "card_id"]
+#: Columns left out, last first, when the table would not fit the terminal.
+OPTIONAL = ["variant", "card_id"]
 
 
 def register(subparsers) -> None:
@@ -33,31 +34,37 @@ def register(subparsers) -> None:
     parser.add_argument("--signal", type=str.upper, choices=["BUY", "SELL", "HOLD"], action="append",
                         help="only this signal (repeatable; default BUY and SELL)")
     parser.add_argument("--limit", type=int, default=50, metavar="N", help="at most N rows (default 50; 0 = all)")
-    parser.add_argument("--csv", action="store_true", help="print CSV (every column) instead of a table")
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--csv", action="store_true", help="print CSV (every column) instead of a table")
+    output.add_argument("--json", action="store_true", help="print JSON (run, counts and every column of each row)")
     parser.add_argument("--runs-dir", metavar="DIR", help="runs folder (default: $POKEWATCH_RUNS_DIR or runs/)")
     parser.set_defaults(handler=show_signals)
 
 
 def show_signals(args: argparse.Namespace) -> int:
-    run = explore.open_run(args.date, runs_root=args.runs_dir)
+    from pokewatch import explore, terminal
+
+    run = explore.open_run(args.date, runs_root=args.runs_dir, option="--date")
     wanted = args.signal or ["BUY", "SELL"]
     today = run.today
     rows = today[today["signal"].isin(wanted)]
     rows = rows.loc[rows["deviation"].abs().sort_values(ascending=False, na_position="last").index]
     if args.limit and args.limit > 0:
         rows = rows.head(args.limit)
+    counts = {s: int((today["signal"] == s).sum()) for s in ("BUY", "SELL", "HOLD")}
     if args.csv:
         rows.to_csv(sys.stdout, index=False)
         return 0
-    print(f"{run.kind} run of {run.run_date} ({run.dir}): {len(today):,} cards, "
-          + ", ".join(f"{s} {int((today['signal'] == s).sum())}" for s in ("BUY", "SELL", "HOLD")))
-    if rows.empty:
-        print(f"no {' or '.join(wanted)} flags in this run")
+    if args.json:
+        terminal.print_json({"run_date": run.run_date, "kind": run.kind, "source": run.source, "dir": str(run.dir),
+                             "cards_tracked": explore.cards_tracked(today), "counts": counts,
+                             "signals": wanted, "rows": terminal.records(rows)})
         return 0
-    table = rows[COLUMNS].assign(
-        market_price=rows["market_price"].map("{:,.2f}".format), fair_value=rows["fair_value"].map(
-            lambda v: "n/a" if pd.isna(v) else f"{v:,.2f}"),
-        deviation=rows["deviation"].map(lambda v: "n/a" if pd.isna(v) else f"{v:+.1%}"),
-        date=rows["date"].dt.strftime("%Y-%m-%d"))
-    print(table.to_string(index=False))
+    terminal.print_text(f"{run.kind} {run.source} run of {run.run_date} ({run.dir}): "
+                        f"{explore.cards_tracked(today):,} cards tracked; "
+                        + ", ".join(f"{s} {n:,}" for s, n in counts.items()))
+    if rows.empty:
+        terminal.print_text(f"No {' or '.join(wanted)} flags in this run.")
+        return 0
+    terminal.print_table(rows, COLUMNS, optional=OPTIONAL)
     return 0
