@@ -434,7 +434,7 @@ HISTORY_COLUMNS_SHOWN = ["date", "market_price", "fair_value", "deviation", "sig
 #: Columns of the price store :func:`card_history` needs (``PriceStore.load(..., columns=PRICE_COLUMNS)``).
 PRICE_COLUMNS = [*SERIES_KEY, "date", "market_price"]
 #: Columns of a day's candidates (``summary.top_candidates``) an analyst reads, in order.
-CANDIDATE_COLUMNS = ["signal", "name", "set_name", "variant", "market_price", "fair_value", "deviation"]
+CANDIDATE_COLUMNS = ["signal", "name", "set_name", "variant", "market_price", "fair_value", "deviation", "note"]
 
 
 # -- comparing runs --------------------------------------------------------------------------

@@ -28,7 +28,7 @@ import pandas as pd
 from pokewatch import params
 from pokewatch.errors import ParameterError, UnknownCardError, UnknownDateError
 from pokewatch.fair_value import PriceFrame, dates_of, day_numbers
-from pokewatch.rules import HOLD, SIGNALS, Rule
+from pokewatch.rules import HOLD, SIGNALS, Rule, thresholds
 from pokewatch.schema import DESCRIPTIVE_COLUMNS, SERIES_KEY
 from pokewatch.signals import SIGNAL_DTYPE, deviation, signal_arrays
 
@@ -286,7 +286,23 @@ class FairValueModel:
         out["signal"] = pd.Categorical.from_codes(codes, dtype=SIGNAL_DTYPE)
         out["stale"] = stale
         out["days_old"] = age.astype(np.int64)
+        out["note"] = self._notes(out["deviation"].to_numpy(), market, codes, stale)
         return out
+
+    def _notes(self, dev: np.ndarray, market: np.ndarray, codes: np.ndarray, stale: np.ndarray) -> np.ndarray:
+        """Why a card past a threshold is HOLD: a stale price, its kind switched off, or unconfirmed."""
+        buy_cut, sell_cut, min_price = thresholds(self.buy_threshold, self.sell_threshold, self.min_price)
+        with np.errstate(invalid="ignore"):
+            side = np.where(dev <= buy_cut, 0, np.where(dev >= sell_cut, 2, HOLD))
+        held = (codes == HOLD) & (side != HOLD) & (market >= min_price)
+        off = np.where(side == 0, self.rule.buy is None, self.rule.sell is None)
+        kind = np.where(side == 0, "BUY", "SELL")
+        notes = np.full(len(dev), "", dtype=object)
+        notes[held & ~stale & ~off] = np.char.add(kind[held & ~stale & ~off].astype(str),
+                                                  " not confirmed by this week's rule")
+        notes[held & ~stale & off] = np.char.add(kind[held & ~stale & off].astype(str), " is off this week")
+        notes[stale] = "price too old to flag"
+        return notes
 
     def history(self, card_id: str, variant: str | None = None, currency: str | None = None) -> pd.DataFrame:
         """One series' kept days: date, market price, fair value, deviation and signal (observed days only).

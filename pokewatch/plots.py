@@ -157,7 +157,7 @@ def top_cards(history: pd.DataFrame, today: pd.DataFrame, buy_threshold: float, 
     return fig
 
 
-def error_distribution(histogram: dict) -> Figure:
+def error_distribution(histogram: dict) -> Figure | None:
     """Absolute % error of the fair value vs the naive last price against the next price, as histograms.
 
     Args:
@@ -176,10 +176,9 @@ def error_distribution(histogram: dict) -> Figure:
                       label=f"{label} (MAPE {mape:.1%})" if mape is not None else label)
             drawn = True
     if not drawn:
-        ax.text(0.5, 0.5, "no forecast could be scored yet", ha="center", va="center", transform=ax.transAxes)
-    else:
-        ax.set_yscale("log")
-        ax.legend(fontsize=8, frameon=False)
+        return None
+    ax.set_yscale("log")
+    ax.legend(fontsize=8, frameon=False)
     _percent_axis(ax, "x", decimals=0)
     ax.set_xlim(0, edges[-1])
     ax.set_xlabel(f"absolute error vs the next observed price (errors above {edges[-1]:.0%} counted at "
@@ -206,7 +205,7 @@ def signal_distribution(today: pd.DataFrame) -> Figure:
     return fig
 
 
-def forward_return_by_signal(boxes: dict, horizon_days: int) -> Figure:
+def forward_return_by_signal(boxes: dict, horizon_days: int) -> Figure | None:
     """Distribution of the H-day forward return after each signal (boxes 25-75%, whiskers 5-95%).
 
     Args:
@@ -216,9 +215,7 @@ def forward_return_by_signal(boxes: dict, horizon_days: int) -> Figure:
     ax = fig.add_subplot()
     names = [s for s in ("BUY", "HOLD", "SELL") if (boxes.get(s) or {}).get("n")]
     if not names:
-        ax.text(0.5, 0.5, "no flag has reached its horizon yet", ha="center", va="center", transform=ax.transAxes)
-        ax.set_axis_off()
-        return fig
+        return None
     stats = [{**boxes[s], "label": f"{s}\n(n={boxes[s]['n']:,})"} for s in names]
     box = ax.bxp(stats, showfliers=False, showmeans=True, patch_artist=True)
     for patch, s in zip(box["boxes"], names):
@@ -233,16 +230,13 @@ def forward_return_by_signal(boxes: dict, horizon_days: int) -> Figure:
     return fig
 
 
-def candidate_scores(candidates: pd.DataFrame) -> Figure:
+def candidate_scores(candidates: pd.DataFrame) -> Figure | None:
     """BUY and SELL lift of each fair value's best confirmations in training (in-sample), the winner on top."""
     fig = Figure(figsize=(8, 3.6), layout="constrained")
     ax = fig.add_subplot()
     ax.set_title("candidates in training (in-sample)", fontsize=10)
     if candidates.empty:
-        ax.text(0.5, 0.5, "nothing to compare yet: no flag of the training window has an outcome",
-                ha="center", va="center", transform=ax.transAxes)
-        ax.set_axis_off()
-        return fig
+        return None
     labels = candidates["method"] + "(" + candidates["window"].astype(str) + ")"
     ax.barh(labels[::-1], candidates["buy_lift"][::-1], height=0.4, align="edge", color=COLORS["BUY"], label="BUY lift")
     ax.barh(labels[::-1], candidates["sell_lift"][::-1], height=-0.4, align="edge", color=COLORS["SELL"],

@@ -265,6 +265,8 @@ def _without_repeats(text: str, said: list[str]) -> str:
     return "\n".join(kept).strip("\n")
 
 
+#: A log record as notebooks print it (pokewatch.notebook_run.configure_logging): the run's log, not its results.
+_LOG_LINE = re.compile(r"^\d\d:\d\d:\d\d (DEBUG|INFO|WARNING|ERROR|CRITICAL) [\w.]+: ")
 _PANDAS_TABLE = re.compile(r'<table[^>]*(class="dataframe"|id="T_)')
 _HEAD_CELL = re.compile(r"(<th\b[^>]*>)([^<]*)(</th>)")
 
@@ -315,7 +317,7 @@ def tidy_table_html(page: str, empty: str = tables.NONE_TODAY) -> str:
 def report_notebook(notebook, header: str, said: list[str] | tuple[str, ...] = ()):
     """A copy of an executed notebook trimmed for readers, with ``header`` (HTML) first.
 
-    Drops the parameter cells, log lines (stderr), outputs that only repeat an
+    Drops the parameter cells, log lines (stderr, and log records printed to stdout), outputs that only repeat an
     object's repr (``PosixPath(...)``, ``<Figure size ...>``, ``None``) and printed
     lines that repeat what ``said`` already says (the headline, the summary); code
     cells left without output are dropped too. pandas tables are tidied
@@ -356,7 +358,8 @@ def _tidy(output, said):
     if kind == "stream":
         if output.get("name") == "stderr":
             return None
-        text = _without_repeats(output.get("text", ""), list(said))
+        text = "\n".join(line for line in output.get("text", "").splitlines() if not _LOG_LINE.match(line))
+        text = _without_repeats(text, list(said))
         if not text.strip():
             return None
         output["text"] = text + "\n"

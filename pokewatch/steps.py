@@ -320,6 +320,7 @@ def track_record_step(key: HistoryKey, run_date, eval_days: int, spec: TrainingS
                          spec.target_return, spec.min_price, CACHE_VERSION, selections=selections, workers=workers,
                          engine=engine)
     hit = record.hit and all(r.hit for r in results)
-    logger.info("track record: %d training day(s) replayed, %d from the cache", len(results),
-                sum(r.hit for r in results))
+    learned = sum(r.value.learned for r in results)
+    logger.info("track record: %d training day(s) replayed (%d from the cache), %d with something to learn from",
+                len(results), sum(r.hit for r in results), learned)
     return CachedResult(value=record.value, hit=hit, seconds=time.perf_counter() - started)

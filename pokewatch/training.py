@@ -387,7 +387,7 @@ def select(pf: PriceFrame, as_of, *, method: str = "auto", window: int = 0, buy_
     how = "fixed by the run parameters" if fixed else f"chosen out of {len(candidates)} fair values"
     reason = (f"{rule.label} {how} on {as_of:%Y-%m-%d}, from flags of {first:%Y-%m-%d}..{last:%Y-%m-%d} "
               f"(in-sample). {rule.describe()}")
-    logger.info(reason)
+    logger.debug(reason)
     return Selection(f"{as_of:%Y-%m-%d}", through, flag_days, rule, reason, candidate_rows(counts, min_flags),
                      in_sample, origin, learned=True)
 

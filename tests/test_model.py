@@ -4,7 +4,7 @@ import pytest
 
 from pokewatch.errors import ParameterError, UnknownCardError, UnknownDateError
 from pokewatch.model import FairValueModel
-from pokewatch.rules import Rule
+from pokewatch.rules import Filters, Rule
 from pokewatch.signals import compute_signals
 from tests.conftest import series
 
@@ -105,3 +105,12 @@ def test_a_card_whose_newest_price_is_stale_is_hold_and_marked(history):
 def test_the_model_keeps_only_days_that_were_observed(history):
     model = FairValueModel(Rule("rolling_mean", 3), keep_days=90).fit(history)
     assert len(model.dates) == 4 and model.market.shape == (3, 4)
+
+
+def test_a_card_past_a_threshold_but_held_says_why(history):
+    rule = Rule("rolling_mean", 3, buy=None, sell=Filters(activity=3))       # BUY off; SELL needs a busy market
+    day = FairValueModel(rule).fit(history, through="2026-11-28").predict_all("2026-11-28").set_index("variant")
+    assert day.loc["Reverse Holofoil", "note"] == "SELL not confirmed by this week's rule"
+    assert day.loc["Holofoil"].set_index("card_id").loc["sv3pt5-199", "note"] == "BUY is off this week"
+    stale = FairValueModel(rule, stale_days=0).fit(history, through="2026-11-29").predict_all("2026-11-29")
+    assert set(stale["note"]) == {"price too old to flag"}
