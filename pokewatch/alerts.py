@@ -10,11 +10,13 @@ Slack reads ``text``, Discord reads ``content`` (at most 2,000 characters, so th
 message is kept shorter), and each ignores the other's keys, so one URL of either
 kind works (see :func:`payload`).
 
-Failure policy: an alert is a courtesy, never a reason to fail a run. Timeouts,
-connection errors, HTTP 429 and 5xx are retried a bounded number of times with
-exponential backoff (``Retry-After`` honoured up to :data:`MAX_RETRY_AFTER`); other
-4xx answers (a revoked or mistyped webhook) are not retried. The outcome, sent or
-failed, is recorded under ``alert`` in the run's manifest.
+Failure policy: an alert is a courtesy, never a reason to fail a run. It follows the
+retry policy the price sources use (:mod:`pokewatch.retry`): timeouts, connection
+errors, HTTP 408, 429 and 5xx are retried a bounded number of times with jittered
+exponential backoff, or after the ``Retry-After`` the webhook asked for (seconds or an
+HTTP date, granted up to :data:`MAX_RETRY_AFTER`), all within :data:`BUDGET_SECONDS`;
+other 4xx answers (a revoked or mistyped webhook) are not retried. The outcome, sent
+or failed, is recorded under ``alert`` in the run's manifest.
 
 Secrecy: a webhook URL's path is its password. It is never logged, printed or stored;
 messages show only the scheme and host (``https://hooks.slack.com/***``). The stdlib
@@ -41,6 +43,7 @@ from urllib.parse import urlsplit
 import pandas as pd
 
 from pokewatch import runs, summary
+from pokewatch.retry import Attempt, RetryPolicy, parse_retry_after
 
 logger = logging.getLogger(__name__)
 
@@ -50,9 +53,13 @@ RETRIES_ENV = "POKEWATCH_WEBHOOK_RETRIES"
 DEFAULT_TIMEOUT = 5.0
 DEFAULT_RETRIES = 2
 MAX_RETRIES = 5
-#: First backoff in seconds; doubles after each failed attempt.
+#: Base backoff in seconds; doubles after each failed attempt (half jittered, see pokewatch.retry).
 BACKOFF_SECONDS = 1.0
+#: Longest computed backoff, and longest wait a Retry-After (seconds or HTTP date) is granted.
+MAX_BACKOFF = 10.0
 MAX_RETRY_AFTER = 10.0
+#: Wall-clock seconds one alert may take, attempts and waits included.
+BUDGET_SECONDS = 60.0
 #: Discord rejects content over 2,000 characters.
 MAX_CHARS = 1900
 TOP_N = 3
@@ -146,54 +153,50 @@ class PostResult:
 
 
 def post_json(url: str, body: dict, *, timeout: float = DEFAULT_TIMEOUT, retries: int = DEFAULT_RETRIES,
-              backoff: float | None = None, sleep: Callable[[float], None] = time.sleep) -> PostResult:
-    """POST ``body`` as JSON, retrying transient failures; never raises.
+              backoff: float | None = None, budget: float = BUDGET_SECONDS,
+              sleep: Callable[[float], None] = time.sleep) -> PostResult:
+    """POST ``body`` as JSON, retrying passing failures by :mod:`pokewatch.retry`'s policy; never raises.
 
     Args:
         url: the webhook URL (kept secret: it never appears in the result or logs).
         timeout: seconds per attempt.
         retries: retries after the first attempt (bounded by :data:`MAX_RETRIES`).
-        backoff: first wait between attempts (default :data:`BACKOFF_SECONDS`), doubled each time.
+        backoff: base wait between attempts (default :data:`BACKOFF_SECONDS`), doubled each time, jittered.
+        budget: wall-clock seconds for the whole alert, attempts and waits included.
+        sleep: the sleep function (tests inject one that records the waits).
     """
-    retries = max(0, min(int(retries), MAX_RETRIES))
-    wait = BACKOFF_SECONDS if backoff is None else backoff
+    policy = RetryPolicy(retries=max(0, min(int(retries), MAX_RETRIES)),
+                         backoff=BACKOFF_SECONDS if backoff is None else backoff, backoff_max=MAX_BACKOFF,
+                         max_retry_after=MAX_RETRY_AFTER)
     data = json.dumps(body).encode("utf-8")
+    target = redact(url)
     started = time.monotonic()
-    status: int | None = None
-    error: str | None = None
-    attempt = 0
-    for attempt in range(1, retries + 2):
+    deadline = started + budget
+
+    def attempt(_: int) -> Attempt:
         request = urllib.request.Request(url, data=data, method="POST", headers={
             "Content-Type": "application/json", "User-Agent": "PokeWatch-alerts"})
-        retry_after = None
+        seconds = max(0.001, min(timeout, deadline - time.monotonic()))
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:  # the user's own webhook URL
-                status = response.status
-            return PostResult(True, attempt, status, None, round(time.monotonic() - started, 3), redact(url))
+            with urllib.request.urlopen(request, timeout=seconds) as response:  # the user's own webhook URL
+                return Attempt(retryable=False, status=response.status)
         except urllib.error.HTTPError as exc:
-            status, error = exc.code, f"HTTP {exc.code} {exc.reason}"
-            retryable = exc.code == 429 or exc.code >= 500
-            retry_after = _retry_after(exc.headers.get("Retry-After") if exc.headers else None)
+            retry_after = parse_retry_after(exc.headers.get("Retry-After") if exc.headers else None)
             exc.close()
+            return Attempt(retryable=policy.retryable_status(exc.code), status=exc.code,
+                           error=_scrub(f"HTTP {exc.code} {exc.reason}", url), retry_after=retry_after)
         except (urllib.error.URLError, TimeoutError, OSError) as exc:
-            status = None
             reason = getattr(exc, "reason", exc)
             error = f"{type(reason).__name__}: {reason}" if not isinstance(reason, str) else reason
-            retryable = True
-        error = _scrub(error or "", url)
-        if not retryable or attempt > retries:
-            break
-        logger.info("webhook %s: attempt %d failed (%s); retrying", redact(url), attempt, error)
-        sleep(retry_after if retry_after is not None else wait)
-        wait *= 2
-    return PostResult(False, attempt, status, error, round(time.monotonic() - started, 3), redact(url))
+            return Attempt(retryable=True, error=_scrub(error, url))
 
+    def on_retry(failed: Attempt, number: int, wait: float) -> None:
+        logger.info("webhook %s: attempt %d failed (%s); retrying in %.1fs", target, number, failed.error, wait)
 
-def _retry_after(value: str | None) -> float | None:
-    try:
-        return min(max(float(value), 0.0), MAX_RETRY_AFTER) if value else None
-    except ValueError:
-        return None
+    outcome = policy.run(attempt, deadline=deadline, sleep=sleep, on_retry=on_retry)
+    last = outcome.last
+    return PostResult(last.error is None, outcome.attempts, last.status, last.error,
+                      round(time.monotonic() - started, 3), target)
 
 
 # -- a run's alert --------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ source:
 * **retries** with exponential backoff and jitter on 5xx, 408, 429 and connection
   errors, honouring ``Retry-After`` (seconds or HTTP date), within those budgets;
   a 429 can be made final (``retry_429=False``) for APIs whose 429 means "today's
-  credits are spent";
+  credits are spent". The policy is :mod:`pokewatch.retry`'s, shared with the alerts;
 * a **client-side rate limit** per source and host, shared by every client and
   thread of the process (a sliding window of ``max_calls`` per ``period``);
 * **progress**: a tqdm bar for interactive use (silenced by ``TQDM_DISABLE=1`` and
@@ -51,12 +51,10 @@ option                      environment variable            default
 """
 from __future__ import annotations
 
-import email.utils
 import hashlib
 import json
 import logging
 import os
-import random
 import re
 import threading
 import time
@@ -76,6 +74,7 @@ from tqdm.auto import tqdm
 from pokewatch import __version__, atomic
 from pokewatch.errors import ParameterError, SourceError
 from pokewatch.raw_archive import RawArchive
+from pokewatch.retry import Attempt, RetryPolicy, parse_retry_after
 from pokewatch.sources.options import Option
 
 logger = logging.getLogger(__name__)
@@ -89,9 +88,6 @@ REDACTED = "***"
 _CHUNK = 64 * 1024
 #: How much of an error page a download keeps for its message.
 _ERROR_BODY_BYTES = 64 * 1024
-
-#: Statuses worth another attempt: the server or a proxy is overloaded or restarting.
-RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
 #: Query parameters whose values are credentials, whatever the API calls them.
 _SECRET_PARAM = re.compile(
@@ -290,29 +286,15 @@ class HttpSettings:
         """``time.monotonic()`` value at which the collect's budget is spent."""
         return self.started + self.collect_budget
 
+    @property
+    def policy(self) -> RetryPolicy:
+        """The retry policy of these settings (:mod:`pokewatch.retry`)."""
+        return RetryPolicy(retries=self.retries, backoff=self.backoff, backoff_max=self.backoff_max,
+                           retry_429=self.retry_429)
+
     def delay(self, attempt: int) -> float:
         """Backoff before retry ``attempt`` (0-based): exponential, capped, half jittered."""
-        base = min(self.backoff_max, self.backoff * (2 ** attempt))
-        return base / 2 + random.uniform(0, base / 2)
-
-
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds a ``Retry-After`` header asks for (delta seconds or an HTTP date), or None."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    now = time.time() if now is None else now
-    return max(0.0, when.timestamp() - now)
+        return self.policy.delay(attempt)
 
 
 # --------------------------------------------------------------------------- rate limit
@@ -655,10 +637,11 @@ class HttpClient:
                   sink=None) -> tuple[FetchedResponse, list[dict]]:
         """GET with retries, budgets and the size cap; the final answer with its body.
 
-        Statuses in :data:`RETRY_STATUSES` (and every 5xx), connection errors and
-        answers broken off mid-body are retried with backoff; a ``Retry-After``
-        header sets the wait instead. Retrying stops at ``settings.retries`` or when
-        the next wait would pass the request's or the collect's deadline.
+        Retries follow the settings' :class:`~pokewatch.retry.RetryPolicy`: retryable
+        statuses, connection errors and answers broken off mid-body are tried again after
+        the backoff or the ``Retry-After`` the server asked for; retrying stops at
+        ``settings.retries`` or when the next wait would pass the request's or the
+        collect's deadline.
 
         Args:
             sink: a binary file to stream a 2xx body into (downloads); it is emptied
@@ -674,21 +657,23 @@ class HttpClient:
         """
         url = self.url_for(path_or_url)
         settings = self.settings
+        policy = settings.policy
         started = time.monotonic()
         limit_at, why = self._limit(started + settings.max_wait)
         prepared = requests.Request("GET", url, params=params).prepare().url or url
         shown_url = redact_url(prepared)
         history: list[dict] = []
-        attempt = 0
-        while True:
+
+        def attempt(number: int) -> Attempt:
+            """One GET within the deadline: an Attempt carrying the FetchedResponse, or the error."""
+            nonlocal shown_url
             if time.monotonic() >= limit_at or (self.limiter and self.limiter.acquire(
                     max_wait=max(0.0, limit_at - time.monotonic())) is None):
                 raise BudgetExceededError(f"{self.source}: GET {shown_url} not sent: {why}", url=shown_url,
-                                          attempts=attempt)
+                                          attempts=number)
             self.requests_made += 1
             response = None
             body = b""
-            last_error = ""
             if sink is not None:
                 sink.seek(0)
                 sink.truncate()
@@ -705,56 +690,51 @@ class HttpClient:
                 else:
                     body = self._read_body(response, shown_url, limit_at, why, settings.max_bytes)
             except (BudgetExceededError, ResponseTooLargeError) as exc:
-                exc.attempts = attempt + 1
+                exc.attempts = number + 1
                 raise
             except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
                 if response is not None:
                     response.close()
                 if time.monotonic() >= limit_at - 0.001:
                     raise BudgetExceededError(f"{self.source}: GET {shown_url} stopped: {why}", url=shown_url,
-                                              attempts=attempt + 1) from None
+                                              attempts=number + 1) from None
                 timed_out = isinstance(exc, (requests.Timeout, urllib3.exceptions.TimeoutError, TimeoutError))
                 if timed_out:
-                    last_error = f"no answer within the {settings.timeout:g}s timeout ({type(exc).__name__})"
+                    error = f"no answer within the {settings.timeout:g}s timeout ({type(exc).__name__})"
                 else:
-                    last_error = f"connection failed ({type(exc).__name__}: {redact_text(str(exc))[:300]})"
+                    error = f"connection failed ({type(exc).__name__}: {redact_text(str(exc))[:300]})"
                 if response is not None:
-                    last_error += " while reading the answer"
-                response = None
-            status = response.status_code if response is not None else None
-            retryable = response is None or status in RETRY_STATUSES or status >= 500
-            if status == 429 and not settings.retry_429:
-                retryable = False
-            result = None
-            if response is not None:
-                result = FetchedResponse("", shown_url, status, _scrub_bytes(body), dict(response.headers),
-                                         attempt + 1, time.monotonic() - started)
-            if not retryable:
-                return result, history
-            retry_after = parse_retry_after(response.headers.get("Retry-After")) if response is not None else None
-            if attempt >= settings.retries:
-                stop = f"gave up after {attempt + 1} attempt(s)"
-            else:
-                wait = retry_after if retry_after is not None else settings.delay(attempt)
-                if time.monotonic() + wait > limit_at:
-                    budget = "retry budget" if limit_at < settings.collect_deadline else "collect's HTTP budget"
-                    limit = settings.max_wait if budget == "retry budget" else settings.collect_budget
-                    stop = (f"gave up after {attempt + 1} attempt(s): waiting {wait:.1f}s more "
-                            f"{'(Retry-After) ' if retry_after is not None else ''}would exceed the "
-                            f"{limit:g}s {budget}")
-                else:
-                    history.append({"status": status, "error": last_error or None, "waited": round(wait, 3)})
-                    logger.warning("%s: GET %s %s; retry %d/%d in %.1fs%s", self.source, shown_url,
-                                   f"answered {status}" if status else last_error, attempt + 1,
-                                   settings.retries, wait, " (Retry-After)" if retry_after is not None else "")
-                    self._sleep(wait)
-                    attempt += 1
-                    continue
-            if result is not None:
-                history.append({"status": status, "stopped": stop})
-                return result, history
-            raise HttpError(f"{self.source}: GET {shown_url} failed: {last_error}; {stop}",
-                            url=shown_url, attempts=attempt + 1)
+                    error += " while reading the answer"
+                return Attempt(retryable=True, error=error)
+            status = response.status_code
+            result = FetchedResponse("", shown_url, status, _scrub_bytes(body), dict(response.headers),
+                                     number + 1, time.monotonic() - started)
+            return Attempt(retryable=policy.retryable_status(status), status=status, value=result,
+                           retry_after=parse_retry_after(response.headers.get("Retry-After")))
+
+        def on_retry(failed: Attempt, number: int, wait: float) -> None:
+            history.append({"status": failed.status, "error": failed.error, "waited": round(wait, 3)})
+            asked = " (Retry-After)" if failed.retry_after is not None else ""
+            logger.warning("%s: GET %s %s; retry %d/%d in %.1fs%s", self.source, shown_url,
+                           f"answered {failed.status}" if failed.status else failed.error, number,
+                           settings.retries, wait, asked)
+
+        outcome = policy.run(attempt, deadline=limit_at, sleep=self._sleep, on_retry=on_retry)
+        last = outcome.last
+        if outcome.gave_up is None:
+            return last.value, history
+        stop = f"gave up after {outcome.attempts} attempt(s)"
+        if outcome.gave_up == "deadline":
+            budget = "retry budget" if limit_at < settings.collect_deadline else "collect's HTTP budget"
+            limit = settings.max_wait if budget == "retry budget" else settings.collect_budget
+            stop += (f": waiting {outcome.refused_wait:.1f}s more "
+                     f"{'(Retry-After) ' if last.retry_after is not None else ''}would exceed the "
+                     f"{limit:g}s {budget}")
+        if last.value is not None:
+            history.append({"status": last.status, "stopped": stop})
+            return last.value, history
+        raise HttpError(f"{self.source}: GET {shown_url} failed: {last.error}; {stop}",
+                        url=shown_url, attempts=outcome.attempts)
 
     def fetch(self, raw: RawArchive, name: str, path_or_url: str, params: Mapping[str, Any] | None = None,
               *, expect_json: bool = True, meta: Mapping[str, Any] | None = None) -> FetchedResponse:

@@ -1,6 +1,7 @@
 """Webhook alerts against a real HTTP server on 127.0.0.1: success, 5xx, timeouts, secrecy, no effect on the run."""
 from __future__ import annotations
 
+import email.utils
 import json
 import logging
 import threading
@@ -19,7 +20,8 @@ SECRET = "/services/T000/B000/s3cr3t-t0k3n"
 class Webhook:
     """A local webhook that answers with a scripted list of statuses (the last one repeats).
 
-    A status of ``"slow"`` sleeps longer than the client's timeout before answering 200.
+    A status of ``"slow"`` sleeps longer than the client's timeout before answering 200; a
+    ``(status, headers)`` pair answers with those headers too.
     """
 
     def __init__(self, *script):
@@ -33,10 +35,13 @@ class Webhook:
                 hook.requests.append({"path": self.path, "type": self.headers.get("Content-Type"),
                                       "json": json.loads(body)})
                 status = hook.script[min(len(hook.requests), len(hook.script)) - 1]
+                status, headers = status if isinstance(status, tuple) else (status, {})
                 if status == "slow":
                     time.sleep(1.0)
                     status = 200
                 self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
                 self.send_header("Content-Length", "2")
                 self.end_headers()
                 self.wfile.write(b"ok")
@@ -137,6 +142,30 @@ def test_a_transient_error_is_retried_until_it_succeeds(webhook):
     hook = webhook(503, 429, 200)
     result = alerts.post_json(hook.url, {"text": "hi"}, retries=3)
     assert result.ok and result.attempts == 3 and result.http_status == 200
+
+
+def test_a_retry_after_given_as_an_http_date_is_waited_for(webhook):
+    in_six_seconds = email.utils.formatdate(time.time() + 6, usegmt=True)  # whole seconds: 5 to 6 s from now
+    hook = webhook((503, {"Retry-After": in_six_seconds}), 200)
+    waits: list[float] = []
+    result = alerts.post_json(hook.url, {"text": "hi"}, retries=2, sleep=waits.append)
+    assert result.ok and result.attempts == 2
+    assert len(waits) == 1 and 4.0 < waits[0] <= 6.0, "the date was read, not the 0.01 s backoff used"
+
+
+def test_a_retry_after_far_in_the_future_is_granted_only_up_to_the_cap(webhook):
+    in_an_hour = email.utils.formatdate(time.time() + 3600, usegmt=True)
+    hook = webhook((429, {"Retry-After": in_an_hour}), 204)
+    waits: list[float] = []
+    result = alerts.post_json(hook.url, {"text": "hi"}, retries=1, sleep=waits.append)
+    assert result.ok and waits == [alerts.MAX_RETRY_AFTER]
+
+
+def test_no_wait_passes_the_alert_budget(webhook):
+    hook = webhook((503, {"Retry-After": "5"}))
+    waits: list[float] = []
+    result = alerts.post_json(hook.url, {"text": "hi"}, retries=3, budget=2.0, sleep=waits.append)
+    assert not result.ok and result.attempts == 1 and waits == [] and result.http_status == 503
 
 
 def test_a_client_error_is_not_retried(webhook):
