@@ -19,7 +19,8 @@ other 4xx answers (a revoked or mistyped webhook) are not retried. The outcome, 
 or failed, is recorded under ``alert`` in the run's manifest.
 
 Secrecy: a webhook URL's path is its password. It is never logged, printed or stored;
-messages show only the scheme and host (``https://hooks.slack.com/***``). The stdlib
+messages show only the scheme and host (``https://hooks.slack.com/***``, by
+:func:`pokewatch.redaction.origin_only`). The stdlib
 ``urllib`` is used because it logs nothing of its own.
 
 Settings (environment): ``POKEWATCH_WEBHOOK_URL``; ``POKEWATCH_WEBHOOK_TIMEOUT``
@@ -43,6 +44,7 @@ from urllib.parse import urlsplit
 import pandas as pd
 
 from pokewatch import runs, summary
+from pokewatch.redaction import origin_only, redact_secret_url
 from pokewatch.retry import Attempt, RetryPolicy, parse_retry_after
 
 logger = logging.getLogger(__name__)
@@ -120,22 +122,6 @@ def payload(text: str) -> dict:
 
 
 # -- posting ------------------------------------------------------------------------------------
-def redact(url: str) -> str:
-    """``scheme://host[:port]/***``: enough to tell webhooks apart, never the secret path."""
-    parts = urlsplit(str(url))
-    host = parts.hostname or "?"
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme or '?'}://{host}{port}/***"
-
-
-def _scrub(message: str, url: str) -> str:
-    parts = urlsplit(url)
-    for secret in (url, parts.path + (f"?{parts.query}" if parts.query else ""), parts.path, parts.query):
-        if secret and secret not in ("/", ""):
-            message = message.replace(secret, "/***")
-    return message
-
-
 @dataclass
 class PostResult:
     """What happened to one alert: sent or not, after how many attempts, and why."""
@@ -169,7 +155,7 @@ def post_json(url: str, body: dict, *, timeout: float = DEFAULT_TIMEOUT, retries
                          backoff=BACKOFF_SECONDS if backoff is None else backoff, backoff_max=MAX_BACKOFF,
                          max_retry_after=MAX_RETRY_AFTER)
     data = json.dumps(body).encode("utf-8")
-    target = redact(url)
+    target = origin_only(url)
     started = time.monotonic()
     deadline = started + budget
 
@@ -184,11 +170,11 @@ def post_json(url: str, body: dict, *, timeout: float = DEFAULT_TIMEOUT, retries
             retry_after = parse_retry_after(exc.headers.get("Retry-After") if exc.headers else None)
             exc.close()
             return Attempt(retryable=policy.retryable_status(exc.code), status=exc.code,
-                           error=_scrub(f"HTTP {exc.code} {exc.reason}", url), retry_after=retry_after)
+                           error=redact_secret_url(f"HTTP {exc.code} {exc.reason}", url), retry_after=retry_after)
         except (urllib.error.URLError, TimeoutError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             error = f"{type(reason).__name__}: {reason}" if not isinstance(reason, str) else reason
-            return Attempt(retryable=True, error=_scrub(error, url))
+            return Attempt(retryable=True, error=redact_secret_url(error, url))
 
     def on_retry(failed: Attempt, number: int, wait: float) -> None:
         logger.info("webhook %s: attempt %d failed (%s); retrying in %.1fs", target, number, failed.error, wait)
@@ -241,13 +227,13 @@ def notify_run(run_dir: Path | str, env: dict | None = None, report: str | None 
         return None
     run_dir = Path(run_dir)
     if urlsplit(url).scheme not in ("http", "https"):
-        result = PostResult(False, 0, None, f"{WEBHOOK_ENV} is not an http(s) URL", 0.0, redact(url))
+        result = PostResult(False, 0, None, f"{WEBHOOK_ENV} is not an http(s) URL", 0.0, origin_only(url))
     else:
         try:
             body = payload(run_message(run_dir, report))
         except Exception as exc:  # noqa: BLE001 - an alert must never fail a run
             result = PostResult(False, 0, None, f"could not build the message: {type(exc).__name__}: {exc}",
-                                0.0, redact(url))
+                                0.0, origin_only(url))
         else:
             result = post_json(url, body, timeout=_env_number(env, TIMEOUT_ENV, DEFAULT_TIMEOUT),
                                retries=int(_env_number(env, RETRIES_ENV, DEFAULT_RETRIES)))

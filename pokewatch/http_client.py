@@ -24,10 +24,11 @@ source:
 * **progress**: a tqdm bar for interactive use (silenced by ``TQDM_DISABLE=1`` and
   for single requests) and, for cron logs, one INFO line every few items on the
   ``pokewatch.progress`` logger (:class:`Progress`);
-* **no secrets on disk or in logs**: keys are registered with :func:`register_secret`
-  and scrubbed from every URL, header, error message and stored body; the raw index
-  records URLs with ``api_key=...``-style parameters and ``Authorization`` /
-  ``X-Api-Key`` headers replaced by ``***``.
+* **no secrets on disk or in logs**: keys are registered with
+  :func:`pokewatch.redaction.register_secret` and scrubbed from every URL, header, error
+  message and stored body (:mod:`pokewatch.redaction`); the raw index records URLs with
+  ``api_key=...``-style parameters and ``Authorization`` / ``X-Api-Key`` headers replaced
+  by ``***``. Creating a client puts the redacting filter on urllib3's loggers.
 
 Every final response is written to the run's :class:`~pokewatch.raw_archive.RawArchive`
 *before* anything parses it (:meth:`HttpClient.fetch`), with its metadata and an
@@ -74,6 +75,7 @@ from tqdm.auto import tqdm
 from pokewatch import __version__, atomic
 from pokewatch.errors import ParameterError, SourceError
 from pokewatch.raw_archive import RawArchive
+from pokewatch.redaction import install_log_filter, redact_bytes, redact_headers, redact_text, register_secret
 from pokewatch.retry import Attempt, RetryPolicy, parse_retry_after
 from pokewatch.sources.options import Option
 
@@ -82,82 +84,14 @@ logger = logging.getLogger(__name__)
 progress_logger = logging.getLogger("pokewatch.progress")
 
 USER_AGENT = f"pokewatch/{__version__} (Pokemon card price tracker)"
-REDACTED = "***"
-
 #: Bytes asked of the socket per read while streaming an answer.
 _CHUNK = 64 * 1024
 #: How much of an error page a download keeps for its message.
 _ERROR_BODY_BYTES = 64 * 1024
 
-#: Query parameters whose values are credentials, whatever the API calls them.
-_SECRET_PARAM = re.compile(
-    r"(?i)([?&;](?:api[_-]?key|apikey|key|token|access[_-]?token|auth|password|secret|signature|sig)=)"
-    r"[^&#;\s\"']*"
-)
-_BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+")
-_URL_USERINFO = re.compile(r"(?i)(https?://)[^/@\s:]+:[^/@\s]+@")
-SENSITIVE_HEADERS = frozenset({"authorization", "proxy-authorization", "x-api-key", "api-key",
-                               "cookie", "set-cookie"})
-
-_SECRETS: set[str] = set()
-_SECRETS_LOCK = threading.Lock()
-
-
-# --------------------------------------------------------------------------- secrets
-
-def register_secret(value: str | None) -> None:
-    """Remember a credential so :func:`redact_text` removes it wherever it appears."""
-    if value and len(value) >= 4:
-        with _SECRETS_LOCK:
-            _SECRETS.add(value)
-
-
-def redact_text(text: str) -> str:
-    """``text`` with registered secrets, key-like URL parameters and bearer tokens masked."""
-    if not text:
-        return text
-    for secret in sorted(_SECRETS, key=len, reverse=True):
-        text = text.replace(secret, REDACTED)
-    text = _SECRET_PARAM.sub(rf"\1{REDACTED}", text)
-    text = _BEARER.sub(rf"\1{REDACTED}", text)
-    return _URL_USERINFO.sub(rf"\1{REDACTED}@", text)
-
-
-def redact_url(url: str) -> str:
-    """A URL safe to log or store: credentials in the query or user-info are masked."""
-    return redact_text(url)
-
-
-def redact_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
-    """Headers safe to log or store: credential headers are masked, others redacted of secrets."""
-    return {k: REDACTED if k.lower() in SENSITIVE_HEADERS else redact_text(str(v))
-            for k, v in (headers or {}).items()}
-
-
-def _scrub_bytes(body: bytes) -> bytes:
-    for secret in _SECRETS:
-        token = secret.encode()
-        if token in body:
-            body = body.replace(token, REDACTED.encode())
-    return body
-
-
-class _RedactingFilter(logging.Filter):
-    """Masks secrets in records of third-party loggers that print URLs (urllib3)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # noqa: BLE001 - a malformed record is not ours to fix
-            return True
-        cleaned = redact_text(message)
-        if cleaned != message:
-            record.msg, record.args = cleaned, None
-        return True
-
-
-for _name in ("urllib3.connectionpool", "urllib3.util.retry", "requests"):
-    logging.getLogger(_name).addFilter(_RedactingFilter())
+#: A URL as this client logs and stores it: the free-text redactor of :mod:`pokewatch.redaction`, which
+#: also masks registered secrets anywhere in it and drops a user-info part whole.
+redact_url = redact_text
 
 
 # --------------------------------------------------------------------------- errors
@@ -547,6 +481,7 @@ class HttpClient:
         self.source = source
         self.base_url = base_url.rstrip("/") + "/" if base_url else ""
         self.settings = settings or HttpSettings.resolve()
+        install_log_filter()  # urllib3 logs each request's URL: keys in it are masked from the first one
         for secret in secrets:
             register_secret(secret)
         self.headers = {"User-Agent": USER_AGENT, "Accept": "application/json", **(headers or {})}
@@ -707,7 +642,7 @@ class HttpClient:
                     error += " while reading the answer"
                 return Attempt(retryable=True, error=error)
             status = response.status_code
-            result = FetchedResponse("", shown_url, status, _scrub_bytes(body), dict(response.headers),
+            result = FetchedResponse("", shown_url, status, redact_bytes(body), dict(response.headers),
                                      number + 1, time.monotonic() - started)
             return Attempt(retryable=policy.retryable_status(status), status=status, value=result,
                            retry_after=parse_retry_after(response.headers.get("Retry-After")))

@@ -6,8 +6,9 @@ set: ``reload`` makes the server switch to the new run (with the key in
 serving. Each prints exactly one line and exits 0 on success, 1 when the API failed
 or could not be reached, or serves an older run because the newest one's model
 cannot be loaded, and 2 when the client itself is misconfigured. The pipeline treats a non-zero exit as a
-warning, not a failed run. Only the standard library is used, so the check works
-in any environment that can run the pipeline. The key is never printed.
+warning, not a failed run. Only the standard library is used (and
+:mod:`pokewatch.redaction`, itself standard library only), so the check works in any
+environment that can run the pipeline. The key is never printed, nor a password in the URL.
 """
 from __future__ import annotations
 
@@ -19,15 +20,9 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+from pokewatch.redaction import redact_url
+
 DEFAULT_TIMEOUT = 10.0
-
-
-def _safe_url(url: str) -> str:
-    """``url`` without any user:password part, fit to print."""
-    parts = urllib.parse.urlsplit(url)
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def _call(method: str, url: str, key: str | None, timeout: float) -> tuple[int, dict]:
@@ -49,7 +44,7 @@ def _call(method: str, url: str, key: str | None, timeout: float) -> tuple[int, 
 
 def check(action: str, base_url: str, key: str | None, timeout: float = DEFAULT_TIMEOUT) -> tuple[int, str]:
     """Run ``action`` against the API at ``base_url``; returns (exit status, one-line message)."""
-    shown = _safe_url(base_url)
+    shown = redact_url(base_url)
     if urllib.parse.urlsplit(base_url).scheme not in ("http", "https"):
         return 2, f"api {action}: FAILED: POKEWATCH_API_URL={shown!r} is not an http(s) URL"
     if action == "reload" and not key:
