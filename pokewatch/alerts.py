@@ -43,7 +43,7 @@ from urllib.parse import urlsplit
 
 import pandas as pd
 
-from pokewatch import runs, summary
+from pokewatch import candidates, runs, summary
 from pokewatch.redaction import origin_only, redact_secret_url
 from pokewatch.retry import Attempt, RetryPolicy, parse_retry_after
 
@@ -78,6 +78,9 @@ def build_message(run_date: str, today: pd.DataFrame, metrics: dict | None = Non
                   report: str | None = None, top_n: int = TOP_N) -> str:
     """The alert text: counts, the track record, top BUY and SELL, portfolio and movers, report path.
 
+    The top BUY and SELL flags are the first ``top_n`` of each in :func:`pokewatch.candidates.rank_flags`
+    order, as the report, the CLI and the API list them.
+
     Args:
         today: the run's signals (``signals.csv``).
         metrics: the run's ``metrics.json``; its out-of-sample ``track_record`` leads the message.
@@ -89,8 +92,8 @@ def build_message(run_date: str, today: pd.DataFrame, metrics: dict | None = Non
               f"out of {len(today):,} cards.")]
     if metrics is not None:
         lines += summary.track_record_sentences(metrics.get("track_record") or {}, metrics.get("model"))
-    buys = today[today["signal"] == "BUY"].nsmallest(top_n, "deviation")
-    sells = today[today["signal"] == "SELL"].nlargest(top_n, "deviation")
+    buys = candidates.rank_flags(today, ["BUY"], limit=top_n)
+    sells = candidates.rank_flags(today, ["SELL"], limit=top_n)
     lines += [_card_line(r) for r in pd.concat([buys, sells]).to_dict(orient="records")]
     if book and book.get("totals"):
         for t in book["totals"]:

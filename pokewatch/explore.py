@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from pokewatch import config, history, params, runs, summary, tables
+from pokewatch import candidates, config, history, params, runs, summary, tables
 from pokewatch.errors import ParameterError, RunError, UnknownCardError
 from pokewatch.schema import SERIES_KEY
 
@@ -292,10 +292,11 @@ class CardMatch:
 
 
 def strongest_flag(today: pd.DataFrame) -> str:
-    """Card id of the day's strongest BUY or SELL flag, else of the most valuable card."""
-    flagged = today[today["signal"].isin(["BUY", "SELL"])]
+    """Card id of the day's strongest BUY or SELL flag (:func:`pokewatch.candidates.rank_flags`), else of the
+    most valuable card."""
+    flagged = candidates.rank_flags(today, limit=1)
     if len(flagged):
-        return str(flagged.loc[flagged["deviation"].abs().idxmax(), "card_id"])
+        return str(flagged["card_id"].iat[0])
     return str(today.loc[today["market_price"].idxmax(), "card_id"])
 
 
@@ -433,7 +434,7 @@ def _with_stored_prices(model_days: pd.DataFrame, prices: pd.DataFrame, match: C
 HISTORY_COLUMNS_SHOWN = ["date", "market_price", "fair_value", "deviation", "signal"]
 #: Columns of the price store :func:`card_history` needs (``PriceStore.load(..., columns=PRICE_COLUMNS)``).
 PRICE_COLUMNS = [*SERIES_KEY, "date", "market_price"]
-#: Columns of a day's candidates (``summary.top_candidates``) an analyst reads, in order.
+#: Columns of a day's candidates (``candidates.top_candidates``) an analyst reads, in order.
 CANDIDATE_COLUMNS = ["signal", "name", "set_name", "variant", "market_price", "fair_value", "deviation", "note"]
 
 

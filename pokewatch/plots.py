@@ -123,7 +123,7 @@ def top_cards(history: pd.DataFrame, today: pd.DataFrame, buy_threshold: float, 
               min_price: float = 1.0, n: int = 4) -> Figure | None:
     """Price, fair value and HOLD band of the day's flagged cards, topped up to ``n`` with the nearest to a flag.
 
-    The cards are :func:`pokewatch.summary.top_candidates`: every flagged card first
+    The cards are :func:`pokewatch.candidates.top_candidates`: every flagged card first
     (strongest first), then the cards above ``min_price`` furthest from their fair
     value, so a quiet day shows the cards to watch instead of one cheap card, and no
     card is picked only for being expensive.
@@ -140,7 +140,7 @@ def top_cards(history: pd.DataFrame, today: pd.DataFrame, buy_threshold: float, 
     Returns:
         One panel per card, or None when no card is at least ``min_price``.
     """
-    from pokewatch.summary import top_candidates
+    from pokewatch.candidates import top_candidates
 
     picks = top_candidates(today, min_price, n)
     if picks.empty:

@@ -42,7 +42,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pokewatch import atomic, config, explore, runs, summary, tables
+from pokewatch import atomic, candidates, config, explore, runs, summary, tables
 from pokewatch.errors import PokeWatchError, RunError
 
 logger = logging.getLogger(__name__)
@@ -181,8 +181,7 @@ def quality_text(quality: dict | None) -> str:
 
 
 def _flag_items(today: pd.DataFrame, limit: int = HEADLINE_FLAGS) -> str:
-    flagged = today[today["signal"].astype(str) != "HOLD"]
-    flagged = flagged.loc[flagged["deviation"].abs().sort_values(ascending=False).index]
+    flagged = candidates.rank_flags(today)
     top = flagged.head(limit).reset_index(drop=True)
     names, links = tables.card_labels(top), tables.card_links(top)
     items = []

@@ -9,6 +9,8 @@ import math
 
 import pandas as pd
 
+from pokewatch.candidates import top_candidates as top_candidates  # its home is candidates; kept for notebooks
+
 _ROWS = [
     ("buy_flags", "BUY flags scored", "{:,.0f}"), ("buy_precision", "BUY precision", "{:.1%}"),
     ("buy_wrong_way_rate", "BUY wrong-way rate", "{:.1%}"),
@@ -169,18 +171,3 @@ def portfolio_sentence(totals: list[dict] | pd.DataFrame, rejected: int = 0, lab
     if rejected:
         text += f" {rejected} portfolio row(s) were skipped as bad (see portfolio_rejected.csv)."
     return text
-
-
-def top_candidates(today: pd.DataFrame, min_price: float = 1.0, n: int = 15) -> pd.DataFrame:
-    """The day's flagged cards, strongest first, topped up with the cards nearest a threshold.
-
-    On a quiet day nothing is flagged; showing the cards closest to BUY or SELL still
-    tells a collector what to watch. Cards under ``min_price`` and cards whose newest
-    price is stale are never candidates.
-    """
-    fresh = ~today["stale"].astype(bool) if "stale" in today else True
-    eligible = today[(today["market_price"] >= min_price) & today["deviation"].notna() & fresh]
-    order = pd.DataFrame({"flagged": eligible["signal"].astype(str) != "HOLD",
-                          "strength": eligible["deviation"].abs()}, index=eligible.index)
-    ranked = order.sort_values(["flagged", "strength"], ascending=False).index[:n]
-    return eligible.loc[ranked]

@@ -97,14 +97,15 @@ def executed_notebook(title: str = "Evaluate: a test run", printed: str = "") ->
 
 
 def make_run(runs_root: Path, run_date: str = "2026-11-28", *, publish: bool = True, holdings: str | None = None,
-             notebook: bool = True, n_series: int = N_SERIES) -> Path:
+             notebook: bool = True, n_series: int = N_SERIES, history: pd.DataFrame | None = None) -> Path:
     """Build one finished attempt under ``runs_root`` (published unless told otherwise).
 
     Args:
         holdings: portfolio CSV text to value into the run (as the evaluate notebook does).
         notebook: write an executed ``evaluate.ipynb`` (needed to render a report).
+        history: the price history to build the run from (default: the demo market's).
     """
-    history = demo_history(n_series)
+    history = demo_history(n_series) if history is None else history
     history = history[history["date"] <= pd.Timestamp(run_date)]
     rule = Rule("rolling_mean", 7)
     signals = compute_signals(history, rule)

@@ -30,7 +30,7 @@ import joblib
 import numpy as np
 import pandas as pd
 
-from pokewatch import runs
+from pokewatch import candidates, runs
 from pokewatch.errors import RunError
 from pokewatch.model import FairValueModel
 
@@ -197,14 +197,16 @@ class LoadedRun:
     def flags(self, date=None) -> list[dict]:
         """The BUY and SELL rows of ``date`` (default: the model's latest day), JSON-ready, cached.
 
+        The rows are in :func:`pokewatch.candidates.rank_flags` order, strongest first, as
+        the report, the alerts and the CLI list them; filtering them keeps that order.
+
         Raises:
             UnknownDateError: ``date`` is outside the model's window.
         """
         key = None if date is None else str(date)
         rows = self._flags.get(key)
         if rows is None:
-            frame = self.model.predict_all(date)
-            frame = frame[frame["signal"].isin(["BUY", "SELL"])].rename(columns={"fair_value": "fair_price"})
+            frame = candidates.rank_flags(self.model.predict_all(date)).rename(columns={"fair_value": "fair_price"})
             frame = frame.assign(signal=frame["signal"].astype(str))
             columns = [c for c in _FLAG_COLUMNS if c in frame.columns]
             rows = [{k: _clean(v) for k, v in row.items()} for row in frame[columns].to_dict("records")]

@@ -138,8 +138,9 @@ def build_router(holder: ModelHolder, metrics: ApiMetrics) -> APIRouter:
                       min_price: Annotated[float | None, Query(
                           ge=0, allow_inf_nan=False, description="Only cards at or above this price")] = None,
                       page: PageQuery = 1, page_size: PageSizeQuery = 100) -> dict:
-        """BUY flags sort by deviation ascending (most underpriced first), SELL flags descending,
-        and both together by the size of the deviation."""
+        """Strongest first, in the one ranking of :mod:`pokewatch.candidates` (the report, the alerts
+        and ``pokewatch signals`` list the same order): by the size of the deviation, so BUY flags
+        come most underpriced first and SELL flags most overpriced first."""
         run = await holder.get()
         rows = run.flags(date)
         if signal is not None:
@@ -148,12 +149,6 @@ def build_router(holder: ModelHolder, metrics: ApiMetrics) -> APIRouter:
             rows = [r for r in rows if r.get("category") == category]
         if min_price is not None:
             rows = [r for r in rows if r["market_price"] >= min_price]
-        if signal == "BUY":
-            rows = sorted(rows, key=lambda r: r["deviation"])
-        elif signal == "SELL":
-            rows = sorted(rows, key=lambda r: -r["deviation"])
-        else:
-            rows = sorted(rows, key=lambda r: -abs(r["deviation"]))
         start = (page - 1) * page_size
         day = date or run.model.dates[-1].date()
         return {"date": day, "run_date": run.run_date, "signal": signal, "total": len(rows),

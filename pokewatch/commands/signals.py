@@ -16,8 +16,9 @@ examples:
   pokewatch signals --signal HOLD --csv > hold.csv
   pokewatch signals --json | jq '.rows[0]'   # for scripts: every column, null for missing values
 
-Rows are sorted by strength: the furthest from fair value first. "Cards tracked" counts
-each card once per printing and currency (a series).
+Rows are sorted by strength: the furthest from fair value first, in the order the report,
+the alerts and the API use. "Cards tracked" counts each card once per printing and
+currency (a series).
 """
 #: Columns of the terminal table, in order.
 COLUMNS = ["signal", "name", "set_name", "variant", "market_price", "fair_value", "deviation", "card_id"]
@@ -42,15 +43,12 @@ def register(subparsers) -> None:
 
 
 def show_signals(args: argparse.Namespace) -> int:
-    from pokewatch import explore, terminal
+    from pokewatch import candidates, explore, terminal
 
     run = explore.open_run(args.date, runs_root=args.runs_dir, option="--date")
     wanted = args.signal or ["BUY", "SELL"]
     today = run.today
-    rows = today[today["signal"].isin(wanted)]
-    rows = rows.loc[rows["deviation"].abs().sort_values(ascending=False, na_position="last").index]
-    if args.limit and args.limit > 0:
-        rows = rows.head(args.limit)
+    rows = candidates.rank_flags(today, wanted, limit=max(args.limit, 0))
     counts = {s: int((today["signal"] == s).sum()) for s in ("BUY", "SELL", "HOLD")}
     if args.csv:
         rows.to_csv(sys.stdout, index=False)
