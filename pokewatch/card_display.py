@@ -78,7 +78,7 @@ def id_kind(frame: pd.DataFrame) -> pd.Series:
     return kind
 
 
-def display_name(frame: pd.DataFrame) -> pd.Series:
+def display_name(frame: pd.DataFrame, with_set: bool = True) -> pd.Series:
     """A readable name per row: the card's name, else what its id says; never ``<NA>``.
 
     Args:
@@ -89,7 +89,8 @@ def display_name(frame: pd.DataFrame) -> pd.Series:
         A ``string`` Series aligned with ``frame``: ``name`` when it is known; else
         ``"TCGplayer product 89333 (SV: Scarlet & Violet 151)"`` for a TCGplayer
         productId, ``"card sv3pt5-199 (151)"`` for any other id (the set part only
-        when the set name is known), ``"unknown card"`` without an id.
+        when the set name is known and ``with_set``: leave it out where the set is
+        shown beside the name), ``"unknown card"`` without an id.
     """
     name = _text(frame, "name")
     ids = _text(frame, "card_id")
@@ -97,7 +98,8 @@ def display_name(frame: pd.DataFrame) -> pd.Series:
     label = pd.Series("card ", index=frame.index, dtype="string").mask(id_kind(frame).eq("tcgplayer"),
                                                                         "TCGplayer product ")
     fallback = (label + ids).fillna("unknown card")
-    fallback = (fallback + " (" + set_name + ")").fillna(fallback)
+    if with_set:
+        fallback = (fallback + " (" + set_name + ")").fillna(fallback)
     return name.fillna(fallback).astype("string")
 
 

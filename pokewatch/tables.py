@@ -164,11 +164,14 @@ def kind_of(column: str, values: pd.Series) -> str:
     return "text"
 
 
-def card_labels(frame: pd.DataFrame) -> pd.Series:
-    """The card name shown for each row: :func:`pokewatch.card_display.display_name`, never ``<NA>``."""
+def card_labels(frame: pd.DataFrame, with_set: bool = False) -> pd.Series:
+    """The card name shown for each row (:func:`pokewatch.card_display.display_name`), never ``<NA>``.
+
+    Without the set by default: every table, title and message here shows the set beside the name.
+    """
     from pokewatch.card_display import display_name
 
-    return display_name(frame).astype(object)
+    return display_name(frame, with_set=with_set).astype(object)
 
 
 def card_links(frame: pd.DataFrame) -> pd.Series:

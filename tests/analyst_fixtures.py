@@ -119,8 +119,8 @@ def make_run(runs_root: Path, run_date: str = "2026-11-28", *, publish: bool = T
                              runs_root=runs_root)
     atomic.dump_joblib(attempt / "model.joblib", model)
     atomic.write_csv(attempt / "signals.csv", today.sort_values("deviation"))
-    atomic.write_json(attempt / "metrics.json", _clean({"run_date": run_date, "model": model.params, "kpis": kpis,
-                                                               "track_record": track}))
+    metrics = _clean({"run_date": run_date, "model": model.params, "kpis": kpis, "track_record": track})
+    atomic.write_json(attempt / "metrics.json", metrics)
     atomic.write_json(attempt / "quality.json", {"completeness": 1.0, "validation": {"rows_rejected": 0}})
     counts = today["signal"].value_counts()
     runs.record_step(attempt, "evaluate", 1.5, {"signals": False}, cards=len(today),
@@ -132,7 +132,7 @@ def make_run(runs_root: Path, run_date: str = "2026-11-28", *, publish: bool = T
         portfolio.write_outputs(book, attempt)
     if notebook:
         quality = {"completeness": 1.0, "validation": {"rows_rejected": 0}}
-        printed = summary.plain_summary(_clean(kpis), today, quality) + "\n" + NEWS
+        printed = summary.plain_summary(metrics, today, quality) + "\n" + NEWS
         nbformat.write(executed_notebook(printed=printed), str(attempt / "evaluate.ipynb"))
     if publish:
         runs.publish(attempt, runs_root)

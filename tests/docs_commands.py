@@ -288,7 +288,7 @@ REGISTRY: dict[str, Handling] = {
         ".venv/bin/pokewatch collect --replay runs/2026-01-05"),
     ".venv/bin/pokewatch runs": run(PIPELINE, expect="published"),
     ".venv/bin/pokewatch runs show 2026-11-28": run(RUN_2026_11_28, expect="Run 2026-11-28: published"),
-    ".venv/bin/pokewatch signals --signal BUY": run(PIPELINE, expect="published run of"),
+    ".venv/bin/pokewatch signals --signal BUY": run(PIPELINE, expect="published demo run of"),
     ".venv/bin/pokewatch card charizard": run(PIPELINE, expect="Charizard"),
     ".venv/bin/pre-commit install": run(expect="pre-commit installed", then="test -x .git/hooks/pre-commit"),
     ".venv/bin/python -m pytest --nbval-lax notebooks/": mapped(
@@ -302,8 +302,17 @@ REGISTRY: dict[str, Handling] = {
     ".venv/bin/python -m pokewatch.report": run(PIPELINE, expect="index.html", then="test -s runs/index.html"),
     ".venv/bin/pokewatch runs --published": run(PIPELINE, expect="published"),
     ".venv/bin/pokewatch runs show latest": run(PIPELINE, expect="published"),
-    ".venv/bin/pokewatch signals": run(PIPELINE, expect="published run of"),
-    ".venv/bin/pokewatch signals --signal BUY --limit 5": run(PIPELINE, expect="published run of"),
+    ".venv/bin/pokewatch signals": run(PIPELINE, expect="published demo run of"),
+    ".venv/bin/pokewatch signals --signal BUY --limit 5": run(PIPELINE, expect="published demo run of"),
+    ".venv/bin/pokewatch --version": run(expect=r"^pokewatch \d+\.\d+"),
+    ".venv/bin/pokewatch runs --source demo --json": run(PIPELINE, expect='"state": "published"'),
+    ".venv/bin/pokewatch signals --json": run(PIPELINE, expect='"counts"'),
+    ".venv/bin/pokewatch card charizard --json": run(PIPELINE, expect='"matched_by"'),
+    ".venv/bin/pokewatch --help": run(expect="runs"),
+    ".venv/bin/python -m benchmarks.cli_startup": run(PIPELINE, expect="pokewatch --help", slow=True),
+    ".venv/bin/python scripts/screenshots.py --out /tmp/shots": not_run(
+        "needs Debian's chromium and chromium-driver, which a fresh machine does not have; the page checks it runs "
+        "(no <NA>, nan or index column) run on a real report in tests/test_report.py and tests/test_cli_runs.py"),
     ".venv/bin/pokewatch signals --date 2026-11-27 --signal SELL --csv > sells.csv": run(
         RUN_2026_11_27, then="head -n 1 sells.csv | grep -q signal"),
     ".venv/bin/pokewatch card sv3pt5-169 --variant \"Reverse Holofoil\" --days 60 --out charizard.png": run(

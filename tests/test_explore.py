@@ -196,5 +196,5 @@ def test_a_card_without_a_name_is_called_by_its_id_never_na():
                              "name": pd.array([pd.NA, pd.NA], dtype="string"),
                              "set_name": pd.array(["Dragon", pd.NA], dtype="string"), "market_price": [395.0, 71.0]})
     match = explore.find_card(nameless, "83449")
-    assert str(match) == "card 83449 (83449, Holofoil, Dragon)" and "<NA>" not in match.describe()
+    assert str(match) == "TCGplayer product 83449 (83449, Holofoil, Dragon)" and "<NA>" not in match.describe()
     assert explore.find_card(nameless, "83500").set_name == ""

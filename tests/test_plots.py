@@ -6,6 +6,8 @@ import pandas as pd
 import pytest
 
 from pokewatch import plots, tables
+from pokewatch.backtest import error_histogram, return_box
+from pokewatch.kernels import ROW_FORECAST
 
 DAYS = pd.date_range("2026-01-01", periods=200, freq="D")
 
@@ -61,8 +63,10 @@ def test_nothing_to_plot_is_one_line_of_text_not_a_blank_figure():
 
 def test_the_error_histogram_has_a_percent_axis_that_says_where_it_is_capped():
     rng = np.random.default_rng(1)
-    errors = pd.DataFrame({"abs_error_fair": rng.uniform(0, 0.8, 500), "abs_error_naive": rng.uniform(0, 0.8, 500)})
-    ax = plots.error_distribution(errors).axes[0]
+    prices = np.round(rng.uniform(5, 10, 501), 2)
+    rows = np.r_[np.full(500, ROW_FORECAST), 0].astype(np.uint8)   # each row forecasts the next
+    histogram = error_histogram(prices, prices * rng.uniform(0.3, 1.7, 501), rows)
+    ax = plots.error_distribution(histogram).axes[0]
     assert ax.get_title(loc="left") and ax.get_xlim() == (0, 0.5)
     assert _percent(ax.xaxis.get_major_formatter(), 0.5) == "50%"
     assert "above 50% counted at 50%" in ax.get_xlabel() and ax.get_ylabel().startswith("observations")
@@ -100,8 +104,8 @@ def test_the_portfolio_axis_says_market_value_and_its_currency():
 
 
 @pytest.mark.parametrize("build", [
-    lambda: plots.forward_return_by_signal(pd.DataFrame({"signal": ["BUY", "HOLD", "SELL"],
-                                                         "forward_return": [0.1, 0.0, -0.1]}), 7),
+    lambda: plots.forward_return_by_signal({s: return_box(np.array([r, r + 0.02])) for s, r in
+                                            (("BUY", 0.1), ("HOLD", 0.0), ("SELL", -0.1))}, 7),
     lambda: plots.candidate_scores(pd.DataFrame({"method": ["ewm"], "window": [3], "buy_lift": [1.2],
                                                  "sell_lift": [2.0]})),
 ])

@@ -39,7 +39,7 @@ def test_a_report_leads_with_todays_flags_the_track_record_and_data_quality(isol
     assert "PokeWatch · 2026-11-28" in page and "source demo" in headline
     flagged = today[today["signal"] != "HOLD"].sort_values("deviation", key=abs, ascending=False).iloc[0]
     assert f"of {len(today):,} cards tracked" in headline and f"{flagged['name']} (" in headline
-    assert "In-sample backtest:" in headline and "7 days later" in headline and "within" not in headline
+    assert " SELL flags from " in headline and "7 days later" in headline and "within" not in headline
     assert "100% of requested items fetched, 0 row(s) rejected by validation" in headline
     chosen = report.render_report(run, track_record="Of 376 SELL flags, 36% were right.").read_text()
     assert "Of 376 SELL flags, 36% were right." in chosen and "In-sample backtest" not in chosen

@@ -42,7 +42,7 @@ def test_a_formatted_frame_has_human_headers_no_index_and_no_nan():
     assert text.index.tolist() == [0, 1]
     assert text.iloc[0].tolist() == ["Charizard ex", "sv3pt5-199", "Holofoil", "USD", "$1,234.50", "$1,100.00",
                                      "+12.2%", "SELL", "-$3.20"]
-    assert text.iloc[1].tolist()[:5] == ["card 89333", "89333", "Normal", "EUR", tables.MISSING]
+    assert text.iloc[1].tolist()[:5] == ["TCGplayer product 89333", "89333", "Normal", "EUR", tables.MISSING]
     assert text.loc[1, "Fair value"] == "€2.00" and text.loc[1, "Profit/loss"] == "+€4.00"
 
 
@@ -73,7 +73,7 @@ def test_card_names_link_to_their_page_where_a_link_is_known(monkeypatch):
         ["https://www.tcgplayer.com/product/1", pd.NA], index=frame.index, dtype="string"))
     page = tables.to_html(DAY, ["name", "market_price"])
     assert '<a href="https://www.tcgplayer.com/product/1">Charizard ex</a>' in page
-    assert ">card 89333<" in page, "no link, plain name"
+    assert ">TCGplayer product 89333<" in page, "no link, plain name"
 
 
 def test_an_empty_table_is_one_line_of_text():
