@@ -211,7 +211,7 @@ class RunContext:
         own = self.path("model.joblib")
         if own.exists():
             return joblib.load(own), f"trained in this run ({self.dir.name})"
-        found = runs.find_model(self.run_date)
+        found = runs.find_model(self.run_date, source=getattr(self.parameters, "source", None))
         if found is None:
             return None, f"no model trained on or before {self.run_date}"
         model = joblib.load(found)

@@ -107,15 +107,15 @@ def plan(run_date: str, source: str, overrides: list[str], *, backfill: str = ""
 
 
 # -- should-train, fail ------------------------------------------------------------------------
-def should_train(run_date: str, force: bool = False) -> tuple[bool, str]:
-    """Train on Mondays, when no usable model exists yet, or when forced."""
+def should_train(run_date: str, force: bool = False, source: str | None = None) -> tuple[bool, str]:
+    """Train on Mondays, when no usable model of ``source`` exists yet, or when forced."""
     if force:
         return True, "forced with --force-train"
     if dt.date.fromisoformat(run_date).weekday() == 0:
         return True, "Monday: weekly training"
-    model = runs.find_model(run_date)
+    model = runs.find_model(run_date, source=source)
     if model is None:
-        return True, f"no model trained on or before {run_date} yet"
+        return True, f"no {source + ' ' if source else ''}model trained on or before {run_date} yet"
     return False, f"using the model of {model.parent.name}"
 
 
@@ -288,6 +288,7 @@ def _parser() -> argparse.ArgumentParser:
     t = sub.add_parser("should-train", help="print yes/no and why; exit 0 to train, 1 not to")
     t.add_argument("--date", required=True)
     t.add_argument("--force", action="store_true")
+    t.add_argument("--source", help="the run's price source: only its models count")
     t.add_argument("--attempt")
     f = sub.add_parser("fail", help="mark an attempt failed; print the one-line summary")
     f.add_argument("--attempt", required=True)
@@ -342,7 +343,7 @@ def _dispatch(args) -> int:
         print(attempt)
         return 0
     if args.command == "should-train":
-        train, reason = should_train(args.date, args.force)
+        train, reason = should_train(args.date, args.force, args.source)
         if args.attempt:
             runs.update_manifest(Path(args.attempt), training={"trained": train, "reason": reason})
         print(f"{'yes' if train else 'no'}: {reason}")

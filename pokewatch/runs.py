@@ -424,17 +424,22 @@ def attempts(runs_root: Path | None = None):
     return pd.DataFrame(rows, columns=["run_date", "status", "published", "path", "manifest"])
 
 
-def find_model(run_date: str, runs_root: Path | None = None) -> Path | None:
+def find_model(run_date: str, runs_root: Path | None = None, source: str | None = None) -> Path | None:
     """``model.joblib`` of the newest good run on or before ``run_date`` whose model was
-    trained on or before ``run_date`` (a later model would be look-ahead)."""
+    trained on or before ``run_date`` (a later model would be look-ahead), on ``source``
+    when given (another source's model says nothing about this one's cards)."""
     root = _root(runs_root)
     for day in reversed(published_dates(runs_root)):
         if day > run_date:
             continue
         folder = (root / day).resolve()
         try:
-            trained_on = read_manifest(folder).get("model", {}).get("trained_on")
+            manifest = read_manifest(folder)
         except (RunError, json.JSONDecodeError):
+            continue
+        trained_on = manifest.get("model", {}).get("trained_on")
+        run_source = (manifest.get("parameters", {}).get("collect") or {}).get("source")
+        if source is not None and run_source not in (None, source):
             continue
         if trained_on and trained_on <= run_date and (folder / "model.joblib").exists():
             return folder / "model.joblib"

@@ -143,7 +143,8 @@ run_notebook() {
 
 maybe_train() {
   local decision
-  if decision=$("${PY[@]}" -m pokewatch.pipeline should-train --date "$RUN_DATE" --attempt "$ATTEMPT" \
+  if decision=$("${PY[@]}" -m pokewatch.pipeline should-train --date "$RUN_DATE" --source "$SOURCE" \
+      --attempt "$ATTEMPT" \
       $([[ $FORCE_TRAIN -eq 1 ]] && echo --force)); then
     log "training: $decision"
     run_notebook train

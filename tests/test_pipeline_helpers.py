@@ -161,3 +161,12 @@ def test_a_rejected_plan_is_one_stamped_line_and_exit_2():
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and " pipeline: error: parameter eval_days" in result.stderr
     assert result.stderr[:4].isdigit()
+
+
+def test_should_train_counts_only_models_of_the_runs_own_source(isolated_dirs):
+    from tests.analyst_fixtures import make_run
+
+    make_run(isolated_dirs["runs"], "2026-11-28")            # a demo run with its model
+    assert pipeline.should_train("2026-12-01", source="demo")[0] is False
+    assert pipeline.should_train("2026-12-01", source="pokemontcg") == \
+        (True, "no pokemontcg model trained on or before 2026-12-01 yet")
