@@ -157,7 +157,7 @@ def test_the_store_is_the_same_whether_days_arrive_one_by_one_or_as_one_backfill
 
     history = demo_prices("2026-01-01", "2026-03-15", n_series=30)
     one_by_one, backfill = PriceStore(tmp_path / "daily"), PriceStore(tmp_path / "backfill")
-    for day, rows in history.groupby("date", sort=True):
+    for _day, rows in history.groupby("date", sort=True):
         one_by_one.write_days("demo", rows.reset_index(drop=True))
     backfill.write_days("demo", history)
     assert len(one_by_one.compacted("demo")[0].parts) > 1  # the daily store holds segments
