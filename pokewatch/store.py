@@ -164,6 +164,7 @@ class PriceStore:
         by_day = rows.take(order) if (np.diff(order) != 1).any() else rows
         del order, rows
         cuts = np.flatnonzero(np.diff(by_day.days)) + 1
+        existing = set(self._partitions(source))  # one listing instead of a failed open per new day
         written: dict[str, tuple[int, int]] = {}
         pieces, all_plain = [], True
         for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, by_day.n]):
@@ -171,7 +172,7 @@ class PriceStore:
             day = f"{pd.Timestamp(dates_of(by_day.days[lo:lo + 1])[0]):%Y-%m-%d}"
             path = self.day_path(source, day)
             report.rows[day] = hi - lo
-            stored = _read_day(path)
+            stored = _read_day(path) if path.name in existing else None
             if stored is None:
                 merged, day_schema, piece = by_day, schema, slice(lo, hi)
             else:
