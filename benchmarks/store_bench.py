@@ -18,7 +18,8 @@ backfill       ``collect("demo", ...)`` of ``--days`` days into an empty store (
 demo_collect   the demo's first run: ``--history-days`` + 1 days into an empty store
 add_day        the day after the backfill into a copy of the backfilled store: ``write_days``
                of the validated day, and the whole ``collect`` (which simulates the market too)
-cron           ``--cron-days`` successive days into one copy, one process per day
+cron           ``--cron-days`` successive days into one copy, one process per day; then the
+               merge of all its parts into one base (the rare day a write does that)
 load           ``load_frame`` of the whole history and of the last 365 days, ``load`` of 365 days,
                on the backfilled store and on the store after the cron days
 =============  =============================================================================
@@ -124,12 +125,29 @@ def stage_load(spec: dict, memory) -> dict:
         out[label] = times
     out["load_frame_peak_bytes"] = memory.peak()
     memory.reset()
-    started = time.perf_counter()
-    table = store.load("demo", recent, None)
-    out["load_365"] = [time.perf_counter() - started]
-    out["load_365_rows"] = len(table)
+    out["load_365"] = []
+    for _ in range(spec["repeats"]):
+        started = time.perf_counter()
+        table = store.load("demo", recent, None)
+        out["load_365"].append(time.perf_counter() - started)
+        out["load_365_rows"] = len(table)
+        del table
     out["load_peak_bytes"] = memory.peak()
     return out
+
+
+def stage_compact(spec: dict, memory) -> dict:
+    """Merge the whole compacted history into one base: the rare day a write does that (None without segments)."""
+    from pokewatch.store import PriceStore
+
+    store = PriceStore(Path(spec["store"]))
+    if not hasattr(store, "compact"):
+        return {"seconds": None, "peak_bytes": None}
+    store.compacted("demo")
+    memory.reset()
+    started = time.perf_counter()
+    store.compact("demo")
+    return {"seconds": time.perf_counter() - started, "peak_bytes": memory.peak()}
 
 
 STAGES = {name[len("stage_"):]: func for name, func in globals().items() if name.startswith("stage_")}
@@ -242,6 +260,9 @@ def measure(checkout: Checkout, args, days_file: Path) -> dict:
                        "peak_bytes": _stats([r["peak_bytes"] for r in runs])}
         if "load" in args.cases:
             out["load_after_cron"] = checkout.run("load", {"store": str(store), "repeats": args.repeats}, timeout)
+        merge = checkout.run("compact", {"store": str(store)}, timeout)
+        if merge["seconds"] is not None:
+            out["base_merge"] = merge
         shutil.rmtree(store, ignore_errors=True)
     return out
 
@@ -279,6 +300,10 @@ def rows_of(result: dict, settings: dict) -> list[tuple[str, str, str]]:
                       ("cron", "successive days: write_days each")):
         if key in result:
             rows.append((what, _fmt_seconds(result[key]["seconds"]), _fmt_bytes(result[key]["peak_bytes"])))
+    if "base_merge" in result:
+        merge = result["base_merge"]
+        rows.append(("the rare day the segments merge into the base", f"{merge['seconds']:.2f} s",
+                     _fmt_bytes(merge["peak_bytes"])))
     for key, what in (("load_backfilled", "after the backfill"), ("load_after_cron", "after the successive days")):
         if key in result:
             load = result[key]

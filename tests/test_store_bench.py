@@ -21,4 +21,5 @@ def test_the_store_benchmark_measures_two_checkouts_side_by_side(tmp_path):
         assert measured["add_day_write"]["rows"] > 10
         assert len(measured["cron"]["seconds"]["values"]) == 2
         assert measured["load_backfilled"]["load_frame_all_rows"] == measured["backfill"]["rows"]
+        assert measured["base_merge"]["seconds"] > 0
     assert "| add one day: write_days |" in proc.stdout and "one time" in proc.stdout
