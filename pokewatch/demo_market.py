@@ -57,6 +57,7 @@ from the default market's.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
@@ -309,6 +310,22 @@ def simulate_prices(n_series: int, n_days: int, seed: int, base_price: np.ndarra
         ParameterError: a size or seed out of range, or ``base_price`` not holding
             ``n_series`` positive prices.
     """
+    out = None
+    for first, block in simulate_blocks(n_series, n_days, seed, base_price, keep_from=keep_from):
+        if out is None:
+            out = np.empty((n_days - keep_from, n_series))
+        out[first:first + len(block)] = block
+    return out
+
+
+def simulate_blocks(n_series: int, n_days: int, seed: int, base_price: np.ndarray, *,
+                    keep_from: int = 0) -> Iterator[tuple[int, np.ndarray]]:
+    """:func:`simulate_prices` a block of days at a time: (first day, prices of its days x series).
+
+    The simulation holds one block of random draws and the series' state, so memory
+    does not grow with the window. The blocks together are exactly
+    :func:`simulate_prices`' array (same arguments, same raises).
+    """
     _check(n_series, seed)
     if isinstance(n_days, bool) or not isinstance(n_days, (int, np.integer)) or n_days < 1:
         raise ParameterError(f"n_days must be a positive integer, got {n_days!r}")
@@ -326,7 +343,6 @@ def simulate_prices(n_series: int, n_days: int, seed: int, base_price: np.ndarra
     last_move = np.zeros(n_series)
     decay = 0.5 ** (1.0 / _SPIKE_HALF_LIFE)
     log_move_size = np.log(_MOVE_SIZE)
-    observed_log = np.empty((n_days - keep_from, n_series))
     shape = (_BLOCK_DAYS, n_series)
     for block_start in range(0, n_days, _BLOCK_DAYS):
         trade_u = trade_rng.random(shape)
@@ -339,6 +355,8 @@ def simulate_prices(n_series: int, n_days: int, seed: int, base_price: np.ndarra
         hit_size = np.log1p(_SPIKE_MIN + (_SPIKE_MAX - _SPIKE_MIN) * spike_u[hit_day, hit_series] / _P_SPIKE)
         hit_bounds = np.searchsorted(hit_day, np.arange(_BLOCK_DAYS + 1))
         block_days = min(_BLOCK_DAYS, n_days - block_start)
+        first = max(block_start, keep_from)
+        observed_log = np.empty((max(block_start + block_days - first, 0), n_series))
         for offset in range(block_days):
             hits = hit_series[hit_bounds[offset]:hit_bounds[offset + 1]]
             spike *= decay
@@ -356,15 +374,13 @@ def simulate_prices(n_series: int, n_days: int, seed: int, base_price: np.ndarra
             # The market price only updates on trade days or when a spike breaks out.
             shown[traders] = after + spike[traders]
             shown[hits] = latent[hits] + spike[hits]
-            if block_start + offset >= keep_from:
-                observed_log[block_start + offset - keep_from] = shown
-        first = max(block_start, keep_from)
-        if first < block_start + block_days:
-            kept = observed_log[first - keep_from:block_start + block_days - keep_from]
-            kept[missing[first - block_start:block_days]] = np.nan
-    prices = np.exp(observed_log, out=observed_log)
-    np.maximum(np.round(prices, 2, out=prices), 0.01, out=prices)   # NaN stays NaN
-    return prices
+            if block_start + offset >= first:
+                observed_log[block_start + offset - first] = shown
+        if len(observed_log):
+            observed_log[missing[first - block_start:block_days]] = np.nan
+            prices = np.exp(observed_log, out=observed_log)
+            np.maximum(np.round(prices, 2, out=prices), 0.01, out=prices)   # NaN stays NaN
+            yield first - keep_from, prices
 
 
 def _timestamp(value, what: str) -> pd.Timestamp:
@@ -375,6 +391,20 @@ def _timestamp(value, what: str) -> pd.Timestamp:
     if pd.isna(stamp):
         raise ParameterError(f"{what} must be a date like '2026-01-05', got {value!r}")
     return stamp.tz_localize(None).normalize() if stamp.tzinfo else stamp.normalize()
+
+
+def _window(start, end, n_series: int, seed: int, epoch) -> tuple[pd.Timestamp, pd.Timestamp, pd.Timestamp]:
+    """(start, end, first simulated day) of a request, checked."""
+    _check(n_series, seed)
+    start, end = _timestamp(start, "start"), _timestamp(end, "end")
+    first_day = EPOCH if epoch is None else _timestamp(epoch, "epoch")
+    if start < first_day:
+        raise ParameterError(
+            f"the demo market starts on {first_day.date()}; start {start.date()} is earlier. "
+            f"Ask for days from {first_day.date()} on" + (", or pass epoch=start." if epoch is None else "."))
+    if end < start:
+        raise ParameterError(f"end {end.date()} is before start {start.date()}; swap them")
+    return start, end, first_day
 
 
 def demo_prices(
@@ -406,26 +436,67 @@ def demo_prices(
         ParameterError: bad n_series or seed, unreadable dates, end before start, or
             start before the epoch.
     """
-    _check(n_series, seed)
-    start, end = _timestamp(start, "start"), _timestamp(end, "end")
-    first_day = EPOCH if epoch is None else _timestamp(epoch, "epoch")
-    if start < first_day:
-        raise ParameterError(
-            f"the demo market starts on {first_day.date()}; start {start.date()} is earlier. "
-            f"Ask for days from {first_day.date()} on" + (", or pass epoch=start." if epoch is None else "."))
-    if end < start:
-        raise ParameterError(f"end {end.date()} is before start {start.date()}; swap them")
+    start, end, first_day = _window(start, end, n_series, seed, epoch)
     catalogue = demo_catalogue(n_series, seed)
-    n_days = (end - first_day).days + 1
+    window = simulate_prices(n_series, (end - first_day).days + 1, seed, catalogue["base_price"].to_numpy(),
+                             keep_from=(start - first_day).days)
+    return _long_frame(window, start, catalogue, categorical=False)
+
+
+def demo_price_chunks(
+    start: str | pd.Timestamp,
+    end: str | pd.Timestamp,
+    n_series: int = DEFAULT_N_SERIES,
+    seed: int = DEFAULT_SEED,
+    *,
+    epoch: str | pd.Timestamp | None = None,
+    chunk_days: int = 31,
+) -> Iterator[pd.DataFrame]:
+    """:func:`demo_prices` of [start, end] as consecutive windows of ``chunk_days`` days, from one simulation.
+
+    Why: a 730-day backfill of 45,000 series is 32 million rows; a collect streams
+    the chunks into the store instead of holding the whole window. The string
+    columns are categoricals (one code per row into the catalogue's values), which
+    is all a chunk costs beside its dates and prices.
+
+    Yields:
+        Frames with :func:`demo_prices`' columns and rows (string columns as
+        ``category`` dtype), each covering up to ``chunk_days`` consecutive days.
+
+    Raises:
+        ParameterError: as :func:`demo_prices`, or ``chunk_days`` below 1.
+    """
+    if isinstance(chunk_days, bool) or not isinstance(chunk_days, (int, np.integer)) or chunk_days < 1:
+        raise ParameterError(f"chunk_days must be a positive integer, got {chunk_days!r}")
+    start, end, first_day = _window(start, end, n_series, seed, epoch)
+    catalogue = demo_catalogue(n_series, seed)
     keep_from = (start - first_day).days
-    window = simulate_prices(n_series, n_days, seed, catalogue["base_price"].to_numpy(),
-                             keep_from=keep_from)
+    pending, pending_first = [], 0
+    for first, block in simulate_blocks(n_series, (end - first_day).days + 1, seed,
+                                        catalogue["base_price"].to_numpy(), keep_from=keep_from):
+        if not pending:
+            pending_first = first
+        pending.append(block)
+        held = sum(len(b) for b in pending)
+        while held >= chunk_days:
+            days = np.concatenate(pending) if len(pending) > 1 else pending[0]
+            yield _long_frame(days[:chunk_days], start + pd.Timedelta(days=pending_first), catalogue,
+                              categorical=True)
+            rest = days[chunk_days:]
+            pending, pending_first, held = ([rest] if len(rest) else []), pending_first + chunk_days, len(rest)
+    if pending:
+        days = np.concatenate(pending) if len(pending) > 1 else pending[0]
+        yield _long_frame(days, start + pd.Timedelta(days=pending_first), catalogue, categorical=True)
+
+
+def _long_frame(window: np.ndarray, start: pd.Timestamp, catalogue: pd.DataFrame, *,
+                categorical: bool) -> pd.DataFrame:
+    """The long table of a (days x series) price window starting on ``start``."""
+    n_days_kept, n_series = window.shape
     # Series-major order: the catalogue is sorted by card_id and variant, so the rows
     # come out sorted by card_id, variant and date without sorting the long table.
     by_series = np.ascontiguousarray(window.T).ravel()
-    del window
     observed = ~np.isnan(by_series)
-    n_days_kept = (end - start).days + 1
     rows_per_series = observed.reshape(n_series, n_days_kept).sum(axis=1)
     day_ns = pd.Timestamp(start).as_unit("ns").value + np.arange(n_days_kept, dtype=np.int64) * _NS_PER_DAY
     columns = {
@@ -434,13 +505,20 @@ def demo_prices(
         "market_price": by_series[observed],
     }
     del by_series, observed
-    series_of_row = pa.array(np.repeat(np.arange(n_series, dtype=np.int32), rows_per_series))
+    series_of_row = np.repeat(np.arange(n_series, dtype=np.int32), rows_per_series)
     series = catalogue.assign(source="demo")
     for name in ["card_id", "variant", "currency", "name", "set_id", "set_name", "number", "rarity", "source"]:
-        values = pa.array(series[name].to_numpy(dtype=object), type=pa.large_string())
-        columns[name] = pd.arrays.ArrowStringArray(
-            pa.DictionaryArray.from_arrays(series_of_row, values).dictionary_decode())
-    columns["category"] = pd.arrays.ArrowStringArray(pa.nulls(len(series_of_row), pa.large_string()))
+        if categorical:
+            codes, uniques = pd.factorize(series[name], sort=True)
+            columns[name] = pd.Categorical.from_codes(codes[series_of_row].astype(np.int32, copy=False),
+                                                      dtype=pd.CategoricalDtype(pd.Index(uniques, dtype="str")))
+        else:
+            values = pa.array(series[name].to_numpy(dtype=object), type=pa.large_string())
+            columns[name] = pd.arrays.ArrowStringArray(
+                pa.DictionaryArray.from_arrays(pa.array(series_of_row), values).dictionary_decode())
+    columns["category"] = pd.Categorical.from_codes(np.full(len(series_of_row), -1, np.int8),
+                                                    dtype=pd.CategoricalDtype(pd.Index([], dtype="str"))) \
+        if categorical else pd.arrays.ArrowStringArray(pa.nulls(len(series_of_row), pa.large_string()))
     frame = pd.DataFrame(columns, copy=False)
     logger.debug("demo market: %d series x %d days -> %d rows", n_series, n_days_kept, len(frame))
     return frame

@@ -177,6 +177,8 @@ class CollectParameters(NotebookParameters):
                       description="demo: market seed (same seed, same prices on every machine)")
     min_completeness: float = Field(0.9, ge=0, le=1,
                                     description="fail when fewer than this share of requested items could be fetched")
+    replace_day: bool = Field(False, description="remove stored rows of the collected days that this collect did "
+                                                 "not fetch")
     source_options: str = Field("", description="more source settings as name:value pairs or JSON, "
                                                 "see docs/data_sources.md")
 

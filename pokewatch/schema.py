@@ -208,3 +208,45 @@ def validate_observations(frame: pd.DataFrame, *,
     if counts:
         logger.warning("rejected %d of %d rows: %s", int(rejected_mask.sum()), len(table), counts)
     return ValidationResult(valid=valid, rejected=rejected.reset_index(drop=True), counts=counts)
+
+
+# -- stored columns: what the price store keeps ------------------------------------------------
+# Why a policy: a file with 200,000 unmapped columns once went into the store and its
+# compacted history whole (85 KB became 596 MB; every later load took 32 s). The store
+# keeps the schema's columns, the extra columns sources are known to add, and at most
+# MAX_EXTRA_COLUMNS columns a user declared (the file source's ``columns=`` option).
+
+#: Extra columns the built-in sources add, kept beside the schema's columns.
+KNOWN_EXTRA_COLUMNS = (
+    "low_price", "mid_price", "high_price", "direct_low_price", "product_id", "updated_at",  # tcgcsv, pokemontcg
+    "variant_key", "avg1", "avg7", "avg30",                                                 # pokemontcg
+    "condition", "volume", "price_kind",                                                    # pokemonpricetracker
+)
+#: Most user-declared extra columns the store keeps (the known ones do not count).
+MAX_EXTRA_COLUMNS = 16
+#: Longest text (characters) the store keeps in a descriptive or extra column; longer text is cut.
+MAX_TEXT_CHARS = 256
+
+
+def stored_columns(columns, declared=()) -> tuple[list[str], list[str]]:
+    """Split column names into those the store keeps and those it drops.
+
+    Kept: :data:`REQUIRED_COLUMNS`, :data:`DESCRIPTIVE_COLUMNS`,
+    :data:`KNOWN_EXTRA_COLUMNS`, and the first :data:`MAX_EXTRA_COLUMNS` of
+    ``declared`` that are present, in the order of ``columns``.
+
+    Args:
+        columns: the column names of a price table.
+        declared: extra column names a user asked to keep.
+
+    Returns:
+        (kept, dropped), each in the order of ``columns``.
+    """
+    names = [str(c) for c in columns]
+    present = set(names)
+    allowed = set(REQUIRED_COLUMNS) | set(DESCRIPTIVE_COLUMNS) | set(KNOWN_EXTRA_COLUMNS)
+    extra = [name for name in dict.fromkeys(str(d) for d in declared) if name in present and name not in allowed]
+    allowed |= set(extra[:MAX_EXTRA_COLUMNS])
+    kept = [name for name in names if name in allowed]
+    dropped = [name for name in names if name not in allowed]
+    return kept, dropped

@@ -17,6 +17,7 @@ def store(tmp_path):
 
 
 def days(card: str, first: int, last: int, price: float = 1.0, **columns) -> pd.DataFrame:
+    """One Normal series of ``card``, one row per day of November 2026 from ``first`` to ``last``."""
     return prices([(card, "Normal", f"2026-11-{d:02d}", price + d) for d in range(first, last + 1)], **columns)
 
 
@@ -38,11 +39,12 @@ def assert_in_step(store: PriceStore) -> None:
     assert list(actual["date"]) == list(expected["date"].astype("datetime64[ns]"))
 
 
-def test_a_load_maps_one_compacted_file_named_after_the_fingerprint(store):
+def test_a_load_maps_the_history_named_after_the_fingerprint(store):
     store.write_days("demo", pd.concat([days("a-1", 1, 5), days("b-2", 3, 7)]))
-    compacted, up_to_date = store.compacted("demo")
+    history, up_to_date = store.compacted("demo")
     assert up_to_date
-    assert compacted.path.name == f"history-{store.fingerprint('demo')}.arrow"
+    assert history.state.name == f"state-{store.fingerprint('demo')}.json"
+    assert [part.role for part in history.parts] == ["base"]
     assert_in_step(store)
 
 
@@ -67,7 +69,7 @@ def test_days_changed_behind_the_stores_back_are_picked_up_on_load(store):
 def test_a_deleted_compacted_file_is_rebuilt_from_the_daily_files(store):
     store.write_days("demo", days("a-1", 1, 5, category="grail"))
     compaction.discard(store.root, "demo")
-    assert not list((store.root / compaction.FOLDER / "demo").glob("*.arrow"))
+    assert not list((store.root / compaction.FOLDER / "demo").glob("state-*"))
     assert loaded(store)["category"].tolist() == ["grail"] * 5
 
 
@@ -90,3 +92,89 @@ def test_string_columns_come_back_as_categoricals_in_the_price_frame(store):
     frame = store.load_frame("demo").frame
     assert isinstance(frame["card_id"].dtype, pd.CategoricalDtype)
     assert frame["date"].dtype == np.dtype("datetime64[ns]")
+
+
+# -- a base plus day segments -------------------------------------------------------------------------
+def test_adding_a_day_writes_a_segment_with_just_that_day(store):
+    store.write_days("demo", pd.concat([days("a-1", 1, 20), days("b-2", 1, 20)]))
+    store.write_days("demo", pd.concat([days("a-1", 21, 21), days("b-2", 21, 21)]))
+    history, _ = store.compacted("demo")
+    assert [(part.role, part.n) for part in history.parts] == [("base", 40), ("segment", 2)]
+    assert_in_step(store)
+    frame = store.load_frame("demo")
+    assert frame.bounds.tolist() == [0, 21, 42] and frame.days[20] - frame.days[19] == 1
+
+
+def test_segments_merge_as_they_pile_up(store):
+    store.write_days("demo", pd.concat([days(f"c-{i}", 1, 28) for i in range(4)]))
+    counts = []
+    for day in range(29, 31):
+        store.write_days("demo", pd.concat([days(f"c-{i}", day, day) for i in range(4)]))
+        counts.append(len(store.compacted("demo")[0].parts))
+    assert counts == [2, 2]  # the second day's segment merged with the first's
+    for month_day in range(1, 29):  # a month of December days: the base takes them in once they are a quarter
+        store.write_days("demo", prices([(f"c-{i}", "Normal", f"2026-12-{month_day:02d}", 2.0) for i in range(4)]))
+    history, _ = store.compacted("demo")
+    assert len(history.parts) <= 1 + 6
+    assert sum(part.n for part in history.parts) == 4 * 58
+    assert_in_step(store)
+
+
+def test_recollecting_an_older_day_goes_into_its_place(store):
+    store.write_days("demo", pd.concat([days("a-1", 1, 10), days("b-2", 1, 10)]))
+    store.write_days("demo", prices([("a-1", "Normal", "2026-11-03", 99.0), ("a-0", "Normal", "2026-11-03", 7.0)]))
+    assert_in_step(store)
+    window = store.load("demo", "2026-11-02", "2026-11-04")
+    assert window[["card_id", "market_price"]].values.tolist() == [
+        ["a-0", 7.0], ["a-1", 3.0], ["a-1", 99.0], ["a-1", 5.0], ["b-2", 3.0], ["b-2", 4.0], ["b-2", 5.0]]
+
+
+def test_compacting_merges_every_part_into_one_mapped_base(store):
+    store.write_days("demo", days("a-1", 1, 10))
+    store.write_days("demo", days("a-1", 11, 11, low_price=0.5))
+    before = loaded(store)
+    store.compact("demo")
+    history, _ = store.compacted("demo")
+    assert [part.role for part in history.parts] == ["base"]
+    pd.testing.assert_frame_equal(loaded(store), before)
+    frame = store.load_frame("demo")
+    assert isinstance(frame.prices.base, np.memmap)  # no copy: a view of the mapped file
+
+
+def _store_bytes(store: PriceStore) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in store.day_files("demo")}
+
+
+def _base_bytes(store: PriceStore) -> dict[str, bytes]:
+    store.compact("demo")
+    history, _ = store.compacted("demo")
+    (base,) = history.parts
+    return {path.name: path.read_bytes() for path in sorted(base.path.iterdir())}
+
+
+def test_the_store_is_the_same_whether_days_arrive_one_by_one_or_as_one_backfill(tmp_path):
+    from pokewatch.demo_market import demo_prices
+
+    history = demo_prices("2026-01-01", "2026-03-15", n_series=30)
+    one_by_one, backfill = PriceStore(tmp_path / "daily"), PriceStore(tmp_path / "backfill")
+    for _day, rows in history.groupby("date", sort=True):
+        one_by_one.write_days("demo", rows.reset_index(drop=True))
+    backfill.write_days("demo", history)
+    assert len(one_by_one.compacted("demo")[0].parts) > 1  # the daily store holds segments
+
+    assert _store_bytes(one_by_one) == _store_bytes(backfill)
+    pd.testing.assert_frame_equal(one_by_one.load("demo"), backfill.load("demo"))
+    daily, bulk = one_by_one.load_frame("demo"), backfill.load_frame("demo")
+    for name in ("codes", "days", "prices", "bounds"):
+        assert np.array_equal(getattr(daily, name), getattr(bulk, name)), name
+    pd.testing.assert_frame_equal(daily.frame, bulk.frame)
+    assert _base_bytes(one_by_one) == _base_bytes(backfill)
+
+
+def test_an_unreadable_part_is_rebuilt_from_the_daily_files(store):
+    store.write_days("demo", days("a-1", 1, 5))
+    history, _ = store.compacted("demo")
+    (history.parts[0].path / "part.json").write_text("{not json")
+    compaction._OPEN_PARTS.clear()
+    os.utime(store.day_path("demo", "2026-11-03"))  # a change, so the state is looked for again
+    assert_in_step(store)

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pokewatch.demo_market import demo_catalogue, demo_prices, simulate_prices
+from pokewatch.demo_market import demo_catalogue, demo_price_chunks, demo_prices, simulate_prices
 from pokewatch.errors import ParameterError
 
 STRING_COLUMNS = ["card_id", "variant", "currency", "name", "set_id", "set_name", "number",
@@ -164,6 +164,24 @@ def test_epoch_at_start_simulates_only_the_window():
     assert prices["date"].max() == pd.Timestamp("2025-03-31")
     again = demo_prices("2025-01-01", "2025-03-31", n_series=100, epoch="2025-01-01")
     pd.testing.assert_frame_equal(prices, again)
+
+
+@pytest.mark.parametrize("start, end, chunk_days", [("2020-03-10", "2020-07-01", 31), ("2025-06-01", "2025-06-03", 31),
+                                                     ("2020-01-01", "2020-02-05", 7)])
+def test_chunks_of_a_backfill_are_the_backfill_with_categorical_strings(start, end, chunk_days):
+    whole = demo_prices(start, end, n_series=40)
+    chunks = list(demo_price_chunks(start, end, n_series=40, chunk_days=chunk_days))
+
+    assert [c["date"].nunique() for c in chunks][:-1] == [chunk_days] * (len(chunks) - 1)
+    assert all(isinstance(chunks[0][c].dtype, pd.CategoricalDtype) for c in STRING_COLUMNS)
+    joined = pd.concat([c.astype({name: "string" for name in STRING_COLUMNS}) for c in chunks])
+    joined = joined.sort_values(["card_id", "variant", "date"], kind="stable", ignore_index=True)
+    pd.testing.assert_frame_equal(joined, whole)
+
+
+def test_a_chunk_size_below_one_is_refused():
+    with pytest.raises(ParameterError, match="chunk_days must be a positive integer"):
+        next(demo_price_chunks("2025-01-01", "2025-01-02", chunk_days=0))
 
 
 def test_card_and_variant_identify_a_series():

@@ -1,7 +1,11 @@
+import time
+
+import numpy as np
 import pandas as pd
 import pytest
 
 from pokewatch.errors import ParameterError
+from pokewatch.schema import DESCRIPTIVE_COLUMNS, MAX_EXTRA_COLUMNS, MAX_TEXT_CHARS, REQUIRED_COLUMNS
 from pokewatch.store import PriceStore
 from tests.conftest import prices
 
@@ -11,11 +15,29 @@ def store(tmp_path):
     return PriceStore(tmp_path / "store")
 
 
-def test_rerunning_a_day_replaces_its_rows(store):
+def test_recollecting_a_day_keeps_the_rows_it_did_not_fetch(store):
     store.write_days("demo", prices([("a-1", "Normal", "2026-11-27", 1.0), ("a-2", "Normal", "2026-11-27", 2.0)]))
-    store.write_days("demo", prices([("a-1", "Normal", "2026-11-27", 1.5)]))
+    report = store.write_days("demo", prices([("a-1", "Normal", "2026-11-27", 1.5)]))
     loaded = store.load("demo")
-    assert loaded[["card_id", "market_price"]].values.tolist() == [["a-1", 1.5]]
+    assert loaded[["card_id", "market_price"]].values.tolist() == [["a-1", 1.5], ["a-2", 2.0]]
+    assert report.stored == {"2026-11-27": 2} and report.rows_removed == 0
+
+
+def test_replace_day_keeps_only_the_fetched_rows_and_counts_the_removed(store):
+    store.write_days("demo", prices([("a-1", "Normal", "2026-11-27", 1.0), ("a-2", "Normal", "2026-11-27", 2.0),
+                                     ("a-3", "Normal", "2026-11-27", 3.0), ("a-1", "Normal", "2026-11-26", 9.0)]))
+    report = store.write_days("demo", prices([("a-1", "Normal", "2026-11-27", 1.5)]), replace_day=True)
+    assert store.load("demo")[["date", "market_price"]].values.tolist() == [
+        [pd.Timestamp("2026-11-26"), 9.0], [pd.Timestamp("2026-11-27"), 1.5]]
+    assert report.removed == {"2026-11-27": 2} and report.rows_removed == 2
+
+
+def test_a_new_series_on_a_stored_day_is_added_beside_the_stored_ones(store):
+    store.write_days("demo", prices([("a-1", "Normal", "2026-11-27", 1.0)]))
+    store.write_days("demo", prices([("a-1", "Holofoil", "2026-11-27", 5.0)], currency="EUR"))
+    loaded = store.load("demo")
+    assert loaded[["variant", "currency", "market_price"]].values.tolist() == [["Holofoil", "EUR", 5.0],
+                                                                              ["Normal", "USD", 1.0]]
 
 
 def test_other_days_are_untouched_by_a_rewrite(store):
@@ -68,3 +90,55 @@ def test_rewriting_an_identical_day_keeps_the_fingerprint(store):
     before = store.fingerprint("demo")
     store.write_days("demo", day)
     assert store.fingerprint("demo") == before
+
+
+def test_recollecting_some_unchanged_rows_leaves_the_file_and_its_mtime_alone(store):
+    store.write_days("demo", prices([("a-1", "Normal", "2026-11-27", 1.0), ("a-2", "Normal", "2026-11-27", 2.0)]))
+    path = store.day_path("demo", "2026-11-27")
+    mtime, fingerprint = path.stat().st_mtime_ns, store.fingerprint("demo")
+    report = store.write_days("demo", prices([("a-2", "Normal", "2026-11-27", 2.0)]))
+    assert report.unchanged == ["2026-11-27"]
+    assert path.stat().st_mtime_ns == mtime and store.fingerprint("demo") == fingerprint
+
+
+# -- the store keeps only the schema's columns ------------------------------------------------------
+def test_columns_neither_in_the_schema_nor_declared_are_dropped_with_a_warning(store, caplog):
+    day = prices([("a-1", "Normal", "2026-11-27", 1.0)], low_price=0.5, grade="PSA 9", junk="x")
+    report = store.write_days("demo", day, declared_columns=["grade"])
+    loaded = store.load("demo")
+    assert {"low_price", "grade"} <= set(loaded.columns) and "junk" not in loaded.columns
+    assert report.dropped_columns == ["junk"] and "not storing 1 column(s)" in caplog.text
+
+
+def test_declared_columns_are_capped(store):
+    extras = {f"extra{i}": "v" for i in range(MAX_EXTRA_COLUMNS + 5)}
+    report = store.write_days("demo", prices([("a-1", "Normal", "2026-11-27", 1.0)], **extras),
+                              declared_columns=list(extras))
+    assert len(report.dropped_columns) == 5
+    assert len([c for c in store.load("demo").columns if c.startswith("extra")]) == MAX_EXTRA_COLUMNS
+
+
+def test_long_text_is_cut_outside_the_key_columns(store):
+    report = store.write_days("demo", prices([("a-1", "Normal", "2026-11-27", 1.0)], name="N" * 100_000))
+    assert report.truncated == {"name": 1}
+    assert store.load("demo")["name"].iloc[0] == "N" * MAX_TEXT_CHARS
+
+
+def test_a_frame_with_200000_unmapped_columns_is_trimmed_fast_and_adds_only_its_rows(store):
+    store.write_days("demo", prices([("a-1", "Normal", "2026-11-26", 1.0)]))
+    files_before = sum(p.stat().st_size for p in store.root.rglob("*") if p.is_file())
+    n_rows, n_junk = 5, 200_000
+    keys = prices([(f"w-{i}", "Normal", "2026-11-27", 1.0 + i) for i in range(n_rows)])
+    junk = pd.DataFrame(np.ones((n_rows, n_junk), np.int8), columns=[f"c{i}" for i in range(n_junk)])
+    wide = pd.concat([keys, junk], axis=1)
+
+    started = time.perf_counter()
+    report = store.write_days("demo", wide)
+    seconds = time.perf_counter() - started
+
+    assert seconds < 5, seconds
+    assert len(report.dropped_columns) == n_junk
+    assert len(store.load("demo")) == 1 + n_rows
+    assert set(store.load("demo").columns) <= set(REQUIRED_COLUMNS + DESCRIPTIVE_COLUMNS)
+    files_after = sum(p.stat().st_size for p in store.root.rglob("*") if p.is_file())
+    assert files_after - files_before < 100_000  # the rows, not the columns

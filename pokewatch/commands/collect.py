@@ -38,6 +38,12 @@ examples:
   # re-parse what a past run fetched (no network), e.g. after a parser fix
   pokewatch collect --replay runs/2026-01-05
 
+  # ... or what a successful collect kept beyond the run folders (90 days by default)
+  pokewatch collect --replay data/raw/tcgcsv/2026-01-05-<digest>
+
+  # make the day hold exactly what is fetched now (stored rows not fetched are removed and counted)
+  pokewatch collect --source file --param input_path=prices.csv --date 2026-01-05 --replace-day
+
 Keys come from the environment only (POKEMONTCG_API_KEY, POKEMONPRICETRACKER_API_KEY)
 and are never written to the run folder. Base URLs: POKEWATCH_TCGCSV_URL,
 POKEWATCH_POKEMONTCG_URL, POKEWATCH_PPT_URL. Set TQDM_DISABLE=1 for cron logs.
@@ -83,6 +89,11 @@ def _summary(result, run_dir: Path) -> str:
         lines.append(f"  failed: {failure.get('item')}: {failure.get('error')}")
     if len(report["fetch_failures"]) > 5:
         lines.append(f"  ... {len(report['fetch_failures']) - 5} more failure(s) in quality.json")
+    if report["rows_removed"]:
+        lines.append(f"  removed {report['rows_removed']} stored row(s) not fetched again (--replace-day): "
+                     f"{report['rows_removed_by_day']}")
+    if report["columns_dropped"]:
+        lines.append(f"  dropped {len(report['columns_dropped'])} column(s) the store does not keep")
     for note in report["notes"]:
         lines.append(f"  note: {json.dumps(note, default=str)[:300]}")
     lines.append(f"  quality report: {run_dir / 'quality.json'}; {result.seconds:.1f}s")
@@ -101,8 +112,8 @@ def handle(args: argparse.Namespace) -> int:
         run_dir = Path(args.replay)
         if not run_dir.is_dir():
             raise ParameterError(f"--replay {run_dir}: no such run folder")
-        result = replay(run_dir, args.source, store=store)
-        print(_summary(result, run_dir))
+        result = replay(run_dir, args.source, store=store, replace_day=args.replace_day)
+        print(_summary(result, result.run_dir))
         return 0
     if not args.source:
         raise ParameterError("pass --source NAME to collect (or --replay RUN_DIR); see --help")
@@ -123,7 +134,7 @@ def handle(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir) if args.run_dir else \
         config.data_dir() / "collect-runs" / f"{args.source}-{end:%Y-%m-%d}"
     result = collect(args.source, start, end, run_dir, options=options, store=store,
-                     min_completeness=args.min_completeness)
+                     min_completeness=args.min_completeness, replace_day=args.replace_day)
     print(_summary(result, run_dir))
     return 0
 
@@ -148,7 +159,8 @@ def register(subparsers) -> None:
                       help="collect every day from FROM to TO (tcgcsv needs --archives; pokemonpricetracker "
                            "and file read history)")
     when.add_argument("--replay", metavar="RUN_DIR",
-                      help="re-parse RUN_DIR/raw/<source>/ without the network and store the result again")
+                      help="re-parse RUN_DIR/raw/<source>/ (or a folder kept under $POKEWATCH_DATA_DIR/raw/) "
+                           "without the network and store the result again")
     parser.add_argument("--archives", metavar="DIR_OR_URL",
                         help="tcgcsv daily archives: a folder of prices-YYYY-MM-DD.ppmd.7z, a URL prefix, "
                              "or 'tcgcsv' for tcgcsv.com's archive URL")
@@ -159,6 +171,9 @@ def register(subparsers) -> None:
     parser.add_argument("--run-dir", metavar="DIR",
                         help="where raw responses and quality.json go (default: "
                              "$POKEWATCH_DATA_DIR/collect-runs/<source>-<date>)")
+    parser.add_argument("--replace-day", action="store_true",
+                        help="make each collected day hold exactly the rows fetched now: stored rows of those "
+                             "days that were not fetched again are removed (and counted); by default they stay")
     parser.add_argument("--store", metavar="DIR", help="price store folder (default: $POKEWATCH_DATA_DIR/store)")
     parser.add_argument("--min-completeness", type=float, default=0.9, metavar="SHARE",
                         help="fail when fewer than this share of items (groups, pages, days) came back "
