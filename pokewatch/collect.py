@@ -27,7 +27,14 @@ import pyarrow as pa
 from pokewatch import atomic, config, raw_archive
 from pokewatch.errors import ParameterError, SourceError
 from pokewatch.raw_archive import RawArchive
-from pokewatch.schema import REJECT_REASONS, SERIES_KEY, ValidationResult, stored_columns, validate_observations
+from pokewatch.schema import (
+    MALFORMED,
+    REJECT_REASONS,
+    SERIES_KEY,
+    ValidationResult,
+    stored_columns,
+    validate_observations,
+)
 from pokewatch.sources import CollectRequest, FetchReport, get_source
 from pokewatch.store import PriceStore, WriteReport
 
@@ -135,10 +142,12 @@ def _finish(source_name: str, request: CollectRequest, fetch: FetchReport, raw: 
     rows_valid, last_valid = 0, None
     written = WriteReport()
     for frame in _parsed(source_name, request, raw):
-        kept, extra = stored_columns(frame.columns, declared)
+        # MALFORMED is validation's own marker (dropped from valid rows); a source may name its declared columns.
+        kept, extra = stored_columns(frame.columns, [*declared, *frame.attrs.get("declared_columns", ()), MALFORMED])
         if extra:  # before validation, which would otherwise copy every one of them
             dropped.update(dict.fromkeys(extra))
             frame = frame.loc[:, kept] if kept else frame.iloc[:, :0]
+        frame_declared = list(frame.attrs.get("declared_columns", ()))
         validation = validate_observations(_strings_from_codes(frame))
         del frame
         rows_valid += len(validation.valid)
@@ -150,7 +159,7 @@ def _finish(source_name: str, request: CollectRequest, fetch: FetchReport, raw: 
             keys.append(validation.valid[SERIES_KEY].drop_duplicates())
         if complete and len(validation.valid):
             chunk = store.write_days(source_name, validation.valid, replace_day=replace_day,
-                                     declared_columns=declared)
+                                     declared_columns=[*declared, *frame_declared])
             _add(written, chunk)
         last_valid = validation.valid
     if dropped:

@@ -51,7 +51,7 @@ import pandas as pd
 
 from pokewatch.errors import ParameterError, SchemaError, SourceError
 from pokewatch.raw_archive import RawArchive
-from pokewatch.schema import CURRENCIES, MALFORMED, REQUIRED_COLUMNS, validate_observations
+from pokewatch.schema import CURRENCIES, DESCRIPTIVE_COLUMNS, MALFORMED, REQUIRED_COLUMNS, validate_observations
 from pokewatch.sources.base import (
     WATCHLIST_OPTION,
     CollectRequest,
@@ -506,5 +506,10 @@ class FileSource(PriceSource):
         selection = stored_selection(raw, self.name)
         frame = selection.assign_categories(selection.restrict(frame))
         ordered = REQUIRED_COLUMNS + [c for c in frame.columns if c not in REQUIRED_COLUMNS]
-        return frame[ordered].reset_index(drop=True)
+        out = frame[ordered].reset_index(drop=True)
+        # The extra columns left are the ones the user declared with columns='Name:keep' (capped by
+        # load_table); the store keeps declared columns (pokewatch.schema.stored_columns).
+        out.attrs["declared_columns"] = [c for c in out.columns if c not in (*REQUIRED_COLUMNS, *DESCRIPTIVE_COLUMNS,
+                                                                             MALFORMED)]
+        return out
 
