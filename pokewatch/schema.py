@@ -150,7 +150,10 @@ def _as_days(values: pd.Series) -> pd.Series:
         values = pd.to_datetime(values, errors="coerce", format="mixed")
     if isinstance(values.dtype, pd.DatetimeTZDtype):
         values = values.dt.tz_localize(None)
-    return values.dt.normalize().astype("datetime64[ns]")
+    # pandas may parse a date like 0001-01-01 at second resolution; it has no
+    # nanosecond form, so it is as unusable as text and becomes NaT.
+    representable = values.isna() | values.between(pd.Timestamp.min, pd.Timestamp.max)
+    return values.where(representable).dt.normalize().astype("datetime64[ns]")
 
 
 def validate_observations(frame: pd.DataFrame, *,

@@ -96,7 +96,9 @@ def test_every_log_line_is_stamped_and_free_of_kernel_noise(home):
 def test_every_parameter_reaches_the_manifest_with_paths_made_absolute(home):
     evaluate = home.manifest("2026-11-28")["parameters"]["evaluate"]
     assert evaluate["portfolio_file"] == str(REPO / "portfolio.example.csv")
-    assert {"eval_days", "top_n", "engine", "horizon_days"} <= set(evaluate)
+    assert {"eval_days", "top_n", "engine"} <= set(evaluate)
+    train = home.manifest("2026-11-28")["parameters"]["train"]
+    assert {"horizon_days", "buy_threshold", "sell_threshold"} <= set(train)
 
 
 def test_each_steps_wall_time_is_recorded_beside_its_cell_time(home):

@@ -116,3 +116,11 @@ def test_true_and_false_are_not_prices():
     batch.loc[0, "market_price"] = True
 
     assert validate_observations(batch).counts == {"non_numeric_price": 1}
+
+
+@pytest.mark.parametrize("day", ["0001-01-01", "9999-12-31", "not a date"])
+def test_a_date_pandas_cannot_hold_is_rejected_not_raised(day):
+    batch = prices([("a-1", "Normal", "2026-11-27", 1.0), ("a-2", "Normal", day, 2.0)])
+    result = validate_observations(batch)
+    assert list(result.valid["card_id"]) == ["a-1"]
+    assert len(result.rejected) == 1 and result.rejected["reason"].iloc[0] != ""
