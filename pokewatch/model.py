@@ -25,7 +25,7 @@ from datetime import date as date_type
 import numpy as np
 import pandas as pd
 
-from pokewatch import params
+from pokewatch import kernels, params
 from pokewatch.errors import ParameterError, UnknownCardError, UnknownDateError
 from pokewatch.fair_value import PriceFrame, dates_of, day_numbers
 from pokewatch.rules import HOLD, SIGNALS, Rule
@@ -116,22 +116,24 @@ class FairValueModel:
         if fair is None or codes is None:
             fair, _dev, codes = signal_arrays(pf, self.rule)
         through_day = int(day_numbers(pd.Series([pd.Timestamp(through)]))[0]) if through is not None else None
-        return self._fit_arrays(pf.codes, pf.days, pf.prices, fair, codes, lambda rows: pf.frame.iloc[rows],
-                                through_day)
+        return self._fit_arrays(pf, fair, codes, through_day)
 
-    def _fit_arrays(self, codes: np.ndarray, days: np.ndarray, market: np.ndarray, fair: np.ndarray,
-                    signal_codes: np.ndarray, rows_of, through_day: int | None = None) -> FairValueModel:
-        """Fit from per-row arrays sorted by series and date; ``rows_of(positions)`` gives table rows."""
-        last = int(days.max())
+    def _fit_arrays(self, pf: PriceFrame, fair: np.ndarray, signal_codes: np.ndarray,
+                    through_day: int | None = None) -> FairValueModel:
+        """Fit from per-row arrays aligned with ``pf`` (sorted by series and date).
+
+        Each series' recent rows are a suffix of it, found by binary search and copied
+        straight into the day grids, so no array of every row is made here.
+        """
+        days, bounds = pf.days, pf.bounds
+        last = int(days[bounds[1:] - 1].max())          # each series' newest day
         end = max(last, through_day) if through_day is not None else last
-        first = max(last - (self.keep_days - 1), int(days.min()))
-        recent = np.flatnonzero(days >= first)
-        first = int(days[recent].min())  # only days something was observed on
-        recent_codes = codes[recent]
-        new_series = np.r_[True, recent_codes[1:] != recent_codes[:-1]] if len(recent) else np.zeros(0, bool)
-        series_pos = np.cumsum(new_series) - 1
-        last_rows = recent[np.r_[np.flatnonzero(new_series)[1:] - 1, len(recent) - 1]] if len(recent) else recent
-        table = rows_of(last_rows)
+        first = max(last - (self.keep_days - 1), int(days[bounds[:-1]].min()))
+        starts, first = kernels.recent_starts(days, bounds, first)
+        first = int(first)                               # only days something was observed on
+        has = starts < bounds[1:]
+        positions = np.where(has, np.cumsum(has) - 1, -1).astype(np.int64)
+        table = pf.frame.iloc[bounds[1:][has] - 1]      # each kept series' newest row
         descriptive = [c for c in DESCRIPTIVE_COLUMNS if c in table.columns]
         # Arrow-backed strings: the model pickles (and so loads from the cache) as a few
         # buffers instead of one Python object per cell.
@@ -142,10 +144,9 @@ class FairValueModel:
         self.market = np.full(shape, np.nan)
         self.fair = np.full(shape, np.nan)
         self.codes = np.full(shape, HOLD, np.int8)
-        day_pos = days[recent] - first
-        self.market[series_pos, day_pos] = market[recent]
-        self.fair[series_pos, day_pos] = fair[recent]
-        self.codes[series_pos, day_pos] = signal_codes[recent]
+        kernels.fill_recent(pf.prices, days, np.ascontiguousarray(fair, np.float64),
+                            np.ascontiguousarray(signal_codes, np.int8), bounds, starts, positions, first,
+                            self.market, self.fair, self.codes)
         self.fitted_through = f"{self.dates[-1]:%Y-%m-%d}"
         self._card_index = None
         self._reset_cache()
