@@ -314,7 +314,10 @@ def _rule_arrays(key: HistoryKey, rule: Rule, workers: int, engine: str, with_de
     """
     def build():
         pf = price_frame(*key.args())
-        return [pf, *parallel.rule_arrays(pf, rule, workers=workers, engine=engine, with_dev=with_dev)]
+        if with_dev:
+            return [pf, *parallel.rule_arrays(pf, rule, workers=workers, engine=engine, with_dev=True)]
+        fair, codes = parallel.rule_arrays(pf, rule, workers=workers, engine=engine)
+        return [pf, fair, None, codes]
 
     held = _memo("rule", (*key.args(), rule), build)
     if with_dev and held[2] is None:

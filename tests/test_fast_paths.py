@@ -181,3 +181,30 @@ def test_series_ranges_of_every_thread_count_give_the_same_tables(monkeypatch):
               for threads in (1, 3)]
     for a, b in itertools.combinations(tables, 2):
         assert all(np.array_equal(x, y, equal_nan=True) for x, y in zip(a, b))
+
+
+def test_todays_signals_and_the_model_share_one_rule_pass_and_equal_the_direct_computation(monkeypatch):
+    from pokewatch import parallel, steps
+    from pokewatch.signals import compute_signals
+    from pokewatch.store import PriceStore
+
+    store = PriceStore.default()
+    store.write_days("demo", market(days=60))
+    key = steps.history_key("demo", "2026-03-01", store)
+    rule = Rule("rolling_mean", 7, sell=Filters(activity=ACTIVITY_LEVELS.index(0.5), persistence=True))
+    selection = training.Selection("2026-02-23", "2026-02-22", None, rule, "fixed for this test")
+    passes = []
+    rule_arrays = parallel.rule_arrays
+    monkeypatch.setattr(parallel, "rule_arrays", lambda *a, **k: passes.append(k) or rule_arrays(*a, **k))
+    steps._MEMO.clear()
+    table = steps.signals_step(key, rule).value
+    model = steps.fitted_model(selection, key, "2026-03-01", steps.TrainingSpec())
+    assert len(passes) == 1
+    pf = store.load_frame("demo", "1970-01-01", "2026-03-01")
+    direct = compute_signals(pf, rule)
+    pd.testing.assert_frame_equal(table, direct)
+    fitted = FairValueModel(rule).fit(pf, through="2026-03-01")
+    assert np.array_equal(model.fair, fitted.fair, equal_nan=True) and np.array_equal(model.codes, fitted.codes)
+    steps._MEMO.clear()
+    alone = steps.fitted_model(selection, key, "2026-03-01", steps.TrainingSpec())    # the train notebook's way
+    assert passes[-1].get("with_dev") in (None, False) and np.array_equal(alone.codes, model.codes)
