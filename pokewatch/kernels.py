@@ -681,12 +681,23 @@ def _score_series(prices, days, fair, codes, horizon, start_day, end_day, min_pr
         (k, pos) after this series.
     """
     n = len(prices)
-    ahead = 0                 # first row at or after day + horizon (days only increase)
+    begin = 0
+    if not with_rows:         # nothing before the window is counted: start at its first row
+        hi = n
+        while begin < hi:
+            mid = (begin + hi) // 2
+            if days[mid] < start_day:
+                begin = mid + 1
+            else:
+                hi = mid
+    ahead = begin             # first row at or after day + horizon (days only increase)
     previous_signal = -1      # signal of the previous covered row of this series
     first_day = NO_DAY
     last_day = NO_LAST_DAY
     clip = edges[len(edges) - 1] if summary else 0.0
-    for i in range(n):
+    for i in range(begin, n):
+        if not with_rows and days[i] > end_day:
+            break
         price = prices[i]
         target_day = days[i] + horizon
         while ahead < n and days[ahead] < target_day:

@@ -65,6 +65,7 @@ class FairValueModel:
         self.stale_days = params.non_negative_int("stale_days", self.stale_days, maximum=3650)
         self._reset_cache()
         self._card_index = None
+        self._asof = None
 
     # -- persistence: the prediction cache and lookup indexes are process-local ----------
     _LOCAL = ("_cache", "_card_index", "_date_index", "_date_labels", "_variants", "_currencies", "_asof",
@@ -80,6 +81,7 @@ class FairValueModel:
         self.__dict__.update(state)
         self._reset_cache()
         self._card_index = None  # rebuilt on first use, so loading a model stays cheap
+        self._asof = None
 
     def _reset_cache(self) -> None:
         self._cache: dict = {}
@@ -149,12 +151,13 @@ class FairValueModel:
                             self.market, self.fair, self.codes)
         self.fitted_through = f"{self.dates[-1]:%Y-%m-%d}"
         self._card_index = None
+        self._asof = None
         self._reset_cache()
         logger.info("fitted %s on %d series through %s", self.rule.label, shape[0], self.fitted_through)
         return self
 
     def _build_index(self) -> None:
-        """Card -> row positions (preferred printing first), date -> column, and as-of columns."""
+        """Card -> row positions (preferred printing first): what ``predict`` looks cards up in."""
         cards = self.series["card_id"].to_numpy(object)
         variants = self.series["variant"].to_numpy(object)
         currencies = self.series["currency"].to_numpy(object)
@@ -172,18 +175,23 @@ class FairValueModel:
         self._card_index = {card_names[c]: tuple(options[a:b])
                             for c, a, b in zip(first_code, starts.tolist(), ends.tolist())}
         self._variants, self._currencies = variants.tolist(), currencies.tolist()
+
+    def _build_days(self) -> None:
+        """Date -> column, and for each (series, day) the latest column on or before it with a price."""
         self._date_index = {f"{d:%Y-%m-%d}": i for i, d in enumerate(self.dates)}
         self._date_labels = list(self._date_index)
-        # For each (series, day), the latest column on or before it with a price.
         observed = ~np.isnan(self.market)
         cols = np.where(observed, np.arange(observed.shape[1], dtype=np.int32), np.int32(-1))
         self._asof = np.maximum.accumulate(cols, axis=1)
 
     # -- prediction ----------------------------------------------------------------------
-    def _require_fitted(self) -> None:
+    def _require_fitted(self, cards: bool = True) -> None:
+        """Raise when not fitted; build the day index and (with ``cards``) the card index on first use."""
         if self.series is None:
             raise UnknownDateError("this model has not been fitted; call fit(history) first")
-        if self._card_index is None:
+        if getattr(self, "_asof", None) is None:
+            self._build_days()
+        if cards and self._card_index is None:
             self._build_index()
 
     def _column(self, date) -> int:
@@ -267,7 +275,7 @@ class FairValueModel:
         none are left out. A price more than ``stale_days`` old is never flagged:
         ``signal`` is HOLD and ``stale`` is True.
         """
-        self._require_fitted()
+        self._require_fitted(cards=False)
         col = self._column(date)
         asof = self._asof[:, col]
         has = asof >= 0

@@ -31,6 +31,7 @@ They are not part of any cache key: the results are the same whatever they are.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import asdict, dataclass
@@ -204,6 +205,10 @@ def replay_selections(source: str, as_ofs, spec: TrainingSpec, history: PriceFra
                       *, workers: int = 1, engine: str = "loky") -> list[CachedResult]:
     """Every training day's selection, from the cache where it is there and in one batch where not.
 
+    The selections come without their candidate tables (``Selection.table`` is empty):
+    the track record shows each week's rule and reason, and the table of a training day
+    is in its own entry (:func:`selection_step`).
+
     Two levels: the whole list is one cache entry keyed on the stored days before the
     last training day (every selection reads only days before its own training day, so
     all of them are valid while those days are unchanged). A daily run therefore reads
@@ -226,12 +231,18 @@ def replay_selections(source: str, as_ofs, spec: TrainingSpec, history: PriceFra
         except Exception as exc:  # an unreadable entry: look each selection up on its own
             logger.warning("the replayed selections' cache entry was unreadable (%s); reading them one by one", exc)
     results = _replay_each(source, as_ofs, spec, history, store, workers=workers, engine=engine)
+    for result in results:
+        result.value = _without_table(result.value)
     try:
         cached.call(*args, precomputed=[r.value for r in results])
         memory().reduce_size(bytes_limit=config.CACHE_BYTES_LIMIT)
     except Exception as exc:  # caching must never fail a run
         logger.warning("could not cache the replayed selections: %s", exc)
     return results
+
+
+def _without_table(selection: Selection) -> Selection:
+    return dataclasses.replace(selection, table=pd.DataFrame())
 
 
 def _replay_each(source: str, as_ofs: list[pd.Timestamp], spec: TrainingSpec, history: PriceFrame,

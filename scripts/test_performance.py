@@ -70,7 +70,7 @@ def request_stream(model, calls: int, zipf: float = 1.1, seed: int = 0) -> list[
     a request is for the latest day with probability 0.8, else for a uniformly drawn
     day of the model's window on which the card has a price on or before.
     """
-    model.predict_all()  # builds the lookup index
+    model._require_fitted()  # builds the lookup indexes
     cards = sorted(model._card_index)
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(cards))
