@@ -246,12 +246,14 @@ def kernel_sentence(results: dict) -> str:
     ours, plain, floor = _get(own, ("by_threads", threads)), _get(k, ("plain", threads)), _get(k, ("floor", threads))
     if not (ours and plain and floor):
         return ""
+    over_floor, over_plain = ours["median"] / floor["median"], ours["median"] / plain["median"]
+    bound = ("so it is not memory-bound: most of its time is arithmetic (the Kahan-compensated rolling mean, the "
+             "division, the eligibility window), which the plain loop does too" if over_floor >= 2 else
+             "so it is close to memory-bound")
     return (f"At {int(scales[-1]):,} series on {threads} threads the fair value + signal pass takes "
-            f"{_seconds(ours['median'])}: {ours['median'] / floor['median']:.1f}× the memory-traffic floor "
+            f"{_seconds(ours['median'])}: {over_floor:.1f}× the memory-traffic floor "
             f"({_seconds(floor['median'])} to read each price and write its fair value, deviation and code) and "
-            f"{ours['median'] / plain['median']:.2f}× the plain single-pass loop ({_seconds(plain['median'])}). "
-            f"The pass is bound by its arithmetic (the Kahan-compensated rolling mean and the division), not by "
-            f"memory, which is why two threads help on this machine only as far as the other jobs let them.")
+            f"{over_plain:.2f}× the plain single-pass loop ({_seconds(plain['median'])}), {bound}.")
 
 
 def targets(results: dict) -> list[dict]:
