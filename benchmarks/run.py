@@ -1,27 +1,28 @@
-"""Time every pipeline stage on a simulated full-catalogue market, beside the original per-card loop.
+"""Measure PokeWatch end to end and at catalogue scale, side by side with another checkout, in one run.
 
-For each scale (number of series) it simulates ``--days`` of the demo market (no
-network), writes it into a temporary price store, and runs each stage in its own
-process (see :mod:`benchmarks.stages` for how time and peak memory are measured):
+Cases (``--cases``, all by default but ``stages``), each run for this checkout and for
+the checkout at ``--ref`` (today's main, with its own python and ``PYTHONPATH``):
 
-==============  ==================================================================
-prepare         simulate the market, then ``PriceStore.write_days`` (daily files + compacted history)
-load            ``PriceStore.load_frame`` (what the steps use) and ``PriceStore.load`` (string long table)
-signals         fair value + signals over the full history (``compute_signals``, rolling mean of 7)
-backtest        ``run_backtest`` with every KPI, scored rows and forecast errors
-train           ``steps.train_step`` on a cold cache: the 11-candidate search and the fit
-train_hit       ``steps.train_step`` again on unchanged data (fingerprint + cache hit)
-predict         ``predict_all`` for every card, ``predict`` latency cold and warm
-reference       the original per-card ``groupby`` loop with ``rolling(3, min_periods=1).mean()``
-parallel        (``--parallel``) signals and backtest sharded over 2 loky / thread workers
-==============  ==================================================================
+==========  =====================================================================
+demo        ``scripts/run_pipeline.sh`` on the demo market after set-up (fresh folders each repeat)
+rerun       a first run and identical re-runs of one day at ``--rerun-series`` series x 730 days
+backfill    the 18 real tcgcsv days in ``../shared``: first runs (fresh folders) and re-runs, run folder size
+daily       at each ``--daily-scales``: a first run for the day before (cold walk-forward), then the daily
+            run (one more day collected, warm); peak memory of every kernel, evaluate's cells
+kernels     at the same scales, on identical arrays: fair value + signal of each checkout, the plain
+            single-pass loop, the memory-traffic floor, the per-card groupby loop
+stages      (this checkout only) the micro stages of :mod:`benchmarks.stages` at ``--scales``
+==========  =====================================================================
 
-Results go to ``--out`` as ``performance.json``, ``performance.md`` and
-``performance.png``. ``--pipeline`` also times ``scripts/run_pipeline.sh`` end to end.
+Every pipeline run is broken down per step (:mod:`benchmarks.pipeline_cases`);
+every figure is the median of ``--repeats`` with min and max, and every ratio is
+median against median of the same run. Results go to ``--out`` as
+``performance.json`` (every repeat), ``performance.md`` and ``performance.png``.
 
 Examples:
-    .venv/bin/python -m benchmarks                                   # the four documented scales
-    .venv/bin/python -m benchmarks --scales 200 --days 60 --out /tmp/bench
+    .venv/bin/python -m benchmarks --ref /work/ref                      # everything, 3 repeats
+    .venv/bin/python -m benchmarks --ref /work/ref --cases demo,kernels --daily-scales 20000
+    .venv/bin/python -m benchmarks --cases demo --repeats 1 --out /tmp/bench   # this checkout alone
 """
 from __future__ import annotations
 
@@ -38,30 +39,29 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGE_ORDER = ("prepare", "load", "signals", "backtest", "train", "train_hit", "predict", "reference")
+DEFAULT_CASES = ("demo", "rerun", "backfill", "daily", "kernels")
+ALL_CASES = (*DEFAULT_CASES, "stages")
+SHARED_ARCHIVES = ROOT.parent / "shared" / "data" / "tcgcsv-archives"
 
 
-def _versions() -> dict:
-    import numba
-    import numpy
-    import pandas
-    import pyarrow
-
-    return {"python": platform.python_version(), "numpy": numpy.__version__, "pandas": pandas.__version__,
-            "pyarrow": pyarrow.__version__, "numba": numba.__version__}
+def _versions(python: str | Path = sys.executable) -> dict:
+    code = ("import json, platform, numba, numpy, pandas, pyarrow; print(json.dumps({'python': "
+            "platform.python_version(), 'numpy': numpy.__version__, 'pandas': pandas.__version__, "
+            "'pyarrow': pyarrow.__version__, 'numba': numba.__version__}))")
+    try:
+        return json.loads(subprocess.run([str(python), "-c", code], capture_output=True, text=True,
+                                         timeout=120).stdout)
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return {}
 
 
 def _git_commit() -> str | None:
-    """The checked-out commit, with a note when the working tree has uncommitted changes."""
-    try:
-        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True, timeout=5).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=5).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return f"{commit} + uncommitted changes" if commit and dirty else commit or None
+    from benchmarks.pipeline_cases import git_commit
+
+    return git_commit(ROOT)
 
 
+# -- the micro stages of this checkout (benchmarks.stages) -------------------------------------------
 def run_stage(stage: str, spec: dict, timeout: float, in_process: bool = False) -> dict:
     """Run one stage in a fresh interpreter (or, for smoke tests, in this one); its JSON result or an ``error``."""
     workdir = Path(spec["workdir"])
@@ -124,114 +124,177 @@ def bench_scale(series: int, args, base: Path) -> dict:
     return results
 
 
-def bench_pipeline(args, base: Path) -> dict:
-    """``scripts/run_pipeline.sh`` twice on a fresh runs/data/cache folder: first run, then a re-run."""
-    workdir = Path(tempfile.mkdtemp(prefix="bench-pipeline-", dir=base))
-    env = {**os.environ, "POKEWATCH_RUNS_DIR": str(workdir / "runs"), "POKEWATCH_DATA_DIR": str(workdir / "data"),
-           "POKEWATCH_CACHE_DIR": str(workdir / "cache"), "TQDM_DISABLE": "1"}
-    command = ["bash", str(ROOT / "scripts" / "run_pipeline.sh"), "--date", args.pipeline_date, "--force-train",
-               "--param", f"n_series={args.pipeline_series}", "--param", f"history_days={args.days}",
-               "--param", f"train_days={args.days}", "--param", f"eval_days={args.days}"]
-    out = {"series": args.pipeline_series, "days": args.days, "date": args.pipeline_date, "command": command}
-    try:
-        for label in ("first_run", "rerun"):
-            print(f"  pipeline {label} ...", end="", flush=True)
-            started = time.perf_counter()
-            proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
-                                  timeout=args.stage_timeout)
-            seconds = time.perf_counter() - started
-            steps = [line.split("pipeline: ", 1)[1] for line in proc.stderr.splitlines() if "step " in line
-                     and "done in" in line]
-            out[label] = {"seconds": round(seconds, 2), "exit_status": proc.returncode, "steps": steps}
-            if proc.returncode != 0:
-                out[label]["stderr_tail"] = proc.stderr.strip().splitlines()[-15:]
-            print(f" {seconds:.1f}s (exit {proc.returncode})")
-            out[label]["slowest_cells"] = _slowest_cells(workdir / "runs" / "latest")
-        manifest_path = workdir / "runs" / "latest" / "manifest.json"
-        if manifest_path.exists():
-            manifest = json.loads(manifest_path.read_text())
-            out["rerun"]["manifest_steps"] = manifest.get("steps", {})
-    except subprocess.TimeoutExpired:
-        out["error"] = f"timed out after {args.stage_timeout:.0f}s"
-    finally:
-        if not args.keep:
-            shutil.rmtree(workdir, ignore_errors=True)
-    return out
+# -- the side-by-side cases ------------------------------------------------------------------------
+def checkouts(args) -> list:
+    """This checkout, and the one at ``--ref`` when given (the reference column comes first)."""
+    from benchmarks.pipeline_cases import Checkout
+
+    own = Checkout.at("this checkout", ROOT, own=True)
+    if not args.ref:
+        return [own]
+    ref = Checkout.at(args.ref_name, args.ref)
+    if ref.root == own.root:
+        raise SystemExit(f"--ref {args.ref} is this checkout; give another one (for example today's main)")
+    return [ref, own]
 
 
-def _slowest_cells(run_dir: Path, n: int = 8) -> list[dict]:
-    """The slowest notebook cells of a run (papermill records each cell's duration)."""
-    cells = []
-    for notebook in ("collect", "train", "evaluate"):
-        path = run_dir / f"{notebook}.ipynb"
-        if not path.exists():
-            continue
-        for cell in json.loads(path.read_text()).get("cells", []):
-            seconds = (cell.get("metadata", {}).get("papermill", {}) or {}).get("duration")
-            if cell.get("cell_type") == "code" and seconds:
-                first = next((line for line in "".join(cell["source"]).splitlines()
-                              if line.strip() and not line.startswith("#")), "")
-                cells.append({"notebook": notebook, "seconds": round(seconds, 2), "cell": first.strip()[:90]})
-    return sorted(cells, key=lambda c: -c["seconds"])[:n]
+def run_cases(args, base: Path, results: dict, save) -> None:
+    from benchmarks import kernel_cases, pipeline_cases as pc
+
+    columns = checkouts(args)
+    results["checkouts"] = [c.describe() for c in columns]
+    cases = [c.strip() for c in args.cases.split(",") if c.strip()]
+    pipeline_cases = [c for c in cases if c in ("demo", "rerun", "backfill", "daily")]
+    stores: dict[int, Path] = {}
+    for checkout in columns:
+        work = base / ("own" if checkout.own else "ref")
+        work.mkdir(parents=True, exist_ok=True)
+        entry = results["cases"].setdefault(checkout.name, {})
+        if pipeline_cases or "kernels" in cases:
+            entry["warm_up"] = pc.warm_up(checkout, work, args.stage_timeout)["breakdown"]
+        for case in pipeline_cases:
+            print(f"{case}: {checkout.name}", flush=True)
+            try:
+                if case == "demo":
+                    entry["demo"] = pc.case_demo(checkout, work, args.repeats, args.stage_timeout)
+                elif case == "rerun":
+                    entry["rerun"] = pc.case_rerun(checkout, work, args.repeats, args.stage_timeout,
+                                                   series=args.rerun_series)
+                elif case == "backfill":
+                    if not args.archives.is_dir():
+                        entry["backfill"] = {"skipped": f"{args.archives} is not a folder (../shared absent)"}
+                        continue
+                    entry["backfill"] = pc.case_backfill(checkout, work, args.repeats, args.stage_timeout,
+                                                         args.archives)
+                elif case == "daily":
+                    for series in args.daily_scales:
+                        daily = pc.case_daily(checkout, work, args.repeats, args.stage_timeout, series)
+                        entry.setdefault("daily", {})[str(series)] = daily
+                        if checkout.own:
+                            stores[series] = Path(daily["store"])
+            except Exception as exc:  # one case failing must not lose the others
+                entry[case] = {"error": f"{type(exc).__name__}: {exc}"}
+            save()
+    if "kernels" in cases:
+        for series in args.daily_scales:
+            print(f"kernels: {series:,} series", flush=True)
+            work = base / f"kernels-{series}"
+            work.mkdir(parents=True, exist_ok=True)
+            try:
+                store = stores.get(series) or _collected_store(columns[-1], work, series, args.stage_timeout)
+                results["kernels"][str(series)] = kernel_cases.case_kernels(
+                    columns, store, work, args.kernel_repeats, args.reference_repeats, args.stage_timeout)
+            except Exception as exc:
+                results["kernels"][str(series)] = {"error": f"{type(exc).__name__}: {exc}"}
+            save()
+
+
+def _collected_store(checkout, work: Path, series: int, timeout: float) -> Path:
+    """A stored demo history of ``series`` x 730 days, collected by this checkout's collect notebook alone."""
+    import os
+
+    data = work / "data"
+    env = {**checkout.env(work), "POKEWATCH_DATA_DIR": str(data), "POKEWATCH_RUNS_DIR": str(work / "runs"),
+           "POKEWATCH_CACHE_DIR": str(work / "cache")}
+    out = work / "collect.ipynb"
+    command = [str(checkout.python), "-m", "papermill", "--log-level", "WARNING", "--no-progress-bar",
+               str(checkout.root / "notebooks" / "collect.ipynb"), str(out), "-p", "run_date", "2021-12-31",
+               "-p", "n_series", str(series), "-p", "history_days", "729", "-p", "run_dir", str(work / "run"),
+               "--cwd", str(checkout.root / "notebooks")]
+    print(f"  collecting {series:,} series x 730 days for the kernels", flush=True)
+    proc = subprocess.run(command, cwd=checkout.root, env={**os.environ, **env}, capture_output=True, text=True,
+                          timeout=timeout)
+    if proc.returncode != 0:
+        raise RuntimeError("collect failed: " + "\n".join(proc.stderr.splitlines()[-8:]))
+    return data / "store"
 
 
 def parse_args(argv: list[str] | None):
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="\n\n".join(__doc__.split("\n\n")[1:]))
-    parser.add_argument("--scales", default="1000,5000,20000,45000",
-                        help="comma-separated numbers of series (default 1000,5000,20000,45000)")
-    parser.add_argument("--days", type=int, default=730, help="days of history per series (default 730)")
-    parser.add_argument("--end", default="2026-11-27", help="last simulated day (default 2026-11-27)")
-    parser.add_argument("--repeats", type=int, default=5, help="repeats of each timed stage (default 5)")
+    parser.add_argument("--ref", type=Path, default=os.environ.get("POKEWATCH_BENCH_REF") or None,
+                        help="checkout to measure beside this one, with its own .venv (default "
+                             "$POKEWATCH_BENCH_REF; none: this checkout alone)")
+    parser.add_argument("--ref-name", default="today's main", help="column label of --ref (default: today's main)")
+    parser.add_argument("--cases", default=",".join(DEFAULT_CASES),
+                        help=f"comma-separated cases out of {', '.join(ALL_CASES)} (default all but stages)")
+    parser.add_argument("--pipeline", action="store_true",
+                        help="run the pipeline cases (demo, rerun, backfill, daily); they are in the default --cases")
+    parser.add_argument("--repeats", type=int, default=3, help="repeats of each timed run (default 3)")
+    parser.add_argument("--rerun-series", type=int, default=20_000, help="series of the re-run case (default 20000)")
+    parser.add_argument("--daily-scales", default="20000,45000",
+                        help="series of the daily and kernels cases (default 20000,45000)")
+    parser.add_argument("--kernel-repeats", type=int, default=7, help="repeats of each kernel timing (default 7)")
+    parser.add_argument("--archives", type=Path, default=SHARED_ARCHIVES,
+                        help="tcgcsv archives of the backfill case (default ../shared/data/tcgcsv-archives)")
+    parser.add_argument("--scales", default="20000,45000",
+                        help="series of the stages case (default 20000,45000)")
+    parser.add_argument("--days", type=int, default=730, help="days of history in the stages case (default 730)")
+    parser.add_argument("--end", default="2026-11-27", help="last simulated day of the stages case")
     parser.add_argument("--calls", type=int, default=10_000, help="distinct predict calls (default 10000)")
-    parser.add_argument("--reference-repeats", type=int, default=1, help="repeats of the reference loop (default 1)")
+    parser.add_argument("--reference-repeats", type=int, default=3,
+                        help="repeats of the per-card groupby loop (default 3)")
     parser.add_argument("--mask-max-series", type=int, default=1000,
-                        help="also time the boolean-mask loop up to this many series (default 1000)")
-    parser.add_argument("--skip-reference", action="store_true", help="do not time the reference loop")
-    parser.add_argument("--parallel", action="store_true", help="also time the loky and threading shard engines")
-    parser.add_argument("--pipeline", action="store_true", help="also time scripts/run_pipeline.sh end to end")
-    parser.add_argument("--pipeline-series", type=int, default=20_000, help="series for --pipeline (default 20000)")
-    parser.add_argument("--pipeline-date", default="2021-12-31",
-                        help="run date for --pipeline (default 2021-12-31: its --days window starts at the demo "
-                             "market's 2020-01-01 epoch, so no earlier years are simulated)")
-    parser.add_argument("--stage-timeout", type=float, default=1800, help="seconds before a stage is stopped")
+                        help="stages case: also time the boolean-mask loop up to this many series (default 1000)")
+    parser.add_argument("--skip-reference", action="store_true", help="stages case: do not time the reference loop")
+    parser.add_argument("--parallel", action="store_true", help="stages case: also time the loky and thread engines")
+    parser.add_argument("--stage-timeout", type=float, default=3600, help="seconds before a run is stopped")
     parser.add_argument("--out", type=Path, default=ROOT / "docs",
                         help="folder for performance.json, .md and .png (default docs/)")
-    parser.add_argument("--workdir", type=Path, default=None, help="where the temporary stores go (default $TMPDIR)")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary stores")
+    parser.add_argument("--workdir", type=Path, default=None, help="where the temporary folders go (default $TMPDIR)")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folders")
     parser.add_argument("--in-process", action="store_true",
-                        help="run the stages in this process (fast smoke test; peak memory is then not per stage)")
-    return parser.parse_args(argv)
+                        help="stages case: run the stages in this process (smoke test; peaks are then not per stage)")
+    args = parser.parse_args(argv)
+    args.daily_scales = [int(s) for s in args.daily_scales.split(",") if s.strip()]
+    unknown = sorted(set(c.strip() for c in args.cases.split(",") if c.strip()) - set(ALL_CASES))
+    if unknown:
+        parser.error(f"unknown case(s) {', '.join(unknown)}; choose from {', '.join(ALL_CASES)}")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    scales = [int(s) for s in args.scales.split(",") if s.strip()]
-    base = args.workdir or Path(tempfile.gettempdir())
-    base.mkdir(parents=True, exist_ok=True)
+    base = Path(tempfile.mkdtemp(prefix="pokewatch-bench-", dir=args.workdir))
     sys.path.insert(0, str(ROOT))
     from benchmarks import report
 
     results = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "machine": {
         "cpus": os.cpu_count(), "load_average_at_start": os.getloadavg(), "platform": platform.platform()},
         "versions": _versions(), "git_commit": _git_commit(), "settings": {
-            "days": args.days, "end": args.end, "repeats": args.repeats, "calls": args.calls}, "scales": []}
-    for series in scales:
-        print(f"scale {series:,} series x {args.days} days")
-        results["scales"].append(bench_scale(series, args, base))
-    if args.pipeline:
-        print(f"pipeline {args.pipeline_series:,} series x {args.days} days")
-        results["pipeline"] = bench_pipeline(args, base)
-    results["machine"]["load_average_at_end"] = os.getloadavg()
-    results["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+            "repeats": args.repeats, "kernel_repeats": args.kernel_repeats, "cases": args.cases,
+            "rerun_series": args.rerun_series, "daily_scales": args.daily_scales, "days": args.days,
+            "end": args.end, "calls": args.calls, "reference_repeats": args.reference_repeats},
+        "cases": {}, "kernels": {}, "scales": [], "load_samples": []}
     args.out.mkdir(parents=True, exist_ok=True)
-    paths = report.write(results, args.out)
-    print(report.table(results))
-    for path in paths:
-        print(f"wrote {path}")
-    failed = [s["series"] for s in results["scales"] for k, v in s.items() if isinstance(v, dict) and "error" in v]
-    return 1 if failed else 0
+
+    def save() -> None:
+        results["load_samples"].append([time.strftime("%H:%M:%S"), *os.getloadavg()])
+        (base / "partial.json").write_text(json.dumps(results, default=str))
+
+    try:
+        run_cases(args, base, results, save)
+        if "stages" in args.cases.split(","):
+            for series in [int(s) for s in args.scales.split(",") if s.strip()]:
+                print(f"stages: {series:,} series x {args.days} days")
+                results["scales"].append(bench_scale(series, args, base))
+                save()
+    finally:
+        results["machine"]["load_average_at_end"] = os.getloadavg()
+        results["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        if args.ref:
+            results["ref_versions"] = _versions(Path(args.ref) / ".venv" / "bin" / "python")
+        paths = report.write(results, args.out)
+        for path in paths:
+            print(f"wrote {path}")
+        if not args.keep:
+            shutil.rmtree(base, ignore_errors=True)
+        else:
+            print(f"kept {base}")
+    failed = [name for name, entry in results["cases"].items() for case in entry.values()
+              if isinstance(case, dict) and "error" in case]
+    return 1 if failed or any("error" in k for k in results["kernels"].values()) else 0
 
 
 if __name__ == "__main__":

@@ -114,13 +114,14 @@ def lift_interval(flags: np.ndarray, right: np.ndarray, good: np.ndarray, scored
 
 
 def direction_figures(counts: np.ndarray, sums: np.ndarray, kind: str, returns: np.ndarray | None = None,
-                      interval: bool = True) -> dict:
+                      interval: bool = True, median: float | None = None) -> dict:
     """Flags, precision, wrong-way rate, base rate, lift (with its interval) and returns of one kind.
 
     Args:
         counts, sums: per-series tables of :func:`pokewatch.kernels.backtest_partials`.
         kind: ``BUY`` or ``SELL``.
         returns: the forward returns of this kind's scored flags, for the median.
+        median: that median, when the caller already has it (``returns`` is then not read).
 
     Returns:
         A JSON-ready dict; rates are None (never NaN) when they cannot be computed.
@@ -136,7 +137,8 @@ def direction_figures(counts: np.ndarray, sums: np.ndarray, kind: str, returns: 
            "base_rate": base, "lift": precision / base if precision is not None and base else None,
            "lift_low": None, "lift_high": None,
            "mean_forward_return": float(sums.sum(axis=0)[s_return] / flags) if flags else None,
-           "median_forward_return": float(np.median(returns)) if returns is not None and len(returns) else None}
+           "median_forward_return": median if median is not None else
+           float(np.median(returns)) if returns is not None and len(returns) else None}
     if interval and flags:
         bounds = lift_interval(counts[:, c_flags], counts[:, c_right], counts[:, c_good], counts[:, kernels.C_SCORED])
         if bounds is not None:
@@ -200,17 +202,20 @@ def _none_to_nan(value):
     return float("nan") if value is None else value
 
 
-def by_signal_table(codes: np.ndarray, forward_return: np.ndarray, scored: np.ndarray, counts: np.ndarray,
-                    sums: np.ndarray) -> pd.DataFrame:
-    """count, mean and median forward return per signal over the scored rows."""
+def by_signal_table(counts: np.ndarray, sums: np.ndarray, medians: list[float]) -> pd.DataFrame:
+    """count, mean and median forward return per signal over the scored rows.
+
+    Args:
+        counts, sums: the per-series tables.
+        medians: per signal (BUY, HOLD, SELL), the median forward return of its scored rows (NaN when none).
+    """
     total = counts.sum(axis=0) if len(counts) else np.zeros(len(kernels.COUNT_COLUMNS), np.int64)
     sums = sums.sum(axis=0) if len(sums) else np.zeros(len(kernels.SUM_COLUMNS))
     rows = []
     for i in range(len(SIGNALS)):
         n = int(total[kernels.C_SCORED_SIG + i])
-        values = forward_return[scored & (codes == i)] if n else np.empty(0)
         rows.append({"count": n, "mean": sums[kernels.S_RETURN + i] / n if n else np.nan,
-                     "median": float(np.median(values)) if n else np.nan})
+                     "median": float(medians[i]) if n else np.nan})
     return pd.DataFrame(rows, index=pd.CategoricalIndex(SIGNALS, dtype=SIGNAL_DTYPE, name="signal"))
 
 
@@ -322,27 +327,65 @@ class BacktestResult:
 ERROR_BINS = np.linspace(0.0, 0.5, 51)
 
 
-def return_box(values: np.ndarray) -> dict:
-    """Box-plot statistics (5/25/50/75/95th percentiles, mean, n) of forward returns, for matplotlib's ``bxp``."""
+def return_box(values: np.ndarray, overwrite: bool = False) -> dict:
+    """Box-plot statistics (5/25/50/75/95th percentiles, mean, n) of forward returns, for matplotlib's ``bxp``.
+
+    ``overwrite=True`` lets the percentiles reorder ``values`` in place instead of copying them
+    (the mean is taken first, in the given order).
+    """
     if not len(values):
         return {"n": 0}
-    q05, q25, q50, q75, q95 = np.percentile(values, [5, 25, 50, 75, 95])
+    mean = float(np.mean(values))
+    q05, q25, q50, q75, q95 = np.percentile(values, [5, 25, 50, 75, 95], overwrite_input=overwrite)
     return {"n": int(len(values)), "whislo": float(q05), "q1": float(q25), "med": float(q50), "q3": float(q75),
-            "whishi": float(q95), "mean": float(np.mean(values)), "fliers": []}
+            "whishi": float(q95), "mean": mean, "fliers": []}
 
 
-def error_histogram(prices: np.ndarray, fair: np.ndarray, flags: np.ndarray) -> dict:
-    """Counts per :data:`ERROR_BINS` bin of |fair - next| / next and |today - next| / next, and both MAPEs."""
-    rows = np.flatnonzero(flags & kernels.ROW_FORECAST)
-    if not len(rows):
+def error_figures(bins: np.ndarray | None, kpis: dict) -> dict:
+    """The forecast-error histogram of :func:`pokewatch.plots.error_distribution` from its bin counts.
+
+    Args:
+        bins: int (2, len(ERROR_BINS) - 1): per :data:`ERROR_BINS` bin, the rows whose
+            |fair - next| / next (row 0) and |today - next| / next (row 1) fall in it,
+            clipped to the last edge; None or all zero when no forecast was scored.
+        kpis: the KPIs of the same rows; the MAPEs shown are theirs (one definition of MAPE).
+    """
+    if bins is None or not np.asarray(bins).sum():
         return {"edges": ERROR_BINS.tolist(), "fair": [], "naive": [], "mape_fair": None, "mape_naive": None}
+    return {"edges": ERROR_BINS.tolist(), "fair": [int(v) for v in bins[0]], "naive": [int(v) for v in bins[1]],
+            "mape_fair": _nan_to_none(kpis.get("mape_fair")), "mape_naive": _nan_to_none(kpis.get("mape_naive"))}
+
+
+def error_histogram(prices: np.ndarray, fair: np.ndarray, flags: np.ndarray) -> np.ndarray:
+    """Bin counts (2, bins) of |fair - next| / next and |today - next| / next over the forecast rows (numpy)."""
+    rows = np.flatnonzero(flags & kernels.ROW_FORECAST)
     following = prices[rows + 1]
-    out = {"edges": ERROR_BINS.tolist()}
-    for name, forecast in (("fair", fair[rows]), ("naive", prices[rows])):
+    bins = np.zeros((2, len(ERROR_BINS) - 1), np.int64)
+    for k, forecast in enumerate((fair[rows], prices[rows])):
         errors = np.abs(forecast - following) / following
-        out[name] = np.histogram(np.minimum(errors, ERROR_BINS[-1]), ERROR_BINS)[0].tolist()
-        out[f"mape_{name}"] = float(errors.mean())
-    return out
+        bins[k] = np.histogram(np.minimum(errors, ERROR_BINS[-1]), ERROR_BINS)[0]
+    return bins
+
+
+def signal_summaries(counts: np.ndarray, sums: np.ndarray, kpis: dict, values: list[np.ndarray]
+                     ) -> tuple[dict, pd.DataFrame, dict]:
+    """Direction figures, the per-signal table and the box-plot statistics from per-signal forward returns.
+
+    Args:
+        values: per signal (BUY, HOLD, SELL), the forward returns of its scored rows in
+            row order, as fresh arrays: they are reordered in place once their mean is taken.
+
+    Returns:
+        (direction, by_signal, return_boxes), see :class:`BacktestResult`.
+    """
+    boxes = {name: return_box(v, overwrite=True) for name, v in zip(SIGNALS, values)}
+    medians = [float(np.median(v, overwrite_input=True)) if len(v) else np.nan for v in values]
+    direction = {kind: direction_figures(counts, sums, kind, median=medians[code] if len(values[code]) else None)
+                 for kind, code in (("BUY", 0), ("SELL", 2))}
+    direction["HOLD"] = {"flags": int(counts[:, kernels.C_SCORED_SIG + 1].sum()) if len(counts) else 0,
+                         "mean_forward_return": _nan_to_none(kpis["mean_forward_return_hold"]),
+                         "median_forward_return": medians[1] if len(values[1]) else None}
+    return direction, by_signal_table(counts, sums, medians), boxes
 
 
 def take_rows(frame: pd.DataFrame, rows: np.ndarray, **extra) -> pd.DataFrame:
@@ -412,15 +455,9 @@ def backtest_arrays(pf: PriceFrame, fair: np.ndarray, codes: np.ndarray, horizon
                                                         min_price, workers=workers, engine=engine)
     kpis = kpis_from_partials(counts, sums, horizon_days, target_return, end_ts)
     scored = (flags & kernels.ROW_SCORED).astype(bool)
-    direction = {kind: direction_figures(counts, sums, kind, forward_return[scored & (codes == code)])
-                 for kind, code in (("BUY", 0), ("SELL", 2))}
-    direction["HOLD"] = {"flags": int(counts[:, kernels.C_SCORED_SIG + 1].sum()) if len(counts) else 0,
-                         "mean_forward_return": _nan_to_none(kpis["mean_forward_return_hold"]),
-                         "median_forward_return": float(np.median(forward_return[scored & (codes == 1)]))
-                         if (scored & (codes == 1)).any() else None}
-    by_signal = by_signal_table(codes, forward_return, scored, counts, sums)
-    box = {name: return_box(forward_return[scored & (codes == i)]) for i, name in enumerate(SIGNALS)}
-    errors = error_histogram(pf.prices, fair, flags)
+    direction, by_signal, box = signal_summaries(counts, sums, kpis, [forward_return[scored & (codes == i)]
+                                                                      for i in range(len(SIGNALS))])
+    errors = error_figures(error_histogram(pf.prices, fair, flags), kpis)
     table = None
 
     def frame_of() -> pd.DataFrame:

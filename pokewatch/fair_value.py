@@ -55,6 +55,9 @@ def day_numbers(dates) -> np.ndarray:
 
 def dates_of(days: np.ndarray) -> np.ndarray:
     """datetime64[ns] midnights of day numbers (the inverse of :func:`day_numbers`)."""
+    days = np.asarray(days)
+    if days.dtype == np.int32 and days.ndim == 1:
+        return kernels.scale_to_int64(days, _NS_PER_DAY).view("datetime64[ns]")
     return (days.astype(np.int64) * _NS_PER_DAY).view("datetime64[ns]")
 
 

@@ -268,59 +268,91 @@ def _activity_level(changes, priors):
     return level
 
 
+#: Bit of ``needed`` (beside rules.LISTING ... rules.VOL_SCALED) asking for the activity level.
+ACTIVITY = 16
+#: ``needed`` of a pass that scores every confirmation pattern (training).
+ALL_CONFIRMATIONS = rules.LISTING | rules.PERSISTENCE | rules.NO_JUMP | rules.VOL_SCALED | ACTIVITY
+_ACTIVITY = ACTIVITY
+_LOG_MOVES = rules.NO_JUMP | rules.VOL_SCALED
+
+
+def needed_confirmations(*filters: tuple[int, int]) -> int:
+    """The ``needed`` bits of a pass applying rules with these (mask, level) demands (``rules.OFF`` ignored).
+
+    A pass computes only the confirmations some rule can test: the pattern bits outside
+    ``needed`` stay 0, which no rule demanding only ``needed`` bits can tell apart.
+    """
+    needed = 0
+    for mask, level in filters:
+        if mask >= 0:
+            needed |= int(mask) | (_ACTIVITY if level > 0 else 0)
+    return needed
+
+
 @njit(cache=True, nogil=True)
-def _confirmations(values, low, fair, i, side, prev_dev, buy_cut, sell_cut):
-    """Confirmation bits (rules.LISTING ... rules.VOL_SCALED) of row ``i`` on ``side``."""
+def _confirmations(values, low, fair, moves, i, side, prev_dev, buy_cut, sell_cut, needed):
+    """Confirmation bits (rules.LISTING ... rules.VOL_SCALED) of row ``i`` on ``side``, those in ``needed``.
+
+    ``moves[j]`` is the log move into row j, filled for rows ``i - ACTIVITY_WINDOW .. i``.
+    """
     p = values[i]
     bits = 0
-    if len(low):
+    if needed & _LISTING and len(low):
         lo = low[i]
         if lo == lo and ((side == _SELL and lo < p) or (side == _BUY and lo >= p)):
             bits |= _LISTING
-    if prev_dev == prev_dev and ((side == _BUY and prev_dev <= buy_cut) or (side == _SELL and prev_dev >= sell_cut)):
+    if needed & _PERSISTENCE and prev_dev == prev_dev and (
+            (side == _BUY and prev_dev <= buy_cut) or (side == _SELL and prev_dev >= sell_cut)):
         bits |= _PERSISTENCE
-    # Usual move and volatility over the log moves ending at the prior observations,
-    # recomputed exactly for each flagged row (they are few), so no running sum drifts.
-    first = max(1, i - _ACTIVITY_WINDOW)
-    n_moves = i - first
-    total = 0.0
-    total_abs = 0.0
-    for j in range(first, i):
-        move = np.log(values[j] / values[j - 1])
-        total += move
-        total_abs += abs(move)
-    usual = total_abs / n_moves if n_moves > 0 else 0.0
-    if abs(np.log(p / values[i - 1])) <= _JUMP_MULTIPLE * max(usual, _JUMP_FLOOR):
-        bits |= _NO_JUMP
-    if n_moves >= 2:
-        mean = total / n_moves
-        var = 0.0
+    if needed & _LOG_MOVES:
+        # Usual move and volatility over the log moves ending at the prior observations,
+        # summed afresh for each row beyond a threshold (they are few), so no running sum drifts.
+        first = max(1, i - _ACTIVITY_WINDOW)
+        n_moves = i - first
+        total = 0.0
+        total_abs = 0.0
         for j in range(first, i):
-            move = np.log(values[j] / values[j - 1]) - mean
-            var += move * move
-        sd = np.sqrt(var / (n_moves - 1))
-        gap = abs(np.log(p / fair[i]))
-        if (sd == 0.0 and gap > 0.0) or (sd > 0.0 and gap / sd >= _Z_MIN):
-            bits |= _VOL_SCALED
+            move = moves[j]
+            total += move
+            total_abs += abs(move)
+        usual = total_abs / n_moves if n_moves > 0 else 0.0
+        if needed & _NO_JUMP and abs(moves[i]) <= _JUMP_MULTIPLE * max(usual, _JUMP_FLOOR):
+            bits |= _NO_JUMP
+        if needed & _VOL_SCALED and n_moves >= 2:
+            mean = total / n_moves
+            var = 0.0
+            for j in range(first, i):
+                move = moves[j] - mean
+                var += move * move
+            sd = np.sqrt(var / (n_moves - 1))
+            gap = abs(np.log(p / fair[i]))
+            if (sd == 0.0 and gap > 0.0) or (sd > 0.0 and gap / sd >= _Z_MIN):
+                bits |= _VOL_SCALED
     return bits
 
 
 @njit(cache=True, nogil=True)
-def series_rows(values, low, method, window, com, buy_cut, sell_cut, min_price, buffer, fair, dev, side, pattern):
+def series_rows(values, low, method, window, com, buy_cut, sell_cut, min_price, needed, buffer, moves, fair, dev,
+                side, pattern):
     """Fair value, deviation, threshold side and confirmation pattern of every row of one series.
 
     ``side`` is -1 where the row may not be flagged at all (no earlier observation, a
     price under ``min_price`` on the day or in the fair-value window, no fair value,
     or a deviation inside the thresholds), else 0 (beyond the BUY cut) or 2 (SELL).
     ``pattern`` is the row's confirmation bits plus its activity level times 16
-    (see :mod:`pokewatch.rules`); a rule flags a row when the pattern holds every
-    confirmation the rule demands for that side.
+    (see :mod:`pokewatch.rules`), of the confirmations in ``needed`` only (the others
+    read 0); a rule flags a row when the pattern holds every confirmation the rule
+    demands for that side. ``buffer`` and ``moves`` are scratch space (window + 1 and
+    len(values) floats).
     """
     n = len(values)
     if n == 0:
         return
     _series_fair(values, method, window, com, buffer, fair)
     prior_window = window - 1 if method == MEAN_INCLUDING_TODAY else window
+    with_activity = (needed & _ACTIVITY) != 0
+    with_moves = (needed & _LOG_MOVES) != 0
+    moved = 1          # log moves are filled for rows [1, moved)
     below = 0          # prices under min_price among the prior fair-value window
     changes = 0        # prior ACTIVITY_WINDOW observations whose price changed
     prev_dev = np.nan
@@ -332,8 +364,14 @@ def series_rows(values, low, method, window, com, buy_cut, sell_cut, min_price, 
         pat = 0
         if s != _HOLD and i >= 1 and p >= min_price and below == 0:
             code = s
-            pat = _confirmations(values, low, fair, i, s, prev_dev, buy_cut, sell_cut)
-            pat |= _activity_level(changes, i) << 4
+            if needed:
+                if with_moves:
+                    for j in range(max(moved, i - _ACTIVITY_WINDOW), i + 1):
+                        moves[j] = np.log(values[j] / values[j - 1])
+                    moved = i + 1
+                pat = _confirmations(values, low, fair, moves, i, s, prev_dev, buy_cut, sell_cut, needed)
+                if with_activity:
+                    pat |= _activity_level(changes, i) << 4
         side[i] = code
         pattern[i] = pat
         prev_dev = d
@@ -343,11 +381,42 @@ def series_rows(values, low, method, window, com, buy_cut, sell_cut, min_price, 
                 below += 1
             if i - prior_window >= 0 and values[i - prior_window] < min_price:
                 below -= 1
-        if i >= 1 and values[i] != values[i - 1]:
-            changes += 1
-        gone = i - _ACTIVITY_WINDOW
-        if gone >= 1 and values[gone] != values[gone - 1]:
-            changes -= 1
+        if with_activity:
+            if i >= 1 and values[i] != values[i - 1]:
+                changes += 1
+            gone = i - _ACTIVITY_WINDOW
+            if gone >= 1 and values[gone] != values[gone - 1]:
+                changes -= 1
+
+
+@njit(cache=True, nogil=True)
+def _plain_rule_series(values, method, window, com, buy_cut, sell_cut, min_price, buy_on, sell_on, buffer, fair,
+                       dev, codes):
+    """:func:`series_rows` plus the rule's codes, for a rule that demands no confirmation (the common case).
+
+    The same fair values, deviations and eligibility as :func:`series_rows`, in one loop
+    with no pattern: a kind is either on without conditions (``buy_on``) or off.
+    """
+    n = len(values)
+    if n == 0:
+        return
+    _series_fair(values, method, window, com, buffer, fair)
+    prior_window = window - 1 if method == MEAN_INCLUDING_TODAY else window
+    below = 0
+    for i in range(n):
+        p = values[i]
+        d, s = classify(p, fair[i], buy_cut, sell_cut)
+        dev[i] = d
+        code = _HOLD
+        if s != _HOLD and i >= 1 and p >= min_price and below == 0:
+            if (s == _BUY and buy_on) or (s == _SELL and sell_on):
+                code = s
+        codes[i] = code
+        if prior_window > 0:
+            if p < min_price:
+                below += 1
+            if i - prior_window >= 0 and values[i - prior_window] < min_price:
+                below -= 1
 
 
 @njit(cache=True, nogil=True)
@@ -363,15 +432,27 @@ def _rule_rows_into(prices, low, bounds, first, last, method, window, com, buy_c
     longest = 0
     for s in range(first, last):
         longest = max(longest, bounds[s + 1] - bounds[s])
+    needed = 0
+    if buy_mask >= 0:
+        needed |= buy_mask | (_ACTIVITY if buy_level > 0 else 0)
+    if sell_mask >= 0:
+        needed |= sell_mask | (_ACTIVITY if sell_level > 0 else 0)
     buffer = np.empty(window + 1)
+    moves = np.empty(longest)
+    scratch = np.empty(longest if len(dev) == 0 else 0)   # deviations nobody asked for
     side = np.empty(longest, np.int8)
     pattern = np.empty(longest, np.int64)
     for s in range(first, last):
         lo, hi = bounds[s], bounds[s + 1]
         n = hi - lo
+        series_dev = dev[lo:hi] if len(dev) else scratch[:n]
+        if needed == 0:
+            _plain_rule_series(prices[lo:hi], method, window, com, buy_cut, sell_cut, min_price, buy_mask == 0,
+                               sell_mask == 0, buffer, fair[lo:hi], series_dev, codes[lo:hi])
+            continue
         series_low = low[lo:hi] if len(low) else low
-        series_rows(prices[lo:hi], series_low, method, window, com, buy_cut, sell_cut, min_price, buffer,
-                    fair[lo:hi], dev[lo:hi], side[:n], pattern[:n])
+        series_rows(prices[lo:hi], series_low, method, window, com, buy_cut, sell_cut, min_price, needed, buffer,
+                    moves, fair[lo:hi], series_dev, side[:n], pattern[:n])
         for i in range(n):
             code = _HOLD
             if side[i] == _BUY and _passes(pattern[i], buy_mask, buy_level):
@@ -382,10 +463,14 @@ def _rule_rows_into(prices, low, bounds, first, last, method, window, com, buy_c
 
 
 def rule_rows(prices, low, bounds, method, window, com, buy_cut, sell_cut, min_price, buy_mask, buy_level,
-              sell_mask, sell_level, threads=None):
-    """Fair value, deviation and signal code (0 BUY, 1 HOLD, 2 SELL) of every row under one rule."""
+              sell_mask, sell_level, threads=None, with_dev=True):
+    """Fair value, deviation and signal code (0 BUY, 1 HOLD, 2 SELL) of every row under one rule.
+
+    Only the confirmations the rule demands are computed (see :func:`series_rows`).
+    ``with_dev=False`` returns an empty deviation array instead of writing one per row.
+    """
     n = len(prices)
-    fair, dev, codes = np.empty(n), np.empty(n), np.empty(n, np.int8)
+    fair, dev, codes = np.empty(n), np.empty(n if with_dev else 0), np.empty(n, np.int8)
     run_by_series(lambda first, last: _rule_rows_into(
         prices, low, bounds, first, last, method, window, com, buy_cut, sell_cut, min_price, buy_mask, buy_level,
         sell_mask, sell_level, fair, dev, codes), bounds, threads)
@@ -394,6 +479,20 @@ def rule_rows(prices, low, bounds, method, window, com, buy_cut, sell_cut, min_p
 
 #: Columns of the per-day rule table of :func:`walk_rows`.
 WALK_COLUMNS = ("active", "buy_mask", "buy_level", "sell_mask", "sell_level")
+
+
+@njit(cache=True, nogil=True)
+def _table_needs(table):
+    """The ``needed`` confirmations of every active day's rule in a :data:`WALK_COLUMNS` table."""
+    needed = 0
+    for d in range(table.shape[0]):
+        if table[d, 0] == 0:
+            continue
+        if table[d, 1] >= 0:
+            needed |= table[d, 1] | (_ACTIVITY if table[d, 2] > 0 else 0)
+        if table[d, 3] >= 0:
+            needed |= table[d, 3] | (_ACTIVITY if table[d, 4] > 0 else 0)
+    return needed
 
 
 @njit(types.void(_F8, _F8, _I4, _I8, types.int64, types.int64, types.int64, types.int64, types.float64,
@@ -406,7 +505,9 @@ def _walk_rows_into(prices, low, days, bounds, first, last, method, window, com,
     longest = 0
     for s in range(first, last):
         longest = max(longest, bounds[s + 1] - bounds[s])
+    needed = _table_needs(table)
     buffer = np.empty(window + 1)
+    moves = np.empty(longest)
     series_fair = np.empty(longest)
     dev = np.empty(longest)
     side = np.empty(longest, np.int8)
@@ -418,8 +519,8 @@ def _walk_rows_into(prices, low, days, bounds, first, last, method, window, com,
         if n == 0 or d_last < 0 or d_first >= n_days:
             continue
         series_low = low[lo:hi] if len(low) else low
-        series_rows(prices[lo:hi], series_low, method, window, com, buy_cut, sell_cut, min_price, buffer,
-                    series_fair[:n], dev[:n], side[:n], pattern[:n])
+        series_rows(prices[lo:hi], series_low, method, window, com, buy_cut, sell_cut, min_price, needed, buffer,
+                    moves, series_fair[:n], dev[:n], side[:n], pattern[:n])
         for i in range(n):
             d = days[lo + i] - day0
             if d < 0 or d >= n_days or table[d, 0] == 0:
@@ -469,6 +570,7 @@ def _histogram_into(prices, low, days, bounds, first, last, method, window, com,
     for s in range(first, last):
         longest = max(longest, bounds[s + 1] - bounds[s])
     buffer = np.empty(window + 1)
+    moves = np.empty(longest)
     fair = np.empty(longest)
     dev = np.empty(longest)
     side = np.empty(longest, np.int8)
@@ -477,8 +579,8 @@ def _histogram_into(prices, low, days, bounds, first, last, method, window, com,
         lo, hi = bounds[s], bounds[s + 1]
         n = hi - lo
         series_low = low[lo:hi] if len(low) else low
-        series_rows(prices[lo:hi], series_low, method, window, com, buy_cut, sell_cut, min_price, buffer,
-                    fair[:n], dev[:n], side[:n], pattern[:n])
+        series_rows(prices[lo:hi], series_low, method, window, com, buy_cut, sell_cut, min_price,
+                    ALL_CONFIRMATIONS, buffer, moves, fair[:n], dev[:n], side[:n], pattern[:n])
         ahead = 0
         for i in range(n):
             day = days[lo + i]
@@ -553,15 +655,49 @@ def candidate_histogram(prices, low, days, bounds, method, window, com, buy_cut,
 
 # -- backtest: score a fixed set of fair values and signal codes ------------------------
 @njit(cache=True, nogil=True)
+def _bin(value, edges):
+    """Bin of ``value`` among ``edges`` as ``np.histogram(values, edges)`` counts it (-1: outside; last bin closed)."""
+    last = len(edges) - 1
+    if not (value >= edges[0] and value <= edges[last]):
+        return -1
+    b = np.searchsorted(edges, value, side="right") - 1
+    return last - 1 if b == last else b
+
+
+@njit(cache=True, nogil=True)
 def _score_series(prices, days, fair, codes, horizon, start_day, end_day, min_price, target_return,
-                  counts, sums, forward_return, flags, with_rows):
-    """Accumulate one series' backtest counts and sums; optionally fill per-row outputs."""
+                  counts, sums, forward_return, flags, with_rows, summary, edges, errors, out_return, out_code,
+                  pos, pos_end, flagged, k, row0):
+    """Accumulate one series' backtest counts and sums, and optionally fill per-row or summary outputs.
+
+    With ``with_rows``: ``forward_return`` and ``flags`` per row. With ``summary``: the
+    forward return and code of each scored row at ``out_return[pos:pos_end]`` /
+    ``out_code`` (in row order), each scored BUY or SELL as a ``flagged`` row (row index
+    ``row0 + i``, fair value, forward return, code) from index ``k``, and the absolute
+    forecast errors of the fair value and of the naive last price counted into
+    ``errors[0]`` / ``errors[1]`` per bin of ``edges`` (clipped to the last edge).
+
+    Returns:
+        (k, pos) after this series.
+    """
     n = len(prices)
-    ahead = 0                 # first row at or after day + horizon (days only increase)
+    begin = 0
+    if not with_rows:         # nothing before the window is counted: start at its first row
+        hi = n
+        while begin < hi:
+            mid = (begin + hi) // 2
+            if days[mid] < start_day:
+                begin = mid + 1
+            else:
+                hi = mid
+    ahead = begin             # first row at or after day + horizon (days only increase)
     previous_signal = -1      # signal of the previous covered row of this series
     first_day = NO_DAY
     last_day = NO_LAST_DAY
-    for i in range(n):
+    clip = edges[len(edges) - 1] if summary else 0.0
+    for i in range(begin, n):
+        if not with_rows and days[i] > end_day:
+            break
         price = prices[i]
         target_day = days[i] + horizon
         while ahead < n and days[ahead] < target_day:
@@ -604,16 +740,36 @@ def _score_series(prices, days, fair, codes, horizon, start_day, end_day, min_pr
                         elif sig == _SELL:
                             counts[C_RIGHT_SELL] += down
                             counts[C_WRONG_SELL] += up
+                        if summary:
+                            if pos < pos_end:
+                                out_return[pos] = fwd
+                                out_code[pos] = sig
+                            pos += 1
+                            if sig != _HOLD:
+                                flagged[k, 0] = row0 + i
+                                flagged[k, 1] = f
+                                flagged[k, 2] = fwd
+                                flagged[k, 3] = sig
+                                k += 1
                     if i + 1 < n and days[i + 1] <= target_day:
                         following = prices[i + 1]
                         bits |= ROW_FORECAST
                         counts[C_FORECAST] += 1
                         err_fair = f - following       # the fair value known today, not tomorrow's
                         err_naive = price - following
-                        sums[S_APE_FAIR] += abs(err_fair) / following
-                        sums[S_APE_NAIVE] += abs(err_naive) / following
+                        ape_fair = abs(err_fair) / following
+                        ape_naive = abs(err_naive) / following
+                        sums[S_APE_FAIR] += ape_fair
+                        sums[S_APE_NAIVE] += ape_naive
                         sums[S_SQ_FAIR] += err_fair ** 2
                         sums[S_SQ_NAIVE] += err_naive ** 2
+                        if summary:
+                            b = _bin(min(ape_fair, clip) if ape_fair == ape_fair else ape_fair, edges)
+                            if b >= 0:
+                                errors[0, b] += 1
+                            b = _bin(min(ape_naive, clip) if ape_naive == ape_naive else ape_naive, edges)
+                            if b >= 0:
+                                errors[1, b] += 1
         if with_rows:
             forward_return[i] = fwd
             flags[i] = bits
@@ -621,6 +777,7 @@ def _score_series(prices, days, fair, codes, horizon, start_day, end_day, min_pr
         counts[C_SERIES] = 1
     counts[C_FIRST_DAY] = first_day
     counts[C_LAST_DAY] = last_day
+    return k, pos
 
 
 @njit(types.void(_F8, _I4, _F8, _I1, _I8, types.int64, types.int64, types.int64, types.int64, types.int64,
@@ -628,14 +785,21 @@ def _score_series(prices, days, fair, codes, horizon, start_day, end_day, min_pr
                  _OUT_U1), cache=True, nogil=True)
 def _backtest_into(prices, days, fair, codes, bounds, first, last, horizon, start_day, end_day, min_price,
                    target_return, with_rows, counts, sums, forward_return, flags):
+    no_edges = np.zeros(2)
+    no_errors = np.zeros((2, 1), np.int64)
+    no_return = np.empty(0)
+    no_code = np.empty(0, np.int8)
+    no_flagged = np.empty((0, 4))
     for s in range(first, last):
         lo, hi = bounds[s], bounds[s + 1]
         if with_rows:
             _score_series(prices[lo:hi], days[lo:hi], fair[lo:hi], codes[lo:hi], horizon, start_day, end_day,
-                          min_price, target_return, counts[s], sums[s], forward_return[lo:hi], flags[lo:hi], True)
+                          min_price, target_return, counts[s], sums[s], forward_return[lo:hi], flags[lo:hi], True,
+                          False, no_edges, no_errors, no_return, no_code, 0, 0, no_flagged, 0, lo)
         else:
             _score_series(prices[lo:hi], days[lo:hi], fair[lo:hi], codes[lo:hi], horizon, start_day, end_day,
-                          min_price, target_return, counts[s], sums[s], forward_return, flags, False)
+                          min_price, target_return, counts[s], sums[s], forward_return, flags, False, False,
+                          no_edges, no_errors, no_return, no_code, 0, 0, no_flagged, 0, lo)
 
 
 def backtest_partials(prices, days, fair, codes, bounds, horizon, start_day, end_day, min_price, target_return,
@@ -665,6 +829,160 @@ def backtest_partials(prices, days, fair, codes, bounds, horizon, start_day, end
         prices, days, fair, codes, bounds, first, last, horizon, start_day, end_day, min_price, target_return,
         with_rows, counts, sums, forward_return, flags), bounds, threads)
     return counts, sums, forward_return, flags
+
+
+# -- the track record: each week's rule and its scoring in one pass -----------------------
+_I8_3D = types.Array(types.int64, 3, "C", readonly=True)
+_B1 = types.Array(types.boolean, 1, "C", readonly=True)
+
+
+@njit(types.void(_F8, _I4, _I8, types.int64, types.int64, _B1, types.int64, types.int64, types.int64, types.int64,
+                 types.float64, types.int64[::1]), cache=True, nogil=True)
+def _scored_rows_into(prices, days, bounds, first, last, active, day0, horizon, start_day, end_day, min_price, out):
+    """Per series, the rows :func:`_track_into` will score: what :func:`_score_series` counts as scored
+    when every row of an ``active`` day has a fair value (all do from a series' second row on)."""
+    n_days = len(active)
+    for s in range(first, last):
+        lo, hi = bounds[s], bounds[s + 1]
+        n = hi - lo
+        ahead = 0
+        scored = 0
+        for i in range(n):
+            day = days[lo + i]
+            target_day = day + horizon
+            while ahead < n and days[lo + ahead] < target_day:
+                ahead += 1
+            if day < start_day or day > end_day or i == 0 or prices[lo + i] < min_price:
+                continue
+            d = day - day0
+            if d < 0 or d >= n_days or not active[d]:
+                continue
+            if ahead < n and days[lo + ahead] == target_day:
+                scored += 1
+        out[s] = scored
+
+
+@njit(types.Tuple((types.int64[:, ::1], types.float64[:, ::1]))(
+    _F8, _F8, _I4, _I8, types.int64, types.int64, _I8, _I8, _F8, _I8_3D, types.int64, types.float64, types.float64,
+    types.float64, types.int64, types.int64, types.int64, types.float64, _F8, _I8, types.int64[:, ::1],
+    types.float64[:, ::1], _OUT_F8, _OUT_I1), cache=True, nogil=True)
+def _track_into(prices, low, days, bounds, first, last, methods, windows, coms, tables, day0, buy_cut, sell_cut,
+                min_price, horizon, start_day, end_day, target_return, edges, offsets, counts, sums, out_return,
+                out_code):
+    n_days = tables.shape[1]
+    n_methods = len(methods)
+    longest = 0
+    for s in range(first, last):
+        longest = max(longest, bounds[s + 1] - bounds[s])
+    needs = np.zeros(n_methods, np.int64)
+    widest = 1
+    for m in range(n_methods):
+        needs[m] = _table_needs(tables[m])
+        widest = max(widest, windows[m])
+    buffer = np.empty(widest + 1)
+    moves = np.empty(longest)
+    method_fair = np.empty(longest)
+    dev = np.empty(longest)
+    side = np.empty(longest, np.int8)
+    pattern = np.empty(longest, np.int64)
+    fair = np.empty(longest)
+    codes = np.empty(longest, np.int8)
+    errors = np.zeros((2, len(edges) - 1), np.int64)
+    flagged = np.empty((1024, 4))
+    k = 0
+    no_return = np.empty(0)
+    no_flags = np.empty(0, np.uint8)
+    for s in range(first, last):
+        lo, hi = bounds[s], bounds[s + 1]
+        n = hi - lo
+        if n == 0 or days[hi - 1] < start_day or days[lo] > end_day:   # nothing of this series is scored
+            counts[s, C_FIRST_DAY] = NO_DAY
+            counts[s, C_LAST_DAY] = NO_LAST_DAY
+            continue
+        for i in range(n):
+            fair[i] = np.nan
+            codes[i] = _HOLD
+        series_low = low[lo:hi] if len(low) else low
+        for m in range(n_methods):
+            table = tables[m]
+            used = False
+            for i in range(n):
+                day = days[lo + i]
+                d = day - day0
+                if start_day <= day <= end_day and 0 <= d < n_days and table[d, 0] != 0:
+                    used = True
+                    break
+            if not used:
+                continue
+            series_rows(prices[lo:hi], series_low, methods[m], windows[m], coms[m], buy_cut, sell_cut, min_price,
+                        needs[m], buffer, moves, method_fair[:n], dev[:n], side[:n], pattern[:n])
+            for i in range(n):
+                d = days[lo + i] - day0
+                if d < 0 or d >= n_days or table[d, 0] == 0:
+                    continue
+                code = _HOLD
+                if side[i] == _BUY and _passes(pattern[i], table[d, 1], table[d, 2]):
+                    code = _BUY
+                elif side[i] == _SELL and _passes(pattern[i], table[d, 3], table[d, 4]):
+                    code = _SELL
+                fair[i] = method_fair[i]
+                codes[i] = code
+        if k + n > flagged.shape[0]:
+            grown = np.empty((max(2 * flagged.shape[0], k + n), 4))
+            grown[:k] = flagged[:k]
+            flagged = grown
+        k, pos = _score_series(prices[lo:hi], days[lo:hi], fair[:n], codes[:n], horizon, start_day, end_day,
+                               min_price, target_return, counts[s], sums[s], no_return, no_flags, False, True, edges,
+                               errors, out_return, out_code, offsets[s], offsets[s + 1], flagged, k, lo)
+        if pos != offsets[s + 1]:
+            counts[s, C_SCORED] = -1     # the caller checks: the pre-pass and the scoring disagreed
+    return errors, flagged[:k].copy()
+
+
+#: Columns of the ``flagged`` table of :func:`track_record_pass`.
+FLAGGED_COLUMNS = ("row", "fair_value", "forward_return", "signal")
+
+
+def track_record_pass(prices, low, days, bounds, methods, windows, coms, tables, day0, buy_cut, sell_cut, min_price,
+                      horizon, start_day, end_day, target_return, edges, threads=None):
+    """Walk-forward flags and their scores in one pass, with no per-row output.
+
+    Each day's rule is given by ``tables[m]`` (a :data:`WALK_COLUMNS` table per
+    fair-value method ``methods[m]``, day ``day0`` first): per series, the methods in
+    use are computed as in :func:`walk_rows` and the rows are scored as in
+    :func:`backtest_partials`, in the series' own buffers, so nothing of size
+    "every row" is written.
+
+    Returns:
+        ``counts`` and ``sums`` (as :func:`backtest_partials`), ``scored_return`` and
+        ``scored_code`` (the forward return and code of every scored row, in row order),
+        ``flagged`` (float64, one row per scored BUY or SELL: :data:`FLAGGED_COLUMNS`) and
+        ``errors`` (int64 2 x bins: fair value's and naive forecast's absolute errors per
+        bin of ``edges``, clipped to the last edge).
+
+    Raises:
+        RuntimeError: the rows scored disagree with the pre-pass that sized the outputs (a bug).
+    """
+    n_series = len(bounds) - 1
+    active = np.ascontiguousarray(tables[:, :, 0].any(axis=0)) if len(tables) else np.zeros(0, bool)
+    per_series = np.zeros(n_series, np.int64)
+    run_by_series(lambda first, last: _scored_rows_into(prices, days, bounds, first, last, active, day0, horizon,
+                                                        start_day, end_day, min_price, per_series), bounds, threads)
+    offsets = np.zeros(n_series + 1, np.int64)
+    np.cumsum(per_series, out=offsets[1:])
+    counts = np.zeros((n_series, len(COUNT_COLUMNS)), np.int64)
+    sums = np.zeros((n_series, len(SUM_COLUMNS)))
+    scored_return = np.empty(int(offsets[-1]))
+    scored_code = np.empty(int(offsets[-1]), np.int8)
+    parts = map_series(lambda first, last: _track_into(
+        prices, low, days, bounds, first, last, methods, windows, coms, tables, day0, buy_cut, sell_cut, min_price,
+        horizon, start_day, end_day, target_return, edges, offsets, counts, sums, scored_return, scored_code),
+        bounds, threads)
+    if len(counts) and counts[:, C_SCORED].min() < 0:
+        raise RuntimeError("track_record_pass: the rows scored disagree with the rows sized for; please report this")
+    errors = sum(p[0] for p in parts) if parts else np.zeros((2, len(edges) - 1), np.int64)
+    flagged = np.concatenate([p[1] for p in parts]) if parts else np.empty((0, 4))
+    return counts, sums, scored_return, scored_code, flagged, errors
 
 
 @njit([types.Tuple((types.int32[::1], types.int64[::1]))(types.Array(t, 1, "A", readonly=True), types.int64)
@@ -766,3 +1084,52 @@ def expand_runs(values, heads, n, out):
         for i in range(heads[k], end):
             out[i] = values[k]
     return out
+
+
+@njit(types.int64[::1](types.Array(types.int32, 1, "A", readonly=True), types.int64), cache=True, nogil=True)
+def scale_to_int64(days, factor):
+    """``days * factor`` as int64 in one pass (day numbers to nanoseconds, without an int64 temporary)."""
+    out = np.empty(len(days), np.int64)
+    for i in range(len(days)):
+        out[i] = days[i] * factor
+    return out
+
+
+@njit(types.Tuple((types.int64[::1], types.int64))(_I4, _I8, types.int64), cache=True, nogil=True)
+def recent_starts(days, bounds, first_day):
+    """Per series, its first row on or after ``first_day`` (its end when none), and the earliest such day.
+
+    Rows are sorted by day within each series, so the recent rows are a suffix of it.
+    """
+    n_series = len(bounds) - 1
+    out = np.empty(n_series, np.int64)
+    earliest = np.iinfo(np.int64).max
+    for s in range(n_series):
+        lo, hi = bounds[s], bounds[s + 1]
+        a, b = lo, hi
+        while a < b:
+            mid = (a + b) // 2
+            if days[mid] < first_day:
+                a = mid + 1
+            else:
+                b = mid
+        out[s] = a
+        if a < hi and days[a] < earliest:
+            earliest = days[a]
+    return out, earliest
+
+
+@njit(types.void(_F8, _I4, _F8, _I1, _I8, types.Array(types.int64, 1, "C", readonly=True),
+                 types.Array(types.int64, 1, "C", readonly=True), types.int64, types.float64[:, ::1],
+                 types.float64[:, ::1], types.int8[:, ::1]), cache=True, nogil=True)
+def fill_recent(prices, days, fair, codes, bounds, starts, positions, first_day, market_out, fair_out, codes_out):
+    """Copy each series' rows from ``starts[s]`` into row ``positions[s]`` (skipped when -1) of dense day grids."""
+    for s in range(len(bounds) - 1):
+        p = positions[s]
+        if p < 0:
+            continue
+        for r in range(starts[s], bounds[s + 1]):
+            c = days[r] - first_day
+            market_out[p, c] = prices[r]
+            fair_out[p, c] = fair[r]
+            codes_out[p, c] = codes[r]

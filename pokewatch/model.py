@@ -25,7 +25,7 @@ from datetime import date as date_type
 import numpy as np
 import pandas as pd
 
-from pokewatch import params
+from pokewatch import kernels, params
 from pokewatch.errors import ParameterError, UnknownCardError, UnknownDateError
 from pokewatch.fair_value import PriceFrame, dates_of, day_numbers
 from pokewatch.rules import HOLD, SIGNALS, Rule, thresholds
@@ -65,6 +65,7 @@ class FairValueModel:
         self.stale_days = params.non_negative_int("stale_days", self.stale_days, maximum=3650)
         self._reset_cache()
         self._card_index = None
+        self._asof = None
 
     # -- persistence: the prediction cache and lookup indexes are process-local ----------
     _LOCAL = ("_cache", "_card_index", "_date_index", "_date_labels", "_variants", "_currencies", "_asof",
@@ -80,6 +81,7 @@ class FairValueModel:
         self.__dict__.update(state)
         self._reset_cache()
         self._card_index = None  # rebuilt on first use, so loading a model stays cheap
+        self._asof = None
 
     def _reset_cache(self) -> None:
         self._cache: dict = {}
@@ -116,22 +118,24 @@ class FairValueModel:
         if fair is None or codes is None:
             fair, _dev, codes = signal_arrays(pf, self.rule)
         through_day = int(day_numbers(pd.Series([pd.Timestamp(through)]))[0]) if through is not None else None
-        return self._fit_arrays(pf.codes, pf.days, pf.prices, fair, codes, lambda rows: pf.frame.iloc[rows],
-                                through_day)
+        return self._fit_arrays(pf, fair, codes, through_day)
 
-    def _fit_arrays(self, codes: np.ndarray, days: np.ndarray, market: np.ndarray, fair: np.ndarray,
-                    signal_codes: np.ndarray, rows_of, through_day: int | None = None) -> FairValueModel:
-        """Fit from per-row arrays sorted by series and date; ``rows_of(positions)`` gives table rows."""
-        last = int(days.max())
+    def _fit_arrays(self, pf: PriceFrame, fair: np.ndarray, signal_codes: np.ndarray,
+                    through_day: int | None = None) -> FairValueModel:
+        """Fit from per-row arrays aligned with ``pf`` (sorted by series and date).
+
+        Each series' recent rows are a suffix of it, found by binary search and copied
+        straight into the day grids, so no array of every row is made here.
+        """
+        days, bounds = pf.days, pf.bounds
+        last = int(days[bounds[1:] - 1].max())          # each series' newest day
         end = max(last, through_day) if through_day is not None else last
-        first = max(last - (self.keep_days - 1), int(days.min()))
-        recent = np.flatnonzero(days >= first)
-        first = int(days[recent].min())  # only days something was observed on
-        recent_codes = codes[recent]
-        new_series = np.r_[True, recent_codes[1:] != recent_codes[:-1]] if len(recent) else np.zeros(0, bool)
-        series_pos = np.cumsum(new_series) - 1
-        last_rows = recent[np.r_[np.flatnonzero(new_series)[1:] - 1, len(recent) - 1]] if len(recent) else recent
-        table = rows_of(last_rows)
+        first = max(last - (self.keep_days - 1), int(days[bounds[:-1]].min()))
+        starts, first = kernels.recent_starts(days, bounds, first)
+        first = int(first)                               # only days something was observed on
+        has = starts < bounds[1:]
+        positions = np.where(has, np.cumsum(has) - 1, -1).astype(np.int64)
+        table = pf.frame.iloc[bounds[1:][has] - 1]      # each kept series' newest row
         descriptive = [c for c in ("source", *DESCRIPTIVE_COLUMNS) if c in table.columns]
         # Arrow-backed strings: the model pickles (and so loads from the cache) as a few
         # buffers instead of one Python object per cell.
@@ -142,18 +146,18 @@ class FairValueModel:
         self.market = np.full(shape, np.nan)
         self.fair = np.full(shape, np.nan)
         self.codes = np.full(shape, HOLD, np.int8)
-        day_pos = days[recent] - first
-        self.market[series_pos, day_pos] = market[recent]
-        self.fair[series_pos, day_pos] = fair[recent]
-        self.codes[series_pos, day_pos] = signal_codes[recent]
+        kernels.fill_recent(pf.prices, days, np.ascontiguousarray(fair, np.float64),
+                            np.ascontiguousarray(signal_codes, np.int8), bounds, starts, positions, first,
+                            self.market, self.fair, self.codes)
         self.fitted_through = f"{self.dates[-1]:%Y-%m-%d}"
         self._card_index = None
+        self._asof = None
         self._reset_cache()
         logger.info("fitted %s on %d series through %s", self.rule.label, shape[0], self.fitted_through)
         return self
 
     def _build_index(self) -> None:
-        """Card -> row positions (preferred printing first), date -> column, and as-of columns."""
+        """Card -> row positions (preferred printing first): what ``predict`` looks cards up in."""
         cards = self.series["card_id"].to_numpy(object)
         variants = self.series["variant"].to_numpy(object)
         currencies = self.series["currency"].to_numpy(object)
@@ -171,18 +175,23 @@ class FairValueModel:
         self._card_index = {card_names[c]: tuple(options[a:b])
                             for c, a, b in zip(first_code, starts.tolist(), ends.tolist())}
         self._variants, self._currencies = variants.tolist(), currencies.tolist()
+
+    def _build_days(self) -> None:
+        """Date -> column, and for each (series, day) the latest column on or before it with a price."""
         self._date_index = {f"{d:%Y-%m-%d}": i for i, d in enumerate(self.dates)}
         self._date_labels = list(self._date_index)
-        # For each (series, day), the latest column on or before it with a price.
         observed = ~np.isnan(self.market)
         cols = np.where(observed, np.arange(observed.shape[1], dtype=np.int32), np.int32(-1))
         self._asof = np.maximum.accumulate(cols, axis=1)
 
     # -- prediction ----------------------------------------------------------------------
-    def _require_fitted(self) -> None:
+    def _require_fitted(self, cards: bool = True) -> None:
+        """Raise when not fitted; build the day index and (with ``cards``) the card index on first use."""
         if self.series is None:
             raise UnknownDateError("this model has not been fitted; call fit(history) first")
-        if self._card_index is None:
+        if getattr(self, "_asof", None) is None:
+            self._build_days()
+        if cards and self._card_index is None:
             self._build_index()
 
     def _column(self, date) -> int:
@@ -266,7 +275,7 @@ class FairValueModel:
         none are left out. A price more than ``stale_days`` old is never flagged:
         ``signal`` is HOLD and ``stale`` is True.
         """
-        self._require_fitted()
+        self._require_fitted(cards=False)
         col = self._column(date)
         asof = self._asof[:, col]
         has = asof >= 0

@@ -143,7 +143,7 @@ def _rule_task(shard: Shard, rule: Rule) -> tuple[np.ndarray, np.ndarray]:
     code, window, com = kernel_arguments(rule.method, rule.window)
     cuts = thresholds(rule.buy_threshold, rule.sell_threshold, rule.min_price)
     fair, _dev, codes = kernels.rule_rows(shard.prices, shard.low, shard.bounds, code, window, com, *cuts,
-                                          *rule.kernel_filters(), threads=1)
+                                          *rule.kernel_filters(), threads=1, with_dev=False)
     return fair, codes
 
 
@@ -183,20 +183,23 @@ def walk_arrays(pf: PriceFrame, method: str, window: int, cuts: tuple, day0: int
     fair[written], codes[written] = part_fair[written], part_codes[written]
 
 
-def rule_arrays(pf: PriceFrame, rule: Rule, *, workers: int = 1, engine: str = "loky"
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """Fair value and signal code of every row under ``rule`` (see :func:`pokewatch.kernels.rule_rows`)."""
+def rule_arrays(pf: PriceFrame, rule: Rule, *, workers: int = 1, engine: str = "loky", with_dev: bool = False
+                ) -> tuple[np.ndarray, ...]:
+    """Fair value and signal code of every row under ``rule`` (see :func:`pokewatch.kernels.rule_rows`).
+
+    With ``with_dev``: (fair, deviation, codes), the deviation from the same pass.
+    """
     workers, engine = check(workers, engine)
     if workers == 1:
         code, window, com = kernel_arguments(rule.method, rule.window)
         cuts = thresholds(rule.buy_threshold, rule.sell_threshold, rule.min_price)
-        fair, _dev, codes = kernels.rule_rows(pf.prices, pf.low, pf.bounds, code, window, com, *cuts,
-                                              *rule.kernel_filters())
-        return fair, codes
+        fair, dev, codes = kernels.rule_rows(pf.prices, pf.low, pf.bounds, code, window, com, *cuts,
+                                             *rule.kernel_filters(), with_dev=with_dev)
+        return (fair, dev, codes) if with_dev else (fair, codes)
     parts = map_shards(_rule_task, pf, args=(rule,), workers=workers, engine=engine)
-    if len(parts) == 1:
-        return parts[0]
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    fair, codes = parts[0] if len(parts) == 1 else (np.concatenate([p[0] for p in parts]),
+                                                    np.concatenate([p[1] for p in parts]))
+    return (fair, kernels.deviations(pf.prices, fair), codes) if with_dev else (fair, codes)
 
 
 def candidate_histogram(pf: PriceFrame, method: str, window: int, cuts: tuple, horizon: int, target_return: float,

@@ -11,30 +11,35 @@ What is cached, and why:
 
 * each training day's selection (:func:`selection_step`), keyed on the fingerprint
   of the days it reads (all before that training day). Past training days' keys never
-  change once their days are stored, so a daily run replays the whole walk-forward
-  track record from cache and computes only its own new week;
+  change once their days are stored;
+* the list of every training day's selection the track record replays
+  (:func:`replay_selections`), keyed on the days before the last of them: a daily run
+  reads one fingerprint and one entry instead of one per week, and only a new week
+  (or a re-stored old day) looks the selections up one by one;
 * the track record (:func:`track_record_step`): small (figures, KPIs, one row per
-  scored flag, plot statistics), keyed on the evaluated days and the selections;
-* the fair value and signal code per row of today's rule (two arrays, memory-mapped
-  back on a hit), from which the signals table is rebuilt around the mapped history.
+  scored flag, plot statistics), keyed on the evaluated days and the selections.
 
-The history itself already has an on-disk cache keyed on the same fingerprint: the
-store's compacted history, which maps in milliseconds. Fitting the model is one rule
-pass plus a few array writes, cheaper than writing and reading it, so it is not cached.
+Not cached on disk, because recomputing is cheaper than writing and reading the
+result: today's fair value, deviation and signal code of every row (one compiled
+pass) and the fitted model (that pass plus a few array writes). They are memoized in
+the process, so the evaluate notebook's steps share one pass. The history itself has
+its own on-disk cache keyed on the same fingerprint: the store's compacted history,
+which maps in milliseconds.
 
 ``workers`` and ``engine`` shard the per-series work (:mod:`pokewatch.parallel`).
 They are not part of any cache key: the results are the same whatever they are.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import asdict, dataclass
 
 import pandas as pd
 
-from pokewatch import parallel, params
-from pokewatch.caching import CACHE_VERSION, CachedResult, cached_call
+from pokewatch import config, kernels, parallel, params
+from pokewatch.caching import CACHE_VERSION, CachedResult, cached_call, memorized, memory
 from pokewatch.errors import RunError
 from pokewatch.fair_value import PriceFrame
 from pokewatch.model import FairValueModel
@@ -49,6 +54,9 @@ logger = logging.getLogger(__name__)
 #: The price frame and signals table of the last key used in this process, so the
 #: evaluate notebook's steps share one copy.
 _MEMO: dict = {}
+#: Appended to :data:`~pokewatch.caching.CACHE_VERSION` in the track record's key: bumped when
+#: only what the track record holds changed (2: the forecast-error histogram's MAPE is the KPIs').
+TRACK_RECORD_VERSION = "2"
 
 
 @dataclass(frozen=True)
@@ -186,12 +194,66 @@ def selection_step(source: str, as_of, spec: TrainingSpec, store: PriceStore | N
     return result
 
 
+def _replayed(store_root, source, start, end, fingerprint, as_ofs, method, window, buy_threshold, sell_threshold,
+              min_price, horizon_days, target_return, train_days, min_flags, cache_version, history=None,
+              precomputed=None, workers=1, engine="loky") -> list[Selection]:
+    """Every selection of ``as_ofs``, keyed on the stored days before the last one (:func:`replay_selections`)."""
+    if precomputed is not None:
+        return precomputed
+    spec = TrainingSpec(method, window, buy_threshold, sell_threshold, min_price, horizon_days, target_return,
+                        train_days, min_flags)
+    pf = history if history is not None else PriceStore(store_root).load_frame(source, start, end)
+    return [r.value for r in _replay_each(source, [pd.Timestamp(d) for d in as_ofs], spec, pf,
+                                          PriceStore(store_root), workers=workers, engine=engine)]
+
+
 def replay_selections(source: str, as_ofs, spec: TrainingSpec, history: PriceFrame, store: PriceStore | None = None,
                       *, workers: int = 1, engine: str = "loky") -> list[CachedResult]:
-    """Every training day's selection, from the cache where it is there and in one batch where not."""
-    from pokewatch.caching import memorized
+    """Every training day's selection, from the cache where it is there and in one batch where not.
 
-    as_ofs = [pd.Timestamp(d).normalize() for d in as_ofs]
+    The selections come without their candidate tables (``Selection.table`` is empty):
+    the track record shows each week's rule and reason, and the table of a training day
+    is in its own entry (:func:`selection_step`).
+
+    Two levels: the whole list is one cache entry keyed on the stored days before the
+    last training day (every selection reads only days before its own training day, so
+    all of them are valid while those days are unchanged). A daily run therefore reads
+    one fingerprint and one entry; only when a new training day joins the list, or an
+    earlier day was re-stored, is each selection looked up on its own key, and the
+    missing ones computed in one batch (:func:`pokewatch.training.select_many`).
+    """
+    as_ofs = sorted(pd.Timestamp(d).normalize() for d in as_ofs)
+    if not as_ofs:
+        return []
+    started = time.perf_counter()
+    last = _selection_key(source, as_ofs[-1], store)
+    args = (*last.args(), tuple(f"{d:%Y-%m-%d}" for d in as_ofs), *spec.args(), CACHE_VERSION)
+    cached = memorized(_replayed)
+    if _in_cache(cached, *args):
+        try:
+            selections = cached(*args, history=history, workers=workers, engine=engine)
+            seconds = (time.perf_counter() - started) / len(selections)
+            return [CachedResult(value=s, hit=True, seconds=seconds) for s in selections]
+        except Exception as exc:  # an unreadable entry: look each selection up on its own
+            logger.warning("the replayed selections' cache entry was unreadable (%s); reading them one by one", exc)
+    results = _replay_each(source, as_ofs, spec, history, store, workers=workers, engine=engine)
+    for result in results:
+        result.value = _without_table(result.value)
+    try:
+        cached.call(*args, precomputed=[r.value for r in results])
+        memory().reduce_size(bytes_limit=config.CACHE_BYTES_LIMIT)
+    except Exception as exc:  # caching must never fail a run
+        logger.warning("could not cache the replayed selections: %s", exc)
+    return results
+
+
+def _without_table(selection: Selection) -> Selection:
+    return dataclasses.replace(selection, table=pd.DataFrame())
+
+
+def _replay_each(source: str, as_ofs: list[pd.Timestamp], spec: TrainingSpec, history: PriceFrame,
+                 store: PriceStore | None, *, workers: int = 1, engine: str = "loky") -> list[CachedResult]:
+    """Each selection from its own cache entry, the missing ones computed in one batch."""
     keys = [_selection_key(source, d, store) for d in as_ofs]
     cached = memorized(_select)
     missing = [i for i, (d, key) in enumerate(zip(as_ofs, keys))
@@ -242,38 +304,59 @@ def train_step(key: HistoryKey, run_date, spec: TrainingSpec, *, keep_days: int 
 def fitted_model(selection: Selection, key: HistoryKey, run_date, spec: TrainingSpec, *, keep_days: int = 90,
                  stale_days: int = 2, workers: int = 1, engine: str = "loky") -> FairValueModel:
     """A model with ``selection``'s rule, fitted on ``key``'s history through ``run_date``."""
-    _table, _hit, pf, fair, codes = _signals_table(key, selection.rule, workers, engine)
+    pf, fair, _dev, codes = _rule_arrays(key, selection.rule, workers, engine)
     model = FairValueModel(selection.rule, keep_days=keep_days, stale_days=stale_days, trained_on=selection.as_of,
                            selection={**selection.summary(), "spec": spec.as_dict()})
     return model.fit(pf, fair, codes, through=run_date)
 
 
 # -- today's signals -------------------------------------------------------------------------
-def _signals_table(key: HistoryKey, rule: Rule, workers: int, engine: str) -> tuple:
-    """(signals table, hit, price frame, fair, codes) of ``key`` under ``rule`` (memoized in this process).
-
-    Not cached on disk: one compiled pass costs less than writing and reading its two
-    arrays (78 ms against 0.7 s at 20,000 series x 730 days).
-    """
-    memo_key = ("signals", *key.args(), rule)
-    held = _MEMO.get(memo_key)
+def _memo(kind: str, memo_key: tuple, build):
+    """``build()`` memoized under ``memo_key``, keeping one entry of each ``kind``."""
+    held = _MEMO.get((kind, *memo_key))
     if held is None:
-        pf = price_frame(*key.args())
-        fair, codes = parallel.rule_arrays(pf, rule, workers=workers, engine=engine)
-        held = (signals_frame(pf, fair, codes), pf, fair, codes)
-        for old in [k for k in _MEMO if k[0] == "signals"]:
+        held = build()
+        for old in [k for k in _MEMO if k[0] == kind]:
             del _MEMO[old]
-        _MEMO[memo_key] = held
-    table, pf, fair, codes = held
-    return table, False, pf, fair, codes
+        _MEMO[(kind, *memo_key)] = held
+    return held
+
+
+def _rule_arrays(key: HistoryKey, rule: Rule, workers: int, engine: str, with_dev: bool = False) -> tuple:
+    """(price frame, fair, deviation or None, codes) of ``key`` under ``rule`` (memoized in this process).
+
+    Not cached on disk: one compiled pass costs less than writing and reading its arrays
+    (about 0.1 s against 0.7 s at 20,000 series x 730 days). The deviation is only kept
+    when asked for (the model does not need it).
+    """
+    def build():
+        pf = price_frame(*key.args())
+        if with_dev:
+            return [pf, *parallel.rule_arrays(pf, rule, workers=workers, engine=engine, with_dev=True)]
+        fair, codes = parallel.rule_arrays(pf, rule, workers=workers, engine=engine)
+        return [pf, fair, None, codes]
+
+    held = _memo("rule", (*key.args(), rule), build)
+    if with_dev and held[2] is None:
+        held[2] = kernels.deviations(held[0].prices, held[1])
+    return tuple(held)
+
+
+def _signals_table(key: HistoryKey, rule: Rule, workers: int, engine: str) -> pd.DataFrame:
+    """The signals table of ``key`` under ``rule`` (memoized in this process)."""
+    def build():
+        pf, fair, dev, codes = _rule_arrays(key, rule, workers, engine, with_dev=True)
+        return signals_frame(pf, fair, codes, dev)
+
+    return _memo("signals", (*key.args(), rule), build)
 
 
 def signals_step(key: HistoryKey, rule: Rule, *, workers: int = 1, engine: str = "loky") -> CachedResult:
-    """Fair value, deviation and signal of every row of ``key`` under ``rule``."""
+    """Fair value, deviation and signal of every row of ``key`` under ``rule`` (never from the disk cache)."""
     started = time.perf_counter()
     parallel.check(workers, engine)
-    table, hit, *_ = _signals_table(key, rule, workers, engine)
-    return CachedResult(value=table, hit=hit, seconds=time.perf_counter() - started)
+    table = _signals_table(key, rule, workers, engine)
+    return CachedResult(value=table, hit=False, seconds=time.perf_counter() - started)
 
 
 # -- the track record ------------------------------------------------------------------------
@@ -317,8 +400,8 @@ def track_record_step(key: HistoryKey, run_date, eval_days: int, spec: TrainingS
     selections = [r.value for r in results]
     keys = tuple(f"{s.as_of}:{s.key}" for s in selections)
     record = cached_call(_track_record, *key.args(), f"{run_date:%Y-%m-%d}", eval_days, keys, spec.horizon_days,
-                         spec.target_return, spec.min_price, CACHE_VERSION, selections=selections, workers=workers,
-                         engine=engine)
+                         spec.target_return, spec.min_price, f"{CACHE_VERSION}+{TRACK_RECORD_VERSION}",
+                         selections=selections, workers=workers, engine=engine)
     hit = record.hit and all(r.hit for r in results)
     learned = sum(r.value.learned for r in results)
     logger.info("track record: %d training day(s) replayed (%d from the cache), %d with something to learn from",

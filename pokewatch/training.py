@@ -315,7 +315,7 @@ def select(pf: PriceFrame, as_of, *, method: str = "auto", window: int = 0, buy_
            sell_threshold: float = 0.15, min_price: float = 1.0, horizon_days: int = 7,
            target_return: float = 0.05, train_days: int = 365, min_flags: int = 50,
            candidates=DEFAULT_CANDIDATES, workers: int = 1, engine: str = "loky",
-           hists: Histograms | None = None) -> Selection:
+           hists: Histograms | None = None, rule_passes: dict | None = None) -> Selection:
     """Choose the rule on training day ``as_of`` from ``pf`` (prices before ``as_of`` only are used).
 
     Args:
@@ -327,6 +327,9 @@ def select(pf: PriceFrame, as_of, *, method: str = "auto", window: int = 0, buy_
             scored alone, without confirmations, and still faces the edge gate.
         hists: precomputed :func:`histograms` covering the training window (see
             :func:`select_many`).
+        rule_passes: a dict shared by several selections of the same history: the fair
+            values and codes of the last rule a selection scored, reused when the next
+            one chose the same rule (consecutive weeks usually do).
 
     Raises:
         ParameterError: bad method, window, thresholds, horizon or training length.
@@ -366,7 +369,7 @@ def select(pf: PriceFrame, as_of, *, method: str = "auto", window: int = 0, buy_
     filters = {kind: (Filters.from_pattern(*(int(v) for v in COMBOS[c])) if c is not None else None)
                for kind, c in zip(KINDS, best)}
     rule = Rule(chosen_method, chosen_window, buy=filters["BUY"], sell=filters["SELL"], **rule_base)
-    in_sample = _rule_figures(pf, rule, first, last, horizon_days, target_return, workers, engine)
+    in_sample = _rule_figures(pf, rule, first, last, horizon_days, target_return, workers, engine, rule_passes)
     o = counts.origin()
     origin = {kind: _figures(counts, o, k, 0) for k, kind in enumerate(KINDS)} if o is not None else {}
     floors = _floors(counts, min_flags)
@@ -411,9 +414,10 @@ def select_many(pf: PriceFrame, as_ofs, *, train_days: int = 365, horizon_days: 
     rule_base = dict(buy_threshold=buy_threshold, sell_threshold=sell_threshold, min_price=min_price)
     hists = histograms(pf, chosen, first, last, horizon_days=horizon_days, target_return=target_return,
                        workers=workers, engine=engine, **rule_base) if len(pf) and last >= first else None
+    rule_passes: dict = {}
     return [select(pf, d, train_days=train_days, horizon_days=horizon_days, candidates=candidates, method=method,
                    window=window, target_return=target_return, workers=workers, engine=engine, hists=hists,
-                   **rule_base, **options) for d in as_ofs]
+                   rule_passes=rule_passes, **rule_base, **options) for d in as_ofs]
 
 
 def _interval(figures: dict) -> str:
@@ -440,11 +444,17 @@ def _off_reason(counts: Counts, m: int, k: int, floor: int, min_flags: int) -> s
 
 
 def _rule_figures(pf: PriceFrame, rule: Rule, first, last, horizon_days: int, target_return: float, workers: int,
-                  engine: str) -> dict:
+                  engine: str, rule_passes: dict | None = None) -> dict:
     """In-sample direction figures (with bootstrap lift intervals) of ``rule`` on flag days [first, last]."""
     if rule.buy is None and rule.sell is None:
         return {}
-    fair, codes = parallel.rule_arrays(pf, rule, workers=workers, engine=engine)
+    held = rule_passes.get(rule) if rule_passes is not None else None
+    if held is None:
+        held = parallel.rule_arrays(pf, rule, workers=workers, engine=engine)
+        if rule_passes is not None:
+            rule_passes.clear()          # one rule's arrays at a time: they are as large as the history
+            rule_passes[rule] = held
+    fair, codes = held
     start_day, end_day = scoring_bounds(first, last)
     counts, sums, *_ = parallel.backtest_partials(pf, fair, codes, horizon_days, start_day, end_day, rule.min_price,
                                                   target_return, with_rows=False, workers=workers, engine=engine)

@@ -23,9 +23,9 @@ import numpy as np
 import pandas as pd
 
 from pokewatch import backtest as backtesting
-from pokewatch import kernels, parallel
+from pokewatch import kernels, parallel, params
 from pokewatch.backtest import BacktestResult
-from pokewatch.fair_value import PriceFrame, dates_of, day_numbers
+from pokewatch.fair_value import PriceFrame, dates_of, day_numbers, kernel_arguments
 from pokewatch.rules import BUY, HOLD, SELL, SIGNALS, thresholds
 from pokewatch.training import TRAINING_WEEKDAY, Selection, training_date
 
@@ -42,13 +42,39 @@ def training_dates(first_day, last_day, weekday: int = TRAINING_WEEKDAY) -> list
     return list(pd.date_range(start, end, freq="7D"))
 
 
+def _week_tables(pf: PriceFrame, selections: list[Selection]) -> tuple[int, dict, np.ndarray]:
+    """Per fair-value method in use, the :data:`pokewatch.kernels.WALK_COLUMNS` table of the days its weeks' rules flag.
+
+    Returns:
+        (day0, {(method, window): (table, cuts)}, week): ``day0`` is the first
+        training day's day number, ``week[d]`` the selection that flags day ``day0 + d``.
+    """
+    starts = day_numbers(pd.Series([pd.Timestamp(s.as_of) for s in selections]))
+    day0 = int(starts[0])
+    n_days = max(int(pf.days.max()) - day0 + 1, 0)
+    week = np.searchsorted(starts, np.arange(day0, day0 + n_days), side="right") - 1
+    rules = [s.rule for s in selections]
+    tables = {}
+    for method, window in dict.fromkeys((r.method, r.window) for r in rules if r is not None):
+        table = np.zeros((n_days, len(kernels.WALK_COLUMNS)), np.int64)
+        cuts = None
+        for k, rule in enumerate(rules):
+            if rule is None or (rule.method, rule.window) != (method, window):
+                continue
+            cuts = thresholds(rule.buy_threshold, rule.sell_threshold, rule.min_price)
+            table[week == k] = (1, *rule.kernel_filters())
+        tables[(method, window)] = (table, cuts)
+    return day0, tables, starts
+
+
 def assemble(pf: PriceFrame, selections: list[Selection], *, workers: int = 1, engine: str = "loky"
              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Fair value, signal code and selection index of every row, each day under its own week's rule.
 
     Rows before the first selection, or of a week whose selection has no rule, get no
     fair value (NaN) and HOLD; their selection index is -1. One compiled pass per
-    fair-value method in use serves every week that uses it.
+    fair-value method in use serves every week that uses it. (The track record itself
+    scores the same flags without these per-row arrays: :func:`track_record`.)
     """
     n = len(pf)
     fair = np.full(n, np.nan)
@@ -56,20 +82,9 @@ def assemble(pf: PriceFrame, selections: list[Selection], *, workers: int = 1, e
     which = np.full(n, -1, np.int64)
     if not selections or n == 0:
         return fair, codes, which
-    starts = day_numbers(pd.Series([pd.Timestamp(s.as_of) for s in selections]))
+    day0, tables, starts = _week_tables(pf, selections)
     which = np.searchsorted(starts, pf.days, side="right") - 1
-    day0 = int(starts[0])
-    n_days = max(int(pf.days.max()) - day0 + 1, 0)
-    week = np.searchsorted(starts, np.arange(day0, day0 + n_days), side="right") - 1
-    rules = [s.rule for s in selections]
-    cuts = None
-    for method, window in dict.fromkeys((r.method, r.window) for r in rules if r is not None):
-        table = np.zeros((n_days, len(kernels.WALK_COLUMNS)), np.int64)
-        for k, rule in enumerate(rules):
-            if rule is None or (rule.method, rule.window) != (method, window):
-                continue
-            cuts = thresholds(rule.buy_threshold, rule.sell_threshold, rule.min_price)
-            table[week == k] = (1, *rule.kernel_filters())
+    for (method, window), (table, cuts) in tables.items():
         parallel.walk_arrays(pf, method, window, cuts, day0, table, fair, codes, workers=workers, engine=engine)
     return fair, codes, which
 
@@ -128,7 +143,6 @@ def track_record(pf: PriceFrame, selections: list[Selection], *, first_day, last
     start = pd.Timestamp(first_day)
     if learned:
         start = max(start, pd.Timestamp(learned[0].as_of))
-    fair, codes, which = assemble(pf, selections, workers=workers, engine=engine)
     if not learned or start > pd.Timestamp(last_day) or len(pf) == 0:
         why = ("no training day in the window had flags with known outcomes to learn from yet" if not learned
                else f"no flag day from {start:%Y-%m-%d} has an outcome {horizon_days} days later yet")
@@ -136,10 +150,15 @@ def track_record(pf: PriceFrame, selections: list[Selection], *, first_day, last
                                detail=lambda: (pd.DataFrame(), pd.DataFrame()))
         return TrackRecord(_empty_figures(horizon_days, target_return, why), empty,
                            pd.DataFrame(columns=TRACK_COLUMNS), [s.summary() for s in selections])
-    result = backtesting.backtest_arrays(pf, fair, codes, horizon_days, target_return, start, last_day, min_price,
-                                         workers=workers, engine=engine)
-    forward_return, flags = result.arrays
-    rows = _flag_rows(pf, fair, codes, which, selections, forward_return, flags, target_return)
+    all_cuts = {thresholds(s.rule.buy_threshold, s.rule.sell_threshold, s.rule.min_price) for s in selections
+                if s.rule is not None}
+    if workers == 1 and len(all_cuts) <= 1:
+        result, rows = _scored_in_one_pass(pf, selections, start, last_day, horizon_days, target_return, min_price)
+    else:  # shards: per-row arrays, put back together (the same figures)
+        fair, codes, which = assemble(pf, selections, workers=workers, engine=engine)
+        result = backtesting.backtest_arrays(pf, fair, codes, horizon_days, target_return, start, last_day,
+                                             min_price, workers=workers, engine=engine)
+        rows = _flag_rows(pf, fair, codes, which, selections, *result.arrays, target_return)
     figures = {"scored_from": result.kpis.get("scored_from"), "scored_to": result.kpis.get("scored_to"),
                "first_flag_date": f"{rows['date'].min():%Y-%m-%d}" if len(rows) else None,
                "last_flag_date": f"{rows['date'].max():%Y-%m-%d}" if len(rows) else None,
@@ -150,27 +169,73 @@ def track_record(pf: PriceFrame, selections: list[Selection], *, first_day, last
     return TrackRecord(figures, result, rows, [s.summary() for s in selections])
 
 
+def _scored_in_one_pass(pf: PriceFrame, selections: list[Selection], start, last_day, horizon_days: int,
+                        target_return: float, min_price: float) -> tuple[BacktestResult, pd.DataFrame]:
+    """The backtest of the walk-forward flags and ``track_record.csv`` in one compiled pass.
+
+    See :func:`pokewatch.kernels.track_record_pass`.
+
+    The same figures as :func:`assemble` followed by
+    :func:`pokewatch.backtest.backtest_arrays`, without an array of every row: memory
+    grows with the scored rows' forward returns (9 bytes each) and the flags.
+    """
+    horizon_days = params.positive_int("horizon_days", horizon_days, maximum=365)
+    target_return = params.fraction("target_return", target_return)
+    min_price = params.non_negative("min_price", min_price)
+    day0, tables, _starts = _week_tables(pf, selections)
+    keys = list(tables)
+    cuts = next(iter(tables.values()))[1] if tables else thresholds()
+    methods = np.array([kernel_arguments(m, w)[0] for m, w in keys], np.int64)
+    windows = np.array([kernel_arguments(m, w)[1] for m, w in keys], np.int64)
+    coms = np.array([kernel_arguments(m, w)[2] for m, w in keys], np.float64)
+    stacked = (np.stack([tables[k][0] for k in keys]) if keys
+               else np.zeros((0, 0, len(kernels.WALK_COLUMNS)), np.int64))
+    start_day, end_day, end_ts = backtesting.scoring_window(pf.days, horizon_days, start, last_day)
+    counts, sums, scored_return, scored_code, flagged, bins = kernels.track_record_pass(
+        pf.prices, pf.low, pf.days, pf.bounds, methods, windows, coms, stacked, day0, cuts[0], cuts[1], min_price,
+        horizon_days, start_day, end_day, target_return, backtesting.ERROR_BINS)
+    kpis = backtesting.kpis_from_partials(counts, sums, horizon_days, target_return, end_ts)
+    values = [scored_return[scored_code == i] for i in range(len(SIGNALS))]
+    del scored_return, scored_code
+    direction, by_signal, boxes = backtesting.signal_summaries(counts, sums, kpis, values)
+    del values
+    category = backtesting.by_category(counts, *backtesting.series_categories(pf.frame, pf.starts))
+    result = BacktestResult(kpis, by_signal, direction, category)
+    result.return_boxes, result.error_histogram = boxes, backtesting.error_figures(bins, kpis)
+    rows = flagged[:, 0].astype(np.int64)
+    return result, _rows_table(pf, selections, rows, flagged[:, 1], flagged[:, 2], flagged[:, 3].astype(np.int8),
+                               target_return)
+
+
 def _flag_rows(pf: PriceFrame, fair: np.ndarray, codes: np.ndarray, which: np.ndarray, selections: list[Selection],
                forward_return: np.ndarray, flags: np.ndarray, target_return: float) -> pd.DataFrame:
-    """``track_record.csv``: one row per scored BUY or SELL flag, oldest first."""
+    """``track_record.csv`` from per-row arrays (the sharded path)."""
     picked = np.flatnonzero((flags & kernels.ROW_SCORED).astype(bool) & (codes != HOLD))
+    return _rows_table(pf, selections, picked, fair[picked], forward_return[picked], codes[picked], target_return)
+
+
+def _rows_table(pf: PriceFrame, selections: list[Selection], picked: np.ndarray, fair: np.ndarray, fwd: np.ndarray,
+                code: np.ndarray, target_return: float) -> pd.DataFrame:
+    """``track_record.csv``: one row per scored BUY or SELL flag (rows ``picked`` of ``pf``), oldest first."""
     if not len(picked):
         return pd.DataFrame(columns=TRACK_COLUMNS)
     frame = pf.frame
-    price, fwd = pf.prices[picked], forward_return[picked]
-    code = codes[picked]
+    price = pf.prices[picked]
+    day = pf.days[picked]
+    starts = day_numbers(pd.Series([pd.Timestamp(s.as_of) for s in selections]))
+    which = np.searchsorted(starts, day, side="right") - 1
     right = np.where(code == BUY, fwd >= target_return, fwd <= -target_return)
     wrong = np.where(code == BUY, fwd <= -target_return, fwd >= target_return)
     through = np.array([s.trained_through for s in selections], dtype=object)
     rows = pd.DataFrame({
-        "date": dates_of(pf.days[picked]),
+        "date": dates_of(day),
         "card_id": frame["card_id"].take(picked).astype("string").to_numpy(),
         "variant": frame["variant"].take(picked).astype("string").to_numpy(),
         "signal": np.array(SIGNALS, dtype=object)[code],
-        "market_price": price, "fair_value": fair[picked], "deviation": (price - fair[picked]) / fair[picked],
+        "market_price": price, "fair_value": fair, "deviation": (price - fair) / fair,
         "forward_price": price * (1 + fwd), "forward_return": fwd,
         "outcome": np.select([right, wrong], ["right", "wrong"], "flat"),
-        "model_trained_through": through[which[picked]],
+        "model_trained_through": through[which],
     })
     return rows.sort_values(["date", "signal", "card_id", "variant"], ignore_index=True)
 

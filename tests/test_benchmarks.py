@@ -1,58 +1,164 @@
-"""The benchmark entry point runs end to end at a tiny scale and reports what the docs need."""
+"""The benchmark harness: what it measures is real, and the page shows what was measured.
+
+The fast tests run the harness's parts on small real inputs (a stored demo market,
+a pipeline run's processes and notebooks); the end-to-end one, marked slow, runs the
+pipeline through the shim and checks that its breakdown accounts for the wall time.
+"""
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks import kernel_cases, pipeline_cases, plain_loop, report
+from pokewatch import kernels, rules
+from pokewatch.demo_market import demo_prices
+from pokewatch.rules import Rule
+from pokewatch.store import PriceStore
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def bench(tmp_path_factory) -> tuple[dict, Path]:
-    out = tmp_path_factory.mktemp("bench")
-    proc = subprocess.run([sys.executable, "-m", "benchmarks", "--scales", "200", "--days", "60", "--repeats", "2",
-                           "--calls", "500", "--out", str(out), "--workdir", str(out / "work"), "--in-process"],
-                          cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return json.loads((out / "performance.json").read_text()), out
+def demo_store(tmp_path_factory):
+    store = PriceStore(tmp_path_factory.mktemp("bench") / "store")
+    store.write_days("demo", demo_prices("2026-01-01", "2026-04-30", n_series=300, epoch="2026-01-01"))
+    return store
 
 
-def test_every_stage_reports_time_and_peak_memory(bench):
-    results, _ = bench
-    scale = results["scales"][0]
-    assert scale["series"] == 200 and scale["rows"] > 10_000
-    for stage in ("prepare", "load", "signals", "backtest", "train", "train_hit", "predict", "reference"):
-        assert "error" not in scale[stage], scale[stage]
-        assert scale[stage]["peak_bytes"] > 1_000_000
-    assert scale["signals"]["signals"]["best"] > 0 and scale["signals"]["signals"]["rows_per_second"] > 0
-    assert scale["train_hit"]["all_hits"] is True
-    assert set(scale["predict"]["predict"]["warm"]) >= {"p50_us", "p95_us", "p99_us"}
+def test_the_plain_loop_computes_exactly_what_the_package_kernel_computes(demo_store):
+    pf = demo_store.load_frame("demo")
+    cuts = rules.thresholds()
+    ours = kernels.rule_rows(pf.prices, pf.low, pf.bounds, kernels.MEAN_PRIOR, 7, 3.0, *cuts,
+                             *Rule().kernel_filters())
+    for threads in (1, 3):
+        plain = plain_loop.plain_rule(pf.prices, pf.bounds, 7, *cuts, threads=threads)
+        assert all(np.array_equal(a, b, equal_nan=True) for a, b in zip(ours, plain))
+    assert (ours[2] != rules.HOLD).sum() > 50
+    floor = plain_loop.memory_floor(pf.prices, pf.bounds, threads=2)
+    assert np.array_equal(floor[0], pf.prices) and (floor[2] == 1).all()
 
 
-def test_the_reference_loop_is_timed_and_agrees_with_the_fast_path(bench):
-    scale = bench[0]["scales"][0]
-    reference = scale["reference"]
-    assert reference["groupby_loop"]["best"] > 0 and reference["mask_loop"]["best"] > 0
-    assert reference["max_abs_diff_vs_fast_path"] <= 1e-9
+def test_the_kernel_case_times_every_pass_on_the_same_arrays_and_the_page_shows_its_medians(demo_store, tmp_path):
+    own = pipeline_cases.Checkout.at("this checkout", REPO, own=True)
+    other = pipeline_cases.Checkout("a second column", own.root, own.python, own.commit, own=True)
+    measured = kernel_cases.case_kernels([other, own], demo_store.root, tmp_path, repeats=3, reference_repeats=1,
+                                         timeout=600, threads=(1, 2))
+    assert measured["rows"] == len(demo_store.load_frame("demo")) and measured["series"] == 300
+    assert measured["own_equals_plain"] == {"fair": True, "codes": True}
+    assert measured["checkouts"]["a second column"]["fair_identical_to_own"] is True
+    assert measured["checkouts"]["a second column"]["codes_identical_share"] == 1.0
+    for entry in (measured["plain"]["2"], measured["floor"]["1"], measured["checkouts"]["this checkout"]
+                  ["by_threads"]["1"]):
+        assert entry["repeats"] == 3 and entry["min"] <= entry["median"] <= entry["max"]
+        assert entry["median"] == pytest.approx(np.median(entry["seconds"]), abs=1e-6)
+    assert measured["reference"]["max_abs_diff_vs_fast_path"] <= 1e-9
+    page = report.kernel_table({"kernels": {"300": measured}}, "300")
+    ours = measured["checkouts"]["this checkout"]["by_threads"]["2"]
+    assert report._spread(report.stats(ours["seconds"])) in page
+    ratio = ours["median"] / measured["plain"]["2"]["median"]
+    assert f"{ratio:.2f}×" in page
+    speedup = measured["reference"]["median"] / ours["median"]
+    assert f"this checkout {speedup:.0f}×" in page
 
 
-def test_the_ratio_to_the_reference_and_the_targets_are_written(bench):
-    results, out = bench
-    from benchmarks.report import ratio
+def _process_log(tmp_path: Path) -> Path:
+    """A shim log of a pipeline run: the helper commands, three notebooks and finish."""
+    log = tmp_path / "processes.tsv"
+    t = 1_000.0
+    lines = []
+    for seconds, command in [(2.0, "-m pokewatch.pipeline plan --date 2026-11-27"),
+                             (0.5, "-m pokewatch.pipeline start"),
+                             (6.0, f"-m papermill --kernel python3 -f p.yaml in.ipynb {tmp_path}/collect.ipynb"),
+                             (0.7, "-m pokewatch.pipeline should-train --date 2026-11-27"),
+                             (5.0, f"-m papermill --kernel python3 -f p.yaml in.ipynb {tmp_path}/evaluate.ipynb"),
+                             (3.0, "-m pokewatch.pipeline finish --attempt x")]:
+        lines.append(f"{t}\t{t + seconds}\t0\t300000\t{command}")
+        t += seconds + 0.1
+    log.write_text("\n".join(lines) + "\n")
+    return log
 
-    measured = ratio(results["scales"][0])
-    assert measured["speedup"] == pytest.approx(1 / measured["ratio"])
-    assert {t["what"] for t in results["targets"]} >= {"History load", "Peak memory of train"}
-    page = (out / "performance.md").read_text()
-    assert "Fast path vs reference loop, same run" in page and "DASK_SCHEDULER_ADDRESS" in page
-    assert (out / "performance.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+def _notebook(path: Path, start: float, cells: list[tuple[float, float]]) -> None:
+    from datetime import UTC, datetime
+
+    def iso(value):
+        return datetime.fromtimestamp(value, UTC).isoformat()
+
+    path.write_text(json.dumps({"cells": [
+        {"cell_type": "code", "source": [f"step_{i}()"], "metadata": {"papermill": {
+            "start_time": iso(start + a), "end_time": iso(start + b)}}} for i, (a, b) in enumerate(cells)]}))
 
 
-def test_help_names_the_scales_option():
+def test_the_breakdown_of_a_run_accounts_for_its_wall_time(tmp_path):
+    log = _process_log(tmp_path)
+    processes = pipeline_cases._processes(log)
+    assert [p.get("helper") or p.get("notebook") for p in processes] == [
+        "plan", "start", "collect", "should-train", "evaluate", "finish"]
+    collect, evaluate = processes[2], processes[4]
+    _notebook(tmp_path / "collect.ipynb", collect["started"], [(2.0, 2.1), (2.1, 4.5)])
+    _notebook(tmp_path / "evaluate.ipynb", evaluate["started"], [(1.5, 1.6), (1.6, 3.8)])
+    run = pipeline_cases.Run(["--date", "2026-11-27"], 18.0, 0, processes=processes,
+                             renders=[{"command": ["finish"], "render_seconds": 1.25}])
+    run.notebooks = {p["notebook"]: pipeline_cases._notebook_times(Path(p["output"]), p) for p in processes
+                     if p["kind"] == "notebook"}
+    parts = pipeline_cases.breakdown(run)
+    assert parts["helper processes"] == pytest.approx(2.0 + 0.5 + 0.7)
+    assert parts["kernel start"] == pytest.approx(2.0 + 1.5, abs=1e-3)
+    assert parts["cells"] == pytest.approx(2.5 + 2.3, abs=1e-3)
+    assert parts["kernel shutdown"] == pytest.approx((6.0 - 4.5) + (5.0 - 3.8), abs=1e-3)
+    assert parts["report render"] == 1.25 and parts["publish"] == pytest.approx(3.0 - 1.25)
+    assert sum(parts[c] for c in report.CATEGORIES) == pytest.approx(parts["total"], abs=1e-3)
+
+
+def test_the_page_puts_both_checkouts_side_by_side_with_their_ratio(tmp_path):
+    log = _process_log(tmp_path)
+    runs = []
+    for scale in (1.0, 2.0, 3.0):
+        processes = pipeline_cases._processes(log)
+        run = pipeline_cases.Run([], 18.0 * scale, 0, processes=processes)
+        runs.append({**run.__dict__, "breakdown": {**pipeline_cases.breakdown(run), "total": 18.0 * scale}})
+    results = {"checkouts": [{"name": "today's main", "root": "/ref", "commit": "48a26c6"},
+                             {"name": "this checkout", "root": "/own", "commit": "abc"}],
+               "cases": {"today's main": {"demo": {"runs": runs}}, "this checkout": {"demo": {"runs": runs[:1]}}}}
+    table = report.breakdown_table(results, ("demo", "runs"))
+    assert "today's main (3 runs)" in table and "this checkout (1 runs)" in table
+    assert "36.00 s (18.00 s–54.00 s)" in table          # median (min–max) of the three totals
+    assert "| **total** | 36.00 s (18.00 s–54.00 s) | 18.00 s | 0.50× |" in table
+    demo = next(t for t in report.targets(results) if t["what"].startswith("Demo pipeline"))
+    assert demo["measured"] == "18.00 s" and demo["today_main"].startswith("36.00 s") and demo["met"] is False
+
+
+def test_help_names_the_cases_and_the_reference_checkout():
     proc = subprocess.run([sys.executable, "-m", "benchmarks", "--help"], cwd=REPO, capture_output=True, text=True,
                           timeout=60)
-    assert proc.returncode == 0 and "--scales" in proc.stdout and "--days" in proc.stdout
+    assert proc.returncode == 0 and "--ref" in proc.stdout and "--cases" in proc.stdout
+    assert "backfill" in proc.stdout and "kernels" in proc.stdout
+
+
+def test_an_unknown_case_is_refused():
+    proc = subprocess.run([sys.executable, "-m", "benchmarks", "--cases", "demo,nope"], cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "nope" in proc.stderr
+
+
+@pytest.mark.slow
+def test_a_real_pipeline_run_through_the_shim_is_broken_down_and_writes_nothing_into_another_checkout(tmp_path):
+    own = pipeline_cases.Checkout.at("this checkout", REPO, own=True)
+    folders = pipeline_cases.Folders(tmp_path / "folders")
+    run = pipeline_cases.run_pipeline(own, ["--date", "2026-11-27", "--param", "n_series=40", "--param",
+                                            "history_days=60"], folders, tmp_path, timeout=900)
+    assert run["exit_status"] == 0, run["stderr_tail"]
+    parts = run["breakdown"]
+    assert set(parts["helpers"]) >= {"plan", "start", "should-train", "finish"}
+    assert set(run["notebooks"]) == {"collect", "train", "evaluate"}
+    assert all(run["notebooks"][n]["cells_seconds"] > 0 and run["notebooks"][n]["peak_bytes"] > 50e6
+               for n in run["notebooks"])
+    assert parts["report render"] > 0 and parts["publish"] > 0
+    assert sum(parts[c] for c in report.CATEGORIES) == pytest.approx(parts["total"], abs=0.05)
+    assert 0 <= parts["bash and other"] < 0.2 * parts["total"]
+    foreign = pipeline_cases.Checkout("other", own.root, own.python, "x", own=False)
+    env = foreign.env(tmp_path)
+    assert env["NUMBA_CACHE_DIR"].startswith(str(tmp_path)) and env["PYTHONPYCACHEPREFIX"].startswith(str(tmp_path))

@@ -1,0 +1,76 @@
+"""``python -P finish_timer.py OUT.json ARGS...``: run ``python -m pokewatch.pipeline ARGS`` and time its report render.
+
+Standalone on purpose: the benchmark runs it with the python of whichever checkout it
+measures (today's main or this one), so it imports nothing from ``benchmarks`` and
+only that checkout's ``pokewatch``. When ``pokewatch.report`` is first imported its
+``render_report`` is wrapped by a timer, without importing it earlier than the
+command itself would; the seconds spent inside it go to ``OUT.json`` beside the
+command's own wall time.
+"""
+from __future__ import annotations
+
+import importlib.abc
+import importlib.util
+import json
+import runpy
+import sys
+import time
+
+
+class _WrapRender(importlib.abc.MetaPathFinder):
+    """Wrap ``pokewatch.report.render_report`` as soon as that module is loaded."""
+
+    def __init__(self, seconds: list[float]) -> None:
+        self.seconds = seconds
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "pokewatch.report":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        sys.meta_path.insert(0, self)
+        if spec is None or spec.loader is None:
+            return spec
+        loader, seconds = spec.loader, self.seconds
+
+        class Loader(importlib.abc.Loader):
+            def create_module(self, spec):
+                return loader.create_module(spec)
+
+            def exec_module(self, module):
+                loader.exec_module(module)
+                render = module.render_report
+
+                def timed(*args, **kwargs):
+                    started = time.perf_counter()
+                    try:
+                        return render(*args, **kwargs)
+                    finally:
+                        seconds.append(time.perf_counter() - started)
+
+                module.render_report = timed
+
+        spec.loader = Loader()
+        return spec
+
+
+def main() -> None:
+    out, args = sys.argv[1], sys.argv[2:]
+    started = time.time()
+    seconds: list[float] = []
+    sys.meta_path.insert(0, _WrapRender(seconds))
+    sys.argv = ["-m", *args]
+    code = 0
+    try:
+        runpy.run_module("pokewatch.pipeline", run_name="__main__", alter_sys=True)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        with open(out, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps({"command": args[:1], "started": started, "ended": time.time(),
+                                     "render_seconds": sum(seconds), "renders": len(seconds)}) + "\n")
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()
