@@ -150,7 +150,7 @@ def helper_table(results: dict, path: tuple) -> str:
     for command in commands:
         cells = [_spread(stats([_get(r, ("breakdown", "helpers", command)) for r in _ok_runs(runs[n])]))
                  for n in names]
-        lines.append(f"| `python -m pokewatch.pipeline {command}` | " + " | ".join(cells) + " |")
+        lines.append(f"| `pokewatch.pipeline {command}` | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -284,9 +284,11 @@ def targets(results: dict) -> list[dict]:
     size = {n: _get(cases(results).get(n, {}), ("backfill", "run_folder", "total_bytes")) for n in (own, ref) if n}
     out.append(_target("Run folder of that backfill (issue 14)", "≤ 10 MB", stats([size.get(own)]),
                        stats([size.get(ref)]) if ref else None, 10 * MB, lambda s: _spread(s, _bytes)))
-    out.append(_target("45,000-series demo collect, peak (issue 14: 730 days; issue 15: backfill ≤ 2.5 GB)",
-                       "≤ 2 GB", peak(own, full, "collect", "first_run"), peak(ref, full, "collect", "first_run"),
-                       2 * GB, lambda s: _spread(s, _bytes)))
+    collect_own, collect_ref = peak(own, full, "collect", "first_run"), peak(ref, full, "collect", "first_run")
+    out.append(_target("45,000-series demo collect of 730 days, peak (collect kernel of the first run; issue 14)",
+                       "≤ 2 GB", collect_own, collect_ref, 2 * GB, lambda s: _spread(s, _bytes)))
+    out.append(_target("… the same 730-day demo backfill (issue 15)", "≤ 2.5 GB", collect_own, collect_ref, 2.5 * GB,
+                       lambda s: _spread(s, _bytes)))
     out.append(_target("Adding one day to the 730-day store at 45,000 (issue 15: collect cells of the daily run)",
                        "≤ 2 s", cells(own, full, "collect"), cells(ref, full, "collect"), 2, _spread))
     out.append(_target("… its peak (collect kernel of the daily run)", "≤ 1 GB", peak(own, full, "collect"),
@@ -480,12 +482,12 @@ Each case runs `scripts/run_pipeline.sh` through a shim (`POKEWATCH_PYTHON`) tha
 times every python process the script starts, and reads the executed notebooks'
 papermill timings (`benchmarks/pipeline_cases.py`):
 
-* **helper processes**: `python -m pokewatch.pipeline plan`, `start`, `should-train`;
+* **helper processes**: the `plan`, `start` and `should-train` commands of `pokewatch.pipeline`;
 * **kernel start**: a papermill process's start to its notebook's first cell;
 * **cells**: first cell start to last cell end, per notebook;
 * **kernel shutdown**: last cell end to the papermill process's exit;
 * **report render**: inside `report.render_report`, wherever it runs;
-* **publish**: the rest of `pokewatch.pipeline finish`;
+* **publish**: the rest of the `finish` command of `pokewatch.pipeline`;
 * **bash and other**: the script between processes.
 
 ## The demo pipeline after set-up (`make pipeline`)
@@ -518,8 +520,9 @@ Re-runs:
 
 ## The 18 real days of ../shared
 
-`scripts/run_pipeline.sh --source tcgcsv --archives ../shared/data/tcgcsv-archives
---backfill 2025-09-21..2025-10-08`. First runs on fresh folders (every archive decoded):
+The backfill command of docs/data_sources.md over all 18 archives (`--source tcgcsv
+--archives ../shared/data/tcgcsv-archives --backfill 2025-09-21..2025-10-08`). First runs
+on fresh folders (every archive decoded):
 
 {backfill_first}
 
@@ -574,6 +577,30 @@ against the general one), with one documented exception: the forecast-error
 histogram's MAPE is now the KPIs' MAPE (the kernel's sum over the same rows) instead
 of a second numpy mean of them, a difference in the 15th digit.
 
+## Scale-out: workers, engines and a Dask scheduler
+
+The per-series work shards by card id (`pokewatch/parallel.py`): each shard holds
+whole cards (all printings and currencies), shards are balanced by row count and run
+through `joblib.Parallel`; per-row outputs are concatenated and KPIs are summed from
+per-series tables in series order, so the results are identical to the
+single-process path for any sharding (tests/test_parallel.py checks it on a 2-worker
+`dask.distributed.LocalCluster` and on loky). The default, `workers=1`, runs
+in-process: the compiled passes split the series over the machine's cores as threads
+(`POKEWATCH_THREADS`), which is the fastest setting on one machine. With more workers
+the track record scores from per-row arrays put back together (the same figures, more
+memory).
+
+```bash
+# loky processes on this machine
+scripts/run_pipeline.sh --param workers=2 --param engine=loky
+
+# a real Dask cluster: start a scheduler and workers that can import pokewatch
+dask scheduler                                   # on the scheduler host, port 8786
+dask worker tcp://scheduler-host:8786            # on each worker host
+DASK_SCHEDULER_ADDRESS=tcp://scheduler-host:8786 \\
+  scripts/run_pipeline.sh --param workers=32 --param engine=dask
+```
+
 ## Re-running it
 
 ```bash
@@ -581,11 +608,14 @@ make bench ARGS="--ref /work/ref"                                 # everything, 
 .venv/bin/python -m benchmarks --ref /work/ref --cases demo,rerun,backfill
 .venv/bin/python -m benchmarks --ref /work/ref --cases daily,kernels --daily-scales 45000
 .venv/bin/python -m benchmarks.report docs/performance.json       # the page again from saved results
+.venv/bin/python scripts/test_performance.py                      # latency and cache hit rates
 ```
 
 `--ref` is any other checkout with its own `.venv` (today's main at /work/ref here).
 It runs with its own python and `PYTHONPATH`, and its numba and bytecode caches are
 redirected into the benchmark's work folder, so measuring it never writes into it.
+`make bench` without `ARGS` measures this checkout alone. A case that fails keeps
+its error in `performance.json` and the page says "no successful run".
 """
 
 

@@ -152,7 +152,10 @@ def track_record(pf: PriceFrame, selections: list[Selection], *, first_day, last
                            pd.DataFrame(columns=TRACK_COLUMNS), [s.summary() for s in selections])
     all_cuts = {thresholds(s.rule.buy_threshold, s.rule.sell_threshold, s.rule.min_price) for s in selections
                 if s.rule is not None}
-    if workers == 1 and len(all_cuts) <= 1:
+    # The compiled pass gates flags and the scored rows with one min_price; a record
+    # scored on a different universe than the rules flagged takes the per-row path.
+    one_universe = all(cut[2] == min_price for cut in all_cuts)
+    if workers == 1 and len(all_cuts) <= 1 and one_universe:
         result, rows = _scored_in_one_pass(pf, selections, start, last_day, horizon_days, target_return, min_price)
     else:  # shards: per-row arrays, put back together (the same figures)
         fair, codes, which = assemble(pf, selections, workers=workers, engine=engine)

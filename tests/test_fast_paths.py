@@ -208,3 +208,15 @@ def test_todays_signals_and_the_model_share_one_rule_pass_and_equal_the_direct_c
     steps._MEMO.clear()
     alone = steps.fitted_model(selection, key, "2026-03-01", steps.TrainingSpec())    # the train notebook's way
     assert passes[-1].get("with_dev") in (None, False) and np.array_equal(alone.codes, model.codes)
+
+
+def test_the_one_pass_track_record_keeps_the_rules_min_price_apart_from_the_scored_universe(walk):
+    pf, selections, last = walk
+    # the rules flag cards from $1; the record scores only rows from $10 (a narrower universe)
+    one_pass = walkforward.track_record(pf, selections, first_day="2026-01-01", last_day=last, min_price=10.0)
+    per_row = walkforward.track_record(pf, selections, first_day="2026-01-01", last_day=last, min_price=10.0,
+                                       workers=2, engine="threading")
+    assert one_pass.kpis == per_row.kpis and one_pass.figures == per_row.figures
+    pd.testing.assert_frame_equal(one_pass.rows, per_row.rows)
+    everything = walkforward.track_record(pf, selections, first_day="2026-01-01", last_day=last)
+    assert one_pass.kpis["rows_scored"] < everything.kpis["rows_scored"]
