@@ -13,7 +13,7 @@ files); the repository's runs/, data/ and logs/ are never touched, and nothing r
 the network. It prints one Markdown row per attack and exits 0 only when every trial of
 every attack held; what failed is printed on stderr::
 
-    .venv/bin/python scripts/attack.py            # about 4 minutes on 2 busy cores
+    .venv/bin/python scripts/attack.py            # about 2.5 minutes on 2 busy cores
     .venv/bin/python scripts/attack.py --quick    # fewer trials and smaller API counts
     .venv/bin/python scripts/attack.py --only cache --only dates   # attacks whose name contains a word
 """
@@ -866,8 +866,10 @@ ATTACKS: list[Callable[[bool], Outcome | list[Outcome]]] = [
 
 def table(outcomes: list[Outcome]) -> str:
     width = max(len("attack"), *(len(o.attack) for o in outcomes))
-    lines = [f"| {'attack':<{width}} | trials | held  |", f"|{'-' * (width + 2)}|--------|-------|"]
-    lines += [f"| {o.attack:<{width}} | {o.trials:>6} | {f'{o.held}/{o.trials}':>5} |" for o in outcomes]
+    held = max(len("held"), *(len(f"{o.held}/{o.trials}") for o in outcomes))
+    lines = [f"| {'attack':<{width}} | trials | {'held':<{held}} |",
+             f"|{'-' * (width + 2)}|--------|{'-' * (held + 2)}|"]
+    lines += [f"| {o.attack:<{width}} | {o.trials:>6} | {f'{o.held}/{o.trials}':>{held}} |" for o in outcomes]
     return "\n".join(lines)
 
 
