@@ -150,7 +150,23 @@ def _load(cached, func: Callable, args, kwargs):
     except Exception as exc:  # noqa: BLE001 - any failure to read an entry means: compute it again
         logger.warning("cache entry for %s was unreadable (%s: %s); recomputing", func.__name__,
                        type(exc).__name__, exc)
+        _forget(cached, args, kwargs)
         return _MISSING
+
+
+def _forget(cached, args, kwargs) -> None:
+    """Remove an unreadable entry, so computing it stores it afresh.
+
+    joblib writes an entry by renaming a temporary file onto it and then loads what it
+    wrote; where a damaged entry left a folder in place of that file, the rename and the
+    load fail, and the step's result would be lost after computing it.
+    """
+    try:
+        if cached.check_call_in_cache(*args, **kwargs):  # only then does call_and_shelve not compute
+            cached.call_and_shelve(*args, **kwargs).clear()
+    except Exception as exc:  # noqa: BLE001 - the recompute still runs; joblib reports what it cannot store
+        logger.warning("could not remove the unreadable cache entry of %s (%s: %s)", cached.func.__name__,
+                       type(exc).__name__, exc)
 
 
 def cached_call(func: Callable, *args, **kwargs) -> CachedResult:

@@ -117,12 +117,23 @@ def lift(value) -> str:
 
 
 def count(value) -> str:
-    """``12,345``; :data:`MISSING` when missing."""
-    return MISSING if is_missing(value) else f"{int(value):,}"
+    """``12,345``; :data:`MISSING` when missing; a value that is no whole number (the text of a
+    rejected input row, such as a portfolio quantity of ``x`` or ``1.5``) is shown as it is."""
+    if is_missing(value):
+        return MISSING
+    try:
+        return f"{int(value):,}"
+    except (TypeError, ValueError):
+        return _text(value)
 
 
 def _number(value) -> str:
-    return MISSING if is_missing(value) else f"{float(value):,.2f}"
+    if is_missing(value):
+        return MISSING
+    try:
+        return f"{float(value):,.2f}"
+    except (TypeError, ValueError):  # the text of a rejected row, shown as it is
+        return _text(value)
 
 
 def _date(value) -> str:

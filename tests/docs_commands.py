@@ -366,6 +366,9 @@ REGISTRY: dict[str, Handling] = {
     ".venv/bin/python -m pokewatch.api.notify reload": mapped(
         "tests/test_api_notify.py::test_reload_with_a_reader_key_fails_and_says_an_admin_key_is_needed",
         "the migration note's reload with a reader key, against a real server"),
+    ".venv/bin/python scripts/attack.py": mapped(
+        "tests/test_attack.py::test_every_attack_of_issue_11_holds_in_every_trial",
+        "runs it with --quick (fewer trials of the same attacks) and checks every row held"),
     ".venv/bin/python tests/attack_api.py --quick": run(expect="held", slow=True, alone=True),
     ".venv/bin/python tests/attack_api.py": not_run(
         "about 50 s with both cores busy; the same attacks at smaller counts run as --quick here, and "

@@ -47,6 +47,19 @@ def test_a_corrupted_entry_is_recomputed_not_fatal(isolated_dirs):
     assert caching.cached_call(slow_square, 4, "v1").hit is True
 
 
+def test_a_folder_in_place_of_an_entry_is_recomputed_and_stored_again(isolated_dirs):
+    caching.cached_call(slow_square, 6, "v1")
+    for path in isolated_dirs["cache"].rglob("output.pkl"):
+        path.unlink()
+        path.mkdir()  # what a damaged disk or a stray tool can leave
+
+    again = caching.cached_call(slow_square, 6, "v1")
+
+    assert (again.value, again.hit) == (36, False)
+    assert caching.cached_call(slow_square, 6, "v1").hit is True
+    assert CALLS == [6, 6]
+
+
 def test_steps_are_keyed_on_the_store_fingerprint_not_the_rows():
     store = PriceStore.default()
     store.write_days("demo", series("a-1", [10.0, 11.0, 12.0, 13.0]))

@@ -5,6 +5,7 @@ pipeline once and checks what an analyst gets from it: report, index, portfolio,
 """
 from __future__ import annotations
 
+import csv
 import io
 import json
 import os
@@ -123,6 +124,23 @@ def test_signals_lists_flags_strongest_first_with_money_and_percentages(history,
     assert len(frame) == 3 and set(frame["signal"]) == {"HOLD"}
     strength = frame["deviation"].abs().fillna(-1).tolist()
     assert strength == sorted(strength, reverse=True)
+
+
+def test_signals_csv_keeps_a_name_with_a_carriage_return_in_its_row_and_runs_no_formula(history, capsys):
+    from pokewatch import atomic
+
+    path = history / "2026-11-27" / "signals.csv"
+    today = pd.read_csv(path)
+    today["name"] = "\r=1+1"  # written as '\r=1+1 by the run; a bare CR on stdout would start a row "=1+1"
+    atomic.write_csv(path, today)
+
+    status, out, _ = run_cli(capsys, "signals", "--signal", "HOLD", "--csv", "--limit", "0")
+
+    rows = list(csv.reader(io.StringIO(out, newline="")))
+    assert status == 0 and len(rows) == 1 + (today["signal"] == "HOLD").sum()
+    assert all(len(row) == len(rows[0]) for row in rows)
+    assert not [cell for row in rows for cell in row if cell[:1] in atomic.FORMULA_PREFIXES and not
+                cell.lstrip("-").replace(".", "", 1).replace("e-", "", 1).isdigit()]
 
 
 def test_signals_json_has_every_column_of_each_row_and_the_counts(history, capsys):

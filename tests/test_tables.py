@@ -108,3 +108,12 @@ def test_terminal_tables_take_plain_records_without_pandas():
     kinds, text = tables.format_records(rows, ["run_date", "buy_precision", "cards", "buy_lift"])
     assert kinds == ["text", "pct", "count", "lift"]
     assert text == [["2026-11-28", "25.0%", "500", tables.MISSING]]
+
+
+def test_the_text_of_a_rejected_row_in_a_count_or_number_column_is_shown_not_raised():
+    # portfolio_rejected rows keep what the file said: a quantity of "x" used to crash evaluate's table
+    rejected = pd.DataFrame({"card_id": ["sv3pt5-1", "sv3pt5-2", "sv3pt5-3"], "quantity": ["x", "1.5", 2],
+                             "reason": ["bad_quantity", "bad_quantity", "unknown_card"]})
+    text = tables.format_frame(rejected)
+    assert text["Qty"].tolist() == ["x", "1.5", "2"]
+    assert tables.count(1234) == "1,234" and tables.count("lots") == "lots"

@@ -51,7 +51,11 @@ def show_signals(args: argparse.Namespace) -> int:
     rows = candidates.rank_flags(today, wanted, limit=max(args.limit, 0))
     counts = {s: int((today["signal"] == s).sum()) for s in ("BUY", "SELL", "HOLD")}
     if args.csv:
-        rows.to_csv(sys.stdout, index=False)
+        from pokewatch.atomic import spreadsheet_safe
+
+        # As every CSV PokeWatch writes: spreadsheet-safe, and CRLF line ends, so a name holding a
+        # carriage return is quoted instead of starting a new row (which a spreadsheet would run).
+        spreadsheet_safe(rows).to_csv(sys.stdout, index=False, lineterminator="\r\n")
         return 0
     if args.json:
         terminal.print_json({"run_date": run.run_date, "kind": run.kind, "source": run.source, "dir": str(run.dir),
