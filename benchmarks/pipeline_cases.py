@@ -45,8 +45,12 @@ SHIM = r"""#!/usr/bin/env bash
 # Written by benchmarks/pipeline_cases.py: times each python process scripts/run_pipeline.sh starts.
 real=__REAL__
 args=("$@")
+flags=()
+if [[ "${1:-}" == "-P" ]]; then flags=(-P); shift; fi   # run_pipeline.sh calls python -P -m ...
 if [[ "${1:-}" == "-m" && "${2:-}" == "pokewatch.pipeline" ]]; then
   args=(-P __TIMER__ __RENDERS__ "${@:3}")
+else
+  args=("${flags[@]}" "$@")
 fi
 started=$(date +%s.%N)
 rss_file=$(mktemp)
@@ -205,6 +209,8 @@ def _processes(log: Path) -> list[dict]:
     for line in log.read_text().splitlines():
         started, ended, status, rss, command = (line.split("\t", 4) + [""] * 5)[:5]
         words = command.split()
+        while words[:1] == ["-P"]:      # the interpreter's flags are not the command
+            words = words[1:]
         entry = {"started": float(started), "ended": float(ended), "seconds": round(float(ended) - float(started), 3),
                  "exit_status": int(status), "peak_bytes": int(rss) * 1024 if rss.strip().isdigit() else None,
                  "command": " ".join(words[:4])}

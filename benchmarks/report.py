@@ -435,6 +435,7 @@ def markdown(results: dict) -> str:
         cpus=m.get("cpus", "?"), load=load_line(results), versions=", ".join(f"{k} {val}" for k, val in v.items()),
         repeats=_get(results, ("settings", "repeats")), kernel_repeats=_get(results, ("settings", "kernel_repeats")),
         target_table=target_table(results),
+        run_notes="".join(f"\n*Note on this run: {note}*\n" for note in results.get("notes", [])),
         demo=breakdown_table(results, ("demo", "runs")), demo_helpers=helper_table(results, ("demo", "runs")),
         demo_cells=slowest_cells(results, ("demo", "runs"), "evaluate", n=6),
         rerun_first=breakdown_table(results, ("rerun", "first_run")),
@@ -471,7 +472,7 @@ Every figure is the median of {repeats} runs with the minimum and maximum in
 brackets (kernel timings: {kernel_repeats} repeats); every ratio is median against
 median. `performance.json` beside this page holds every run, its per-process
 timings and every notebook cell's duration.*
-
+{run_notes}
 ## Targets
 
 {target_table}
