@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from pokewatch import plots, tables
-from pokewatch.backtest import error_histogram, return_box
+from pokewatch.backtest import error_figures, error_histogram, return_box
 from pokewatch.kernels import ROW_FORECAST
 
 DAYS = pd.date_range("2026-01-01", periods=200, freq="D")
@@ -65,7 +65,8 @@ def test_the_error_histogram_has_a_percent_axis_that_says_where_it_is_capped():
     rng = np.random.default_rng(1)
     prices = np.round(rng.uniform(5, 10, 501), 2)
     rows = np.r_[np.full(500, ROW_FORECAST), 0].astype(np.uint8)   # each row forecasts the next
-    histogram = error_histogram(prices, prices * rng.uniform(0.3, 1.7, 501), rows)
+    bins = error_histogram(prices, prices * rng.uniform(0.3, 1.7, 501), rows)
+    histogram = error_figures(bins, {"mape_fair": 0.2, "mape_naive": 0.01})
     ax = plots.error_distribution(histogram).axes[0]
     assert ax.get_title(loc="left") and ax.get_xlim() == (0, 0.5)
     assert _percent(ax.xaxis.get_major_formatter(), 0.5) == "50%"
