@@ -726,14 +726,27 @@ def attack_silent_acceptance(quick: bool) -> Outcome:
 
 
 # -- 9: the HTTP client's budgets ----------------------------------------------------------------------
+def timed_fetch(url: str, settings, raw: Path, path: str) -> tuple[Exception | None, float]:
+    """One ``HttpClient.fetch`` of ``path``: the error it raised (None when it answered) and its wall time."""
+    from pokewatch.http_client import HttpClient
+    from pokewatch.raw_archive import RawArchive
+
+    started = time.monotonic()
+    try:
+        HttpClient("attack", url, settings=settings).fetch(RawArchive(raw), "x.json", path)
+        error = None
+    except Exception as exc:  # noqa: BLE001
+        error = exc
+    return error, time.monotonic() - started
+
+
 def attack_http_budgets(quick: bool) -> Outcome:
     """Slow drips stop at the deadline; oversized bodies are refused clearly, in time, against 127.0.0.1."""
     from sources_server import RecordedServer, Reply
 
     from pokewatch.collect import collect
     from pokewatch.errors import SourceError
-    from pokewatch.http_client import BudgetExceededError, HttpClient, HttpSettings, ResponseTooLargeError
-    from pokewatch.raw_archive import RawArchive
+    from pokewatch.http_client import BudgetExceededError, HttpSettings, ResponseTooLargeError
     from pokewatch.store import PriceStore
 
     out = Outcome("HTTP slow drip outlasts the deadline; oversized body read whole")
@@ -751,41 +764,20 @@ def attack_http_budgets(quick: bool) -> Outcome:
                                     headers={"Content-Encoding": "gzip", "Content-Type": "application/json"}))
         budget = HttpSettings(timeout=1.0, retries=2, backoff=0.01, max_wait=2.0)
         for path in ("/drip", "/drip-nolength", "/late"):
-            client = HttpClient("attack", server.url, settings=budget)
-            started = time.monotonic()
-            try:
-                client.fetch(RawArchive(root / f"raw{path}"), "x.json", path)
-                error = None
-            except Exception as exc:  # noqa: BLE001
-                error = exc
-            seconds = time.monotonic() - started
+            error, seconds = timed_fetch(server.url, budget, root / f"raw{path}", path)
             out.trial(isinstance(error, (BudgetExceededError, SourceError)) and seconds < 2.0 + slack,
                       f"GET {path} with a 2 s budget: {type(error).__name__ if error else 'answered'} after "
                       f"{seconds:.1f}s")
         capped = HttpSettings(timeout=2.0, retries=2, backoff=0.01, max_bytes=1_000_000)
         for path in ("/big", "/big-nolength", "/bomb"):
-            client = HttpClient("attack", server.url, settings=capped)
-            started = time.monotonic()
-            try:
-                client.fetch(RawArchive(root / f"raw{path}"), "x.json", path)
-                error = None
-            except Exception as exc:  # noqa: BLE001
-                error = exc
-            seconds = time.monotonic() - started
+            error, seconds = timed_fetch(server.url, capped, root / f"raw{path}", path)
             out.trial(isinstance(error, ResponseTooLargeError) and "http_max_bytes" in str(error) and seconds < 5
                       and len(server.requests_to(path)) == 1,
                       f"GET {path} over a 1 MB cap: {type(error).__name__ if error else 'read whole'} after "
                       f"{seconds:.1f}s, {len(server.requests_to(path))} request(s): {error}")
         if not quick:  # the default 50 MB cap, against a 60 MB body without Content-Length
             server.route("/huge", Reply(200, b" " * 60_000_000, content_length=False))
-            client = HttpClient("attack", server.url, settings=HttpSettings(timeout=5.0, retries=0))
-            started = time.monotonic()
-            try:
-                client.fetch(RawArchive(root / "raw-huge"), "x.json", "/huge")
-                error = None
-            except Exception as exc:  # noqa: BLE001
-                error = exc
-            seconds = time.monotonic() - started
+            error, seconds = timed_fetch(server.url, HttpSettings(timeout=5.0, retries=0), root / "raw-huge", "/huge")
             out.trial(isinstance(error, ResponseTooLargeError) and seconds < 20,
                       f"GET /huge (60 MB) with the default cap: {type(error).__name__ if error else 'read whole'} "
                       f"after {seconds:.1f}s")
