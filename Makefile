@@ -25,13 +25,13 @@ $(PY):
 $(PROD_STAMP): pyproject.toml | $(PY)
 	@echo "==> installing pokewatch (runtime only) into $(VENV)"
 	$(PY) -m pip install --quiet -e .
-	$(PY) -c "import pokewatch.kernels"
+	$(PY) -c "import pokewatch.core.kernels"
 	touch $(PROD_STAMP)
 
 $(STAMP): pyproject.toml | $(PY)
 	@echo "==> installing pokewatch[dev] into $(VENV)"
 	$(PY) -m pip install --quiet -e '.[dev]'
-	$(PY) -c "import pokewatch.kernels"
+	$(PY) -c "import pokewatch.core.kernels"
 	touch $(STAMP) $(PROD_STAMP)
 
 # The notebooks' git clean filter (.gitattributes): JupyterLab rewrites language_info on every save;

@@ -1,8 +1,8 @@
-"""``python -P finish_timer.py OUT.json ARGS...``: run ``python -m pokewatch.pipeline ARGS`` and time its report render.
+"""``python -P finish_timer.py OUT.json ARGS...``: run the helper ``ARGS`` and time its report render.
 
 Standalone on purpose: the benchmark runs it with the python of whichever checkout it
 measures (today's main or this one), so it imports nothing from ``benchmarks`` and
-only that checkout's ``pokewatch``. When ``pokewatch.report`` is first imported its
+only that checkout's ``pokewatch``. When ``pokewatch.analysis.report`` is first imported its
 ``render_report`` is wrapped by a timer, without importing it earlier than the
 command itself would; the seconds spent inside it go to ``OUT.json`` beside the
 command's own wall time.
@@ -18,13 +18,13 @@ import time
 
 
 class _WrapRender(importlib.abc.MetaPathFinder):
-    """Wrap ``pokewatch.report.render_report`` as soon as that module is loaded."""
+    """Wrap ``pokewatch.analysis.report.render_report`` as soon as that module is loaded."""
 
     def __init__(self, seconds: list[float]) -> None:
         self.seconds = seconds
 
     def find_spec(self, name, path=None, target=None):
-        if name != "pokewatch.report":
+        if name != "pokewatch.analysis.report":
             return None
         sys.meta_path.remove(self)
         spec = importlib.util.find_spec(name)
@@ -62,7 +62,7 @@ def main() -> None:
     sys.argv = ["-m", *args]
     code = 0
     try:
-        runpy.run_module("pokewatch.pipeline", run_name="__main__", alter_sys=True)
+        runpy.run_module("pokewatch.run.helpers", run_name="__main__", alter_sys=True)
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     finally:

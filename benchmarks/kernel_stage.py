@@ -22,13 +22,13 @@ import numpy as np
 def signal_pass(kernels, prices, low, bounds, threads: int):
     """(fair, codes) of the default rule with whichever kernel this checkout has."""
     if hasattr(kernels, "rule_rows"):                       # the rule kernel (walk-forward main and later)
-        from pokewatch.rules import Rule, thresholds
+        from pokewatch.core.rules import Rule, thresholds
 
         cuts = thresholds()
         fair, _dev, codes = kernels.rule_rows(prices, low, bounds, kernels.MEAN_PRIOR, 7, 3.0, *cuts,
                                               *Rule().kernel_filters(), threads=threads)
         return fair, codes
-    from pokewatch.signals import thresholds                  # main at 48a26c6
+    from pokewatch.core.signals import thresholds                  # main at 48a26c6
 
     fair, _dev, codes = kernels.signal_rows(prices, bounds, kernels.MEAN_PRIOR, 7, 3.0, *thresholds(),
                                             threads=threads)
@@ -37,7 +37,7 @@ def signal_pass(kernels, prices, low, bounds, threads: int):
 
 def main(argv: list[str]) -> int:
     arrays, prefix, repeats, *threads = argv
-    from pokewatch import kernels
+    from pokewatch.core import kernels
 
     folder = Path(arrays)
     prices, low, bounds = (np.load(folder / f"{name}.npy", mmap_mode="r") for name in ("prices", "low", "bounds"))

@@ -4,7 +4,7 @@ Why: "within 2x of a plain loop" needs the plain loop, written as simply as the
 job allows, and "near the memory floor" needs the floor. Both live here, outside the
 package, so the package's kernel cannot quietly become its own yardstick.
 
-* :func:`plain_rule` computes exactly what ``pokewatch.kernels.rule_rows`` computes
+* :func:`plain_rule` computes exactly what ``pokewatch.core.kernels.rule_rows`` computes
   for a rule without confirmations and a prior-``window`` rolling mean: per row the
   fair value (pandas' Kahan-compensated rolling mean, so the numbers are bit for bit
   the same), the deviation, and BUY/SELL/HOLD with the same eligibility (an earlier
@@ -14,7 +14,7 @@ package, so the package's kernel cannot quietly become its own yardstick.
   bytes a row) with no arithmetic: no kernel writing those outputs can be faster.
 
 Both split the series over threads the same way the package does
-(``pokewatch.kernels.series_ranges`` semantics: contiguous ranges of about equal rows).
+(``pokewatch.core.kernels.series_ranges`` semantics: contiguous ranges of about equal rows).
 """
 from __future__ import annotations
 

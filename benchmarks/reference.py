@@ -11,7 +11,7 @@ ratio (absolute times drift on a shared machine; the ratio does not):
   table (the 230 s variant). It is quadratic, so the benchmark runs it only at small
   scales.
 
-Both compute the seed's rule, ``seed_mean3`` in :mod:`pokewatch.fair_value`, so the
+Both compute the seed's rule, ``seed_mean3`` in :mod:`pokewatch.core.fair_value`, so the
 benchmark also checks that the fast path gives the same numbers.
 """
 from __future__ import annotations

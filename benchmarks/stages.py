@@ -95,7 +95,7 @@ def summary(times: list[float], rows: int | None = None) -> dict:
 
 # -- stages ------------------------------------------------------------------------------
 def _store(spec: dict):
-    from pokewatch.store import PriceStore
+    from pokewatch.data.store import PriceStore
 
     return PriceStore(Path(spec["workdir"]) / "store")
 
@@ -107,7 +107,7 @@ def _window(spec: dict) -> tuple[str, str]:
 
 def stage_prepare(spec: dict, memory: PeakMemory) -> dict:
     """Simulate the demo market and write it into a fresh store (timing the store write)."""
-    from pokewatch.demo_market import demo_prices
+    from pokewatch.data.demo_market import demo_prices
 
     start, end = _window(spec)
     started = time.perf_counter()
@@ -137,8 +137,8 @@ def stage_load(spec: dict, memory: PeakMemory) -> dict:
 
 def stage_signals(spec: dict, memory: PeakMemory) -> dict:
     """Fair value and signals over the full history, as the long table (frame built inside the timing)."""
-    from pokewatch.fair_value import fair_value
-    from pokewatch.signals import compute_signals
+    from pokewatch.core.fair_value import fair_value
+    from pokewatch.core.signals import compute_signals
 
     store = _store(spec)
     start, end = _window(spec)
@@ -158,8 +158,8 @@ def stage_signals(spec: dict, memory: PeakMemory) -> dict:
 
 def stage_backtest(spec: dict, memory: PeakMemory) -> dict:
     """The full backtest: every KPI, the scored rows and the forecast errors."""
-    from pokewatch.backtest import run_backtest
-    from pokewatch.signals import compute_signals
+    from pokewatch.core.backtest import run_backtest
+    from pokewatch.core.signals import compute_signals
 
     store = _store(spec)
     start, end = _window(spec)
@@ -182,7 +182,7 @@ def _steps(spec: dict):
     import os
 
     os.environ["POKEWATCH_CACHE_DIR"] = str(Path(spec["workdir"]) / "cache")
-    from pokewatch import caching, steps
+    from pokewatch.run import caching, steps
 
     caching.memory.cache_clear()
     return steps
@@ -256,7 +256,7 @@ def stage_predict(spec: dict, memory: PeakMemory) -> dict:
 def stage_reference(spec: dict, memory: PeakMemory) -> dict:
     """The original per-card groupby loop, and a check that the fast path gives the same numbers."""
     from benchmarks.reference import groupby_loop_mean3, mask_loop_mean3
-    from pokewatch.fair_value import fair_value
+    from pokewatch.core.fair_value import fair_value
 
     store = _store(spec)
     start, end = _window(spec)
@@ -279,9 +279,9 @@ def stage_reference(spec: dict, memory: PeakMemory) -> dict:
 
 def stage_parallel(spec: dict, memory: PeakMemory) -> dict:
     """Signals and backtest through the shard engines, checked identical to the single-process path."""
-    from pokewatch import parallel
-    from pokewatch.backtest import scoring_window
-    from pokewatch.rules import Rule
+    from pokewatch.core import parallel
+    from pokewatch.core.backtest import scoring_window
+    from pokewatch.core.rules import Rule
 
     store = _store(spec)
     start, end = _window(spec)

@@ -1,5 +1,5 @@
 import sys
 
-from pokewatch.cli import main
+from pokewatch.cli.main import main
 
 sys.exit(main())

@@ -6,7 +6,7 @@ late validation, misreported cache hits, and the API's) were found by attacking 
 clone. This script attacks this checkout the same way, the way a user meets each
 piece: the collect step with real sources against a real local HTTP server
 (``tests/sources_server.py``), ``scripts/run_pipeline.sh`` and ``python -m
-pokewatch.pipeline``, a real ``pokewatch serve`` (``tests/attack_api.py``), the disk cache.
+pokewatch.run.helpers``, a real ``pokewatch serve`` (``tests/attack_api.py``), the disk cache.
 
 Everything happens in a temporary folder (runs, store, cache, raw archive, temporary
 files); the repository's runs/, data/ and logs/ are never touched, and nothing reaches
@@ -175,8 +175,8 @@ def attack_partial_recollect(quick: bool) -> Outcome:
     """pokemontcg, 10 sets of 10 cards; each trial re-collects with one set answering 500."""
     from sources_server import RecordedServer, Reply
 
-    from pokewatch.collect import collect
-    from pokewatch.store import PriceStore
+    from pokewatch.data.collect import collect
+    from pokewatch.data.store import PriceStore
 
     out = Outcome("partial pokemontcg re-collect (1 of 10 sets answers 500) loses stored rows")
     root = Scratch.folder("recollect")
@@ -212,8 +212,8 @@ def attack_partial_recollect(quick: bool) -> Outcome:
 
 def attack_partial_reimport(quick: bool) -> Outcome:
     """File source: 30 stored rows; re-import 1..5 cards of one day; then --replace-day through the CLI."""
-    from pokewatch.collect import collect
-    from pokewatch.store import PriceStore
+    from pokewatch.data.collect import collect
+    from pokewatch.data.store import PriceStore
 
     out = Outcome("partial file re-import loses stored rows; --replace-day removes silently")
     root = Scratch.folder("reimport")
@@ -312,11 +312,13 @@ class PipelineStory:
         return cls._done
 
     def __init__(self) -> None:
-        from pokewatch import atomic, params, runs
+        from pokewatch import atomic
+        from pokewatch.core import checks
+        from pokewatch.run import runs
 
         self.home = Home(Scratch.folder("pipeline"))
         home = self.home
-        self.today = params.today()
+        self.today = checks.today()
         self.future = f"{self.today + dt.timedelta(days=200):%Y-%m-%d}"
         self.problems: list[str] = []
         # 1. killed mid-collect (in a TMPDIR of its own: a SIGKILL leaves its plan file, no trap can run)
@@ -362,12 +364,13 @@ class PipelineStory:
 
 def attack_dates(quick: bool) -> Outcome:
     """Future and out-of-range --date values exit 2 quickly, writing nothing; a future run never is latest."""
-    from pokewatch import params, runs
+    from pokewatch.core import checks
+    from pokewatch.run import runs
 
     out = Outcome("stray future --date pins latest; out-of-range dates run on")
     story = PipelineStory.get()
     home = story.home
-    today = params.today()
+    today = checks.today()
     dates = [f"{today + dt.timedelta(days=2):%Y-%m-%d}", "2027-06-01" if dt.date(2027, 6, 1) > today + dt.timedelta(1)
              else f"{today + dt.timedelta(days=400):%Y-%m-%d}", "2262-04-11", "9999-12-31", ""]
     if not quick:
@@ -443,7 +446,7 @@ def attack_formula_injection(quick: bool) -> Outcome:
 def attack_crash_bookkeeping(quick: bool) -> Outcome:
     """A killed attempt is marked abandoned, stale .tmp files go, plan files never leak, --wait-lock is checked,
     and the failure handler records a truncated notebook."""
-    from pokewatch import runs
+    from pokewatch.run import runs
 
     out = Outcome("crash bookkeeping: killed attempt, stale .tmp, plan file, --wait-lock, truncated notebook")
     story = PipelineStory.get()
@@ -474,7 +477,7 @@ def attack_crash_bookkeeping(quick: bool) -> Outcome:
     notebook.write_text(json.dumps({"cells": [{"outputs": [{"output_type": "stream", "text": "x" * 500}]}]})[:300])
     log = attempt / "logs" / "collect.log"
     log.write_text("OSError: [Errno 28] No space left on device\n")
-    result, _ = run_cli([sys.executable, "-m", "pokewatch.pipeline", "fail", "--attempt", str(attempt), "--step",
+    result, _ = run_cli([sys.executable, "-m", "pokewatch.run.helpers", "fail", "--attempt", str(attempt), "--step",
                          "collect", "--notebook", str(notebook), "--log", str(log), "--message", "exit status 1",
                          "--no-index"], extra_env={"POKEWATCH_RUNS_DIR": str(scratch / "runs")})
     manifest = json.loads((attempt / "manifest.json").read_text())
@@ -537,10 +540,10 @@ def attack_malformed_cards(quick: bool) -> Outcome:
     real collect against the local server."""
     from sources_server import RecordedServer, Reply
 
-    from pokewatch.collect import collect
-    from pokewatch.schema import MALFORMED, validate_observations
-    from pokewatch.sources import pokemontcg
-    from pokewatch.store import PriceStore
+    from pokewatch.data.collect import collect
+    from pokewatch.core.schema import MALFORMED, validate_observations
+    from pokewatch.data.sources import pokemontcg
+    from pokewatch.data.store import PriceStore
 
     out = Outcome("malformed pokemontcg cards crash the day (must be malformed_record rows)")
     rng = random.Random(20261128)
@@ -602,8 +605,8 @@ def attack_malformed_cards(quick: bool) -> Outcome:
 # -- 6, 7: the store keeps only the schema; no silent mis-acceptance ------------------------------------
 def attack_wide_file(quick: bool) -> Outcome:
     """Files with 200,000 columns: imported (or refused) in under 5 s, the store growing by its valid rows only."""
-    from pokewatch.collect import collect
-    from pokewatch.store import PriceStore
+    from pokewatch.data.collect import collect
+    from pokewatch.data.store import PriceStore
 
     out = Outcome("200,000-column file poisons the store (must be refused or trimmed in < 5 s)")
     extra = 200_000 - 3
@@ -660,9 +663,9 @@ def attack_silent_acceptance(quick: bool) -> Outcome:
     """Each input the attack saw accepted silently must now be normalised, rejected with a reason, or fail."""
     from sources_server import RecordedServer, Reply
 
-    from pokewatch.collect import collect
+    from pokewatch.data.collect import collect
     from pokewatch.errors import SourceError
-    from pokewatch.store import PriceStore
+    from pokewatch.data.store import PriceStore
 
     out = Outcome("silent mis-acceptance (variant spaces, id types, 1e308, duplicate keys, empty files, PPT shape)")
     root = Scratch.folder("silent")
@@ -728,8 +731,8 @@ def attack_silent_acceptance(quick: bool) -> Outcome:
 # -- 9: the HTTP client's budgets ----------------------------------------------------------------------
 def timed_fetch(url: str, settings, raw: Path, path: str) -> tuple[Exception | None, float]:
     """One ``HttpClient.fetch`` of ``path``: the error it raised (None when it answered) and its wall time."""
-    from pokewatch.http_client import HttpClient
-    from pokewatch.raw_archive import RawArchive
+    from pokewatch.data.http_client import HttpClient
+    from pokewatch.data.raw_archive import RawArchive
 
     started = time.monotonic()
     try:
@@ -744,10 +747,10 @@ def attack_http_budgets(quick: bool) -> Outcome:
     """Slow drips stop at the deadline; oversized bodies are refused clearly, in time, against 127.0.0.1."""
     from sources_server import RecordedServer, Reply
 
-    from pokewatch.collect import collect
+    from pokewatch.data.collect import collect
     from pokewatch.errors import SourceError
-    from pokewatch.http_client import BudgetExceededError, HttpSettings, ResponseTooLargeError
-    from pokewatch.store import PriceStore
+    from pokewatch.data.http_client import BudgetExceededError, HttpSettings, ResponseTooLargeError
+    from pokewatch.data.store import PriceStore
 
     out = Outcome("HTTP slow drip outlasts the deadline; oversized body read whole")
     root = Scratch.folder("http")
@@ -814,7 +817,8 @@ def cached_square(x: int, cache_version: str) -> int:
 
 def attack_cache(quick: bool) -> Outcome:
     """Damage a stored entry in each way a disk or a kill can: the next call must be a miss that recomputes."""
-    from pokewatch import caching, config
+    from pokewatch.run import caching
+    from pokewatch import config
 
     out = Outcome("damaged cache entry reported as a hit")
     damage: dict[str, Callable[[Path], None]] = {

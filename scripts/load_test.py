@@ -214,9 +214,10 @@ async def limiter_phase(host: str, port: int, key: str, card: str, per_minute: i
 
 def build_demo_run(runs_root: Path, n_series: int) -> str:
     """Publish a demo run (model fitted on the demo market) into ``runs_root``; returns its date."""
-    from pokewatch import atomic, runs
-    from pokewatch.demo_market import demo_prices
-    from pokewatch.model import FairValueModel
+    from pokewatch import atomic
+    from pokewatch.run import runs
+    from pokewatch.data.demo_market import demo_prices
+    from pokewatch.core.model import FairValueModel
 
     run_date = "2026-11-28"
     model = FairValueModel().fit(demo_prices("2026-08-01", run_date, n_series=n_series))

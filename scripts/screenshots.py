@@ -10,7 +10,7 @@ width (390 px as a phone: device-metrics emulation), and:
   (horizontal overflow) and whether every ``<img>`` decoded (a script run in the page
   through chromedriver, see :class:`Browser`);
 * takes a full-page screenshot;
-* checks the HTML itself with :func:`pokewatch.report.page_problems`: no ``<NA>``, no
+* checks the HTML itself with :func:`pokewatch.analysis.report.page_problems`: no ``<NA>``, no
   ``nan``, no pandas index column (``tests/test_report.py`` runs the same check).
 
 Prints one line per page and width, writes ``checks.json`` next to the PNGs, and exits
@@ -39,7 +39,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pokewatch import config, report  # noqa: E402
+from pokewatch import config  # noqa: E402
+from pokewatch.analysis import report  # noqa: E402
 
 WIDTHS = (1366, 390)
 #: The flags the environment's Chromium probe used; each session gets a fresh --user-data-dir.

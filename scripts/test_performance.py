@@ -45,7 +45,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pokewatch import runs  # noqa: E402
+from pokewatch.run import runs  # noqa: E402
 from pokewatch.errors import PokeWatchError, RunError  # noqa: E402
 
 DEFAULT_JSON = ROOT / "benchmarks" / "results" / "test_performance.json"
@@ -156,9 +156,10 @@ def simulate_schedule(days: int = 14, n_series: int = 300, history_days: int = 4
     """Hits and misses of each cached pipeline step over ``days`` simulated cron runs (see the module docstring)."""
     import pandas as pd
 
-    from pokewatch import caching, steps, training, walkforward
-    from pokewatch.demo_market import demo_prices
-    from pokewatch.store import PriceStore
+    from pokewatch.run import caching, steps
+    from pokewatch.core import training, walkforward
+    from pokewatch.data.demo_market import demo_prices
+    from pokewatch.data.store import PriceStore
 
     saved = {name: os.environ.get(name) for name in ("POKEWATCH_DATA_DIR", "POKEWATCH_CACHE_DIR",
                                                      "POKEWATCH_RUNS_DIR")}

@@ -17,12 +17,14 @@ import nbformat
 import pandas as pd
 from matplotlib.figure import Figure
 
-from pokewatch import atomic, plots, portfolio, runs, summary
-from pokewatch.backtest import run_backtest
-from pokewatch.demo_market import demo_prices
-from pokewatch.model import FairValueModel
-from pokewatch.rules import Rule
-from pokewatch.signals import compute_signals
+from pokewatch import atomic
+from pokewatch.analysis import plots, portfolio, summary
+from pokewatch.run import runs
+from pokewatch.core.backtest import run_backtest
+from pokewatch.data.demo_market import demo_prices
+from pokewatch.core.model import FairValueModel
+from pokewatch.core.rules import Rule
+from pokewatch.core.signals import compute_signals
 
 N_SERIES = 60
 HISTORY_START = "2026-07-01"
@@ -52,7 +54,7 @@ def _png() -> bytes:
     return plots.to_png(fig, dpi=40)
 
 
-#: Tables as an evaluate notebook that does not use pokewatch.tables shows them (pandas' own HTML).
+#: Tables as an evaluate notebook that does not use pokewatch.analysis.tables shows them (pandas' own HTML).
 PANDAS_TABLES = {
     "kpis": pd.DataFrame({"KPI": ["BUY lift", "BUY precision"], "value": ["1.25x", "20.0%"]}).set_index("KPI")
     .to_html(),

@@ -12,11 +12,12 @@ import warnings
 from pathlib import Path
 from typing import Self
 
-from pokewatch import atomic, runs
+from pokewatch import atomic
+from pokewatch.run import runs
 from pokewatch.api.connection_guard import uvicorn_options
 from pokewatch.api.settings import ApiSettings, ServerLimits
-from pokewatch.demo_market import demo_prices
-from pokewatch.model import FairValueModel
+from pokewatch.data.demo_market import demo_prices
+from pokewatch.core.model import FairValueModel
 
 KEY = "pwk_test-key-number-one-0123456789abcdef"
 OTHER_KEY = "pwk_test-key-number-two-0123456789abcdef"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pokewatch import caching
+from pokewatch.run import caching
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

@@ -229,7 +229,7 @@ def not_run(reason: str) -> Handling:
 
 
 #: Lines the docs check runs to set up a command's inputs (they are not documented commands).
-MY_PRICES = (".venv/bin/python -c \"import pandas as pd; from pokewatch.demo_market import demo_prices; "
+MY_PRICES = (".venv/bin/python -c \"import pandas as pd; from pokewatch.data.demo_market import demo_prices; "
              "t = pd.Timestamp.today().normalize(); demo_prices(t - pd.Timedelta(days=120), t, n_series=20)"
              "[['card_id', 'variant', 'date', 'market_price', 'currency', 'name']]"
              ".to_csv('my_prices.csv', index=False)\"")
@@ -298,9 +298,9 @@ REGISTRY: dict[str, Handling] = {
     # docs/analyst_guide.md
     ".venv/bin/papermill --help-notebook notebooks/explore.ipynb": run(expect="compare_to"),
     ".venv/bin/python -m pokewatch --help": run(expect="signals"),
-    ".venv/bin/python -m pokewatch.report runs/2026-11-28": run(RUN_2026_11_28, expect="report.html",
+    ".venv/bin/python -m pokewatch.analysis.report runs/2026-11-28": run(RUN_2026_11_28, expect="report.html",
                                                                 then="test -s runs/2026-11-28/report.html"),
-    ".venv/bin/python -m pokewatch.report": run(PIPELINE, expect="index.html", then="test -s runs/index.html"),
+    ".venv/bin/python -m pokewatch.analysis.report": run(PIPELINE, expect="index.html", then="test -s runs/index.html"),
     ".venv/bin/pokewatch runs --published": run(PIPELINE, expect="published"),
     ".venv/bin/pokewatch runs show latest": run(PIPELINE, expect="published"),
     ".venv/bin/pokewatch signals": run(PIPELINE, expect="published demo run of"),
@@ -342,7 +342,7 @@ REGISTRY: dict[str, Handling] = {
         not_run("needs logrotate and the user's configuration file (not on this machine)"),
     RUN_2026_11_28: run(expect="run 2026-11-28 succeeded", slow=True),
     "cd /srv/pokewatch && . \"$HOME/.config/pokewatch/env\" && (TQDM_DISABLE=1 scripts/run_pipeline.sh >> "
-    "logs/pipeline.log 2>&1 || .venv/bin/python -c \"import os,sys; from pokewatch import alerts; "
+    "logs/pipeline.log 2>&1 || .venv/bin/python -c \"import os,sys; from pokewatch.analysis import alerts; "
     "alerts.post_json(os.environ['POKEWATCH_WEBHOOK_URL'], alerts.payload('PokeWatch pipeline FAILED on ' + "
     "os.uname().nodename + '; see logs/pipeline.log'))\")": not_run(
         DEPLOYMENT_PATH + "; its alert call is run against a local webhook by "

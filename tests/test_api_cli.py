@@ -13,8 +13,8 @@ import pytest
 from api_fixtures import ADMIN_KEY, KEY, demo_model, publish_run
 from redis_server import free_port
 
-from pokewatch import cli
 from pokewatch.api.security import key_id
+from pokewatch.cli import main as cli
 
 
 def test_keys_new_prints_a_key_its_log_id_and_how_to_install_it(capsys):

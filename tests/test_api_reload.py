@@ -98,7 +98,7 @@ def test_a_model_of_the_wrong_type_counts_as_unreadable(runs_root):
 
 def test_runs_dated_after_latest_are_never_a_fallback(tmp_path):
     """A stray future run (published, but not 'latest') is not served when latest is garbage."""
-    from pokewatch import runs
+    from pokewatch.run import runs
 
     publish_run(tmp_path, "2026-11-27")
     publish_run(tmp_path, "2026-12-30", demo_model(NEXT_DAY))

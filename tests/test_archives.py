@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 from sources_server import write_archive
 
-from pokewatch import archives
-from pokewatch.collect import collect
+from pokewatch.data import archives
+from pokewatch.data.collect import collect
 from pokewatch.errors import ParameterError, SourceError
-from pokewatch.store import PriceStore
+from pokewatch.data.store import PriceStore
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_ARCHIVES = REPO.parent / "shared" / "data" / "tcgcsv-archives"

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from pokewatch import atomic, explore
+from pokewatch import atomic
+from pokewatch.analysis import explore
 
 HOSTILE = ["=cmd|' /C calc'!A0", "+SUM(1+1)", "@SUM(A1:A9)", "-2+3", "\tTab", "\rReturn"]
 

@@ -3,8 +3,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pokewatch.backtest import lift_interval, run_backtest
-from pokewatch.signals import compute_signals
+from pokewatch.core.backtest import lift_interval, run_backtest
+from pokewatch.core.signals import compute_signals
 from tests.conftest import series
 
 

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from benchmarks import kernel_cases, pipeline_cases, plain_loop, report
-from pokewatch import kernels, rules
-from pokewatch.demo_market import demo_prices
-from pokewatch.rules import Rule
-from pokewatch.store import PriceStore
+from pokewatch.core import kernels, rules
+from pokewatch.data.demo_market import demo_prices
+from pokewatch.core.rules import Rule
+from pokewatch.data.store import PriceStore
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -69,12 +69,12 @@ def _process_log(tmp_path: Path) -> Path:
     log = tmp_path / "processes.tsv"
     t = 1_000.0
     lines = []
-    for seconds, command in [(2.0, "-m pokewatch.pipeline plan --date 2026-11-27"),
-                             (0.5, "-m pokewatch.pipeline start"),
+    for seconds, command in [(2.0, "-m pokewatch.run.helpers plan --date 2026-11-27"),
+                             (0.5, "-m pokewatch.run.helpers start"),
                              (6.0, f"-m papermill --kernel python3 -f p.yaml in.ipynb {tmp_path}/collect.ipynb"),
-                             (0.7, "-m pokewatch.pipeline should-train --date 2026-11-27"),
+                             (0.7, "-m pokewatch.run.helpers should-train --date 2026-11-27"),
                              (5.0, f"-m papermill --kernel python3 -f p.yaml in.ipynb {tmp_path}/evaluate.ipynb"),
-                             (3.0, "-m pokewatch.pipeline finish --attempt x")]:
+                             (3.0, "-m pokewatch.run.helpers finish --attempt x")]:
         lines.append(f"{t}\t{t + seconds}\t0\t300000\t{command}")
         t += seconds + 0.1
     log.write_text("\n".join(lines) + "\n")

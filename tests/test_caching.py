@@ -1,11 +1,12 @@
+import hashlib
 import logging
 import pickle
 
 import pytest
 
-from pokewatch import caching, steps
+from pokewatch.run import caching, steps
 from pokewatch.errors import ParameterError
-from pokewatch.store import PriceStore
+from pokewatch.data.store import PriceStore
 from tests.conftest import series
 
 CALLS = []
@@ -107,8 +108,10 @@ def tiny_package(tmp_path, monkeypatch):
     """A package named pokewatch whose steps import a helper, and a module nobody imports."""
     package = tmp_path / "pokewatch"
     (package / "sub").mkdir(parents=True)
+    (package / "run").mkdir()
     (package / "__init__.py").write_text('"""A package."""\n')
-    (package / "steps.py").write_text("from pokewatch import helper\nfrom .sub import inner\n")
+    (package / "run" / "__init__.py").write_text("")
+    (package / "run" / "steps.py").write_text("from pokewatch import helper\nfrom ..sub import inner\n")
     (package / "helper.py").write_text("def f():\n    from pokewatch.lazy import g\n    return 1\n")
     (package / "lazy.py").write_text("g = 1\n")
     (package / "sub" / "__init__.py").write_text("")
@@ -131,7 +134,7 @@ def versions_after(package, edits: list[str]) -> list[str]:
 
 
 def test_the_cache_version_changes_with_every_module_the_steps_import(tiny_package):
-    versions = versions_after(tiny_package, ["helper.py", "lazy.py", "sub/inner.py", "steps.py"])
+    versions = versions_after(tiny_package, ["helper.py", "lazy.py", "sub/inner.py", "run/steps.py"])
     assert len(set(versions)) == len(versions), "each edit behind a step is a new cache version"
 
 
@@ -141,5 +144,6 @@ def test_the_cache_version_ignores_modules_the_steps_do_not_import(tiny_package)
 
 
 def test_cache_version_is_the_code_version_of_the_steps():
-    assert caching.CACHE_VERSION == caching.code_version() == caching.code_version("pokewatch.steps")
+    assert caching.CACHE_VERSION == caching.code_version() == caching.code_version("pokewatch.run.steps")
     assert steps.CACHE_VERSION == caching.CACHE_VERSION
+    assert caching.CACHE_VERSION != hashlib.sha256().hexdigest()[:16], "the steps' own source is hashed"

@@ -7,9 +7,10 @@ import pandas as pd
 import pytest
 from api_fixtures import KEY, make_client, settings
 
-from pokewatch import alerts, cli, explore, summary
+from pokewatch.analysis import alerts, explore, summary
 from pokewatch.api.app import create_app
-from pokewatch.candidates import rank_flags, top_candidates
+from pokewatch.analysis.candidates import rank_flags, top_candidates
+from pokewatch.cli import main as cli
 from tests.analyst_fixtures import demo_history, make_run
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from pokewatch.card_display import card_url, display_name
+from pokewatch.analysis.card_display import card_url, display_name
 
 
 def cards(**columns) -> pd.DataFrame:

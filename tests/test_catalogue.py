@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from pokewatch import catalogue
+from pokewatch.data import catalogue
 
 
 def products(*rows) -> pd.DataFrame:

@@ -17,8 +17,10 @@ import pandas as pd
 import pytest
 
 import pokewatch
-from pokewatch import cli, report, terminal
-from pokewatch.demo_market import demo_catalogue
+from pokewatch.cli import terminal
+from pokewatch.analysis import report
+from pokewatch.data.demo_market import demo_catalogue
+from pokewatch.cli import main as cli
 from tests.analyst_fixtures import failed_run, make_run
 from tests.conftest import REPO
 
@@ -235,7 +237,7 @@ def _fresh(code: str, env: dict | None = None) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("argv", [["--help"], ["runs"], ["runs", "--json"]])
 def test_help_and_runs_import_neither_pandas_nor_numba_nor_matplotlib(history, argv):
     """What keeps start-up under a second (benchmarks/cli_startup.py measures the time itself)."""
-    code = ("import sys\nfrom pokewatch import cli\n"
+    code = ("import sys\nfrom pokewatch.cli import main as cli\n"
             f"try:\n    cli.main({argv!r})\nexcept SystemExit:\n    pass\n"
             "heavy = sorted(m for m in ('pandas', 'numba', 'matplotlib', 'numpy') if m in sys.modules)\n"
             "print('HEAVY', heavy, file=sys.stderr)")

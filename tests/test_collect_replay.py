@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from sources_server import RecordedServer, Reply, fast_http, fixture, isolate_data, tcgcsv_routes
 
-from pokewatch.cli import build_parser, main
-from pokewatch.sources import tcgcsv
-from pokewatch.store import PriceStore
+from pokewatch.cli.main import build_parser, main
+from pokewatch.data.sources import tcgcsv
+from pokewatch.data.store import PriceStore
 
 DAY = "2026-01-05"
 PTCG_KEY = "ptcg-FAKE-key-5f1e2d"

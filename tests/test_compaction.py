@@ -6,8 +6,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from pokewatch import compaction
-from pokewatch.store import PriceStore
+from pokewatch.data import compaction
+from pokewatch.data.store import PriceStore
 from tests.conftest import prices
 
 
@@ -153,7 +153,7 @@ def _base_bytes(store: PriceStore) -> dict[str, bytes]:
 
 
 def test_the_store_is_the_same_whether_days_arrive_one_by_one_or_as_one_backfill(tmp_path):
-    from pokewatch.demo_market import demo_prices
+    from pokewatch.data.demo_market import demo_prices
 
     history = demo_prices("2026-01-01", "2026-03-15", n_series=30)
     one_by_one, backfill = PriceStore(tmp_path / "daily"), PriceStore(tmp_path / "backfill")

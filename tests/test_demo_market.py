@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pokewatch.demo_market import demo_catalogue, demo_price_chunks, demo_prices, simulate_prices
+from pokewatch.data.demo_market import demo_catalogue, demo_price_chunks, demo_prices, simulate_prices
 from pokewatch.errors import ParameterError
 
 STRING_COLUMNS = ["card_id", "variant", "currency", "name", "set_id", "set_name", "number",

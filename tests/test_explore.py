@@ -6,7 +6,7 @@ import shutil
 import pandas as pd
 import pytest
 
-from pokewatch import explore
+from pokewatch.analysis import explore
 from pokewatch.errors import ParameterError, RunError, UnknownCardError
 from tests.analyst_fixtures import demo_history, failed_run, make_run
 

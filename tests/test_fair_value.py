@@ -3,7 +3,8 @@ import pandas as pd
 import pytest
 
 from pokewatch.errors import ParameterError, SchemaError
-from pokewatch.fair_value import PriceFrame, fair_value
+from pokewatch.core.frame import PriceFrame
+from pokewatch.core.fair_value import fair_value
 from tests.conftest import series
 
 

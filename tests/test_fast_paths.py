@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pokewatch import backtest, kernels, rules, training, walkforward
-from pokewatch.fair_value import PriceFrame
-from pokewatch.model import FairValueModel
-from pokewatch.rules import ACTIVITY_LEVELS, Filters, Rule
+from pokewatch.core import backtest, kernels, rules, training, walkforward
+from pokewatch.core.frame import PriceFrame
+from pokewatch.core.model import FairValueModel
+from pokewatch.core.rules import ACTIVITY_LEVELS, Filters, Rule
 from tests.market_fixtures import market
 
 CUTS = rules.thresholds()
@@ -184,9 +184,10 @@ def test_series_ranges_of_every_thread_count_give_the_same_tables(monkeypatch):
 
 
 def test_todays_signals_and_the_model_share_one_rule_pass_and_equal_the_direct_computation(monkeypatch):
-    from pokewatch import parallel, steps
-    from pokewatch.signals import compute_signals
-    from pokewatch.store import PriceStore
+    from pokewatch.core import parallel
+    from pokewatch.run import steps
+    from pokewatch.core.signals import compute_signals
+    from pokewatch.data.store import PriceStore
 
     store = PriceStore.default()
     store.write_days("demo", market(days=60))

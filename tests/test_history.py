@@ -1,7 +1,8 @@
-"""The pandas-free reader of the runs folder agrees with pokewatch.runs and explore.run_history."""
+"""The pandas-free reader of the runs folder agrees with pokewatch.run.runs and explore.run_history."""
 from __future__ import annotations
 
-from pokewatch import explore, history, runs
+from pokewatch.analysis import explore, history
+from pokewatch.run import runs
 from tests.analyst_fixtures import failed_run, make_run
 
 

@@ -10,7 +10,7 @@ import pytest
 from sources_server import RecordedServer, Reply, fixture
 
 from pokewatch.errors import ParameterError
-from pokewatch.http_client import (
+from pokewatch.data.http_client import (
     BadResponseError,
     BudgetExceededError,
     HttpClient,
@@ -29,7 +29,7 @@ from pokewatch.http_client import (
     register_secret,
     safe_name,
 )
-from pokewatch.raw_archive import RawArchive
+from pokewatch.data.raw_archive import RawArchive
 
 FAST = HttpSettings(timeout=0.5, retries=3, backoff=0.01, backoff_max=0.05, max_wait=10)
 

@@ -3,9 +3,9 @@ import pandas as pd
 import pytest
 
 from pokewatch.errors import ParameterError, UnknownCardError, UnknownDateError
-from pokewatch.model import FairValueModel
-from pokewatch.rules import Filters, Rule
-from pokewatch.signals import compute_signals
+from pokewatch.core.model import FairValueModel
+from pokewatch.core.rules import Filters, Rule
+from pokewatch.core.signals import compute_signals
 from tests.conftest import series
 
 

@@ -9,9 +9,9 @@ import sys
 import nbformat
 import pytest
 
-from pokewatch import notebook_run, runs
+from pokewatch.run import context, runs
 from pokewatch.errors import ParameterError
-from pokewatch.notebook_run import RunContext
+from pokewatch.run.context import RunContext
 from tests.conftest import REPO
 
 
@@ -62,11 +62,11 @@ def test_an_interactive_run_writes_under_runs_interactive(isolated_dirs):
 
 
 def test_progress_goes_to_the_real_stderr_stamped_with_the_step_only_under_the_pipeline(monkeypatch, capfd):
-    progress = logging.getLogger(notebook_run.PROGRESS_LOGGER)
+    progress = logging.getLogger(context.PROGRESS_LOGGER)
     monkeypatch.setattr(progress, "handlers", [])
-    monkeypatch.setenv(notebook_run.STEP_ENV, "collect")
-    notebook_run.configure_logging()
-    notebook_run.configure_logging()  # idempotent: one line per record, not two
+    monkeypatch.setenv(context.STEP_ENV, "collect")
+    context.configure_logging()
+    context.configure_logging()  # idempotent: one line per record, not two
     progress.info("day 3/18 (2025-09-23)")
     lines = [line for line in capfd.readouterr().err.splitlines() if "day 3/18" in line]
     assert len(lines) == 1
@@ -74,9 +74,9 @@ def test_progress_goes_to_the_real_stderr_stamped_with_the_step_only_under_the_p
 
 
 KERNEL_NOTEBOOK_CELLS = [
-    "import logging\nfrom pokewatch import notebook_run\nnotebook_run.configure_logging()",
+    "import logging\nfrom pokewatch.run import context\ncontext.configure_logging()",
     "logging.getLogger('pokewatch.progress').info('group 40/120')\n"
-    "logging.getLogger('pokewatch.collect').warning('two rows rejected')",
+    "logging.getLogger('pokewatch.data.collect').warning('two rows rejected')",
 ]
 
 
@@ -85,7 +85,7 @@ def test_in_a_kernel_records_are_plain_stdout_and_progress_reaches_the_pipeline(
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in KERNEL_NOTEBOOK_CELLS])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
     nbformat.write(nb, tmp_path / "in.ipynb")
-    env = {**subprocess.os.environ, notebook_run.STEP_ENV: "collect"}
+    env = {**subprocess.os.environ, context.STEP_ENV: "collect"}
     result = subprocess.run([sys.executable, "-m", "papermill", "--engine", "pokewatch", "--kernel", "python3",
                              "--log-level", "WARNING", "--no-progress-bar", str(tmp_path / "in.ipynb"),
                              str(tmp_path / "out.ipynb")], capture_output=True, text=True, env=env, timeout=300,
@@ -98,4 +98,4 @@ def test_in_a_kernel_records_are_plain_stdout_and_progress_reaches_the_pipeline(
     outputs = nbformat.read(tmp_path / "out.ipynb", as_version=4).cells[1].outputs
     assert {o.get("name") for o in outputs} == {"stdout"}, "no red stderr boxes in the notebook"
     text = "".join(o["text"] for o in outputs)
-    assert "WARNING pokewatch.collect: two rows rejected" in text and "group 40/120" in text
+    assert "WARNING pokewatch.data.collect: two rows rejected" in text and "group 40/120" in text

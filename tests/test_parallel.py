@@ -5,14 +5,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pokewatch import parallel, steps
-from pokewatch.backtest import backtest_arrays
-from pokewatch.demo_market import demo_prices
+from pokewatch.core import parallel
+from pokewatch.run import steps
+from pokewatch.core.backtest import backtest_arrays
+from pokewatch.data.demo_market import demo_prices
 from pokewatch.errors import ParameterError
-from pokewatch.fair_value import PriceFrame
-from pokewatch.rules import Filters, Rule
-from pokewatch.store import PriceStore
-from pokewatch.training import DEFAULT_CANDIDATES, histograms, training_date
+from pokewatch.core.frame import PriceFrame
+from pokewatch.core.rules import Filters, Rule
+from pokewatch.data.store import PriceStore
+from pokewatch.core.training import DEFAULT_CANDIDATES, histograms, training_date
 
 START, END = "2026-07-01", "2026-11-27"
 

@@ -9,7 +9,9 @@ import pandas as pd
 import papermill
 import pytest
 
-from pokewatch import parameters, params, sources
+from pokewatch.run import parameters
+from pokewatch.core import checks
+from pokewatch.data import sources
 from pokewatch.errors import ParameterError
 from tests.conftest import REPO
 
@@ -32,8 +34,8 @@ def test_each_model_declares_exactly_its_notebooks_parameters(notebook):
 
 
 def test_the_date_bounds_are_the_days_pandas_can_hold():
-    assert pd.Timestamp(params.FIRST_DAY) - pd.Timedelta(days=1) < pd.Timestamp.min < pd.Timestamp(params.FIRST_DAY)
-    assert pd.Timestamp(params.LAST_DAY) <= pd.Timestamp.max < pd.Timestamp(params.LAST_DAY) + pd.Timedelta(days=1)
+    assert pd.Timestamp(checks.FIRST_DAY) - pd.Timedelta(days=1) < pd.Timestamp.min < pd.Timestamp(checks.FIRST_DAY)
+    assert pd.Timestamp(checks.LAST_DAY) <= pd.Timestamp.max < pd.Timestamp(checks.LAST_DAY) + pd.Timedelta(days=1)
 
 
 def test_today_and_tomorrow_are_fine_but_a_fabricated_future_date_is_refused():
@@ -44,12 +46,12 @@ def test_today_and_tomorrow_are_fine_but_a_fabricated_future_date_is_refused():
 
 
 def test_how_far_ahead_a_run_may_be_is_configurable(monkeypatch):
-    monkeypatch.setenv(params.MAX_FUTURE_DAYS_ENV, "0")
+    monkeypatch.setenv(checks.MAX_FUTURE_DAYS_ENV, "0")
     with pytest.raises(ParameterError, match="at most 0 day"):
         parameters.validate("train", {"run_date": day(1)})
-    monkeypatch.setenv(params.MAX_FUTURE_DAYS_ENV, "7")
+    monkeypatch.setenv(checks.MAX_FUTURE_DAYS_ENV, "7")
     assert parameters.validate("train", {"run_date": day(7)}).run_date == day(7)
-    monkeypatch.setenv(params.MAX_FUTURE_DAYS_ENV, "soon")
+    monkeypatch.setenv(checks.MAX_FUTURE_DAYS_ENV, "soon")
     with pytest.raises(ParameterError, match="POKEWATCH_MAX_FUTURE_DAYS must be a whole number"):
         parameters.validate("train", {"run_date": day(0)})
 
@@ -208,7 +210,7 @@ def test_recorded_values_leave_out_only_the_run_folder():
 
 
 def test_the_old_single_value_check_uses_the_models():
-    assert params.check("window", "7") == 7
-    assert params.check("not_a_parameter", "x") == "x"
+    assert checks.check("window", "7") == 7
+    assert checks.check("not_a_parameter", "x") == "x"
     with pytest.raises(ParameterError, match="parameter horizon_days must be at most 365"):
-        params.check("horizon_days", 366)
+        checks.check("horizon_days", 366)

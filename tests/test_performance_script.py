@@ -8,10 +8,10 @@ from pathlib import Path
 import joblib
 import pytest
 
-from pokewatch import runs
-from pokewatch.demo_market import demo_prices
-from pokewatch.model import FairValueModel
-from pokewatch.rules import Rule
+from pokewatch.run import runs
+from pokewatch.data.demo_market import demo_prices
+from pokewatch.core.model import FairValueModel
+from pokewatch.core.rules import Rule
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "test_performance.py"

@@ -13,26 +13,26 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pokewatch import pipeline, runs
+from pokewatch.run import helpers, runs
 from pokewatch.errors import ParameterError
 from tests.conftest import REPO
 
 
 def run_helper(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pokewatch.pipeline", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "pokewatch.run.helpers", *args], capture_output=True, text=True,
                           cwd=cwd or REPO, timeout=120)
 
 
 def test_the_plan_resolves_relative_paths_in_the_callers_folder(tmp_path):
     (tmp_path / "tcgcsv-archives").mkdir()
     (tmp_path / "my_prices.csv").write_text("card_id,date,market_price\n")
-    result = pipeline.plan("2026-11-27", "tcgcsv", [], archives="tcgcsv-archives",
+    result = helpers.plan("2026-11-27", "tcgcsv", [], archives="tcgcsv-archives",
                            backfill="2026-11-20..2026-11-27", cwd=tmp_path)
     collect = result["notebooks"]["collect"]
     assert collect == {"run_date": "2026-11-27", "source": "tcgcsv", "backfill_from": "2026-11-20",
                        "archives": str(tmp_path / "tcgcsv-archives")}
     assert result["notebooks"]["train"] == {"run_date": "2026-11-27", "source": "tcgcsv"}
-    result = pipeline.plan("2026-11-27", "file", ["input_path=my_prices.csv"], cwd=tmp_path)
+    result = helpers.plan("2026-11-27", "file", ["input_path=my_prices.csv"], cwd=tmp_path)
     assert result["notebooks"]["collect"]["input_path"] == str(tmp_path / "my_prices.csv")
 
 
@@ -54,11 +54,11 @@ def test_the_plan_resolves_relative_paths_in_the_callers_folder(tmp_path):
 def test_the_plan_refuses_bad_input_naming_it_as_typed(kwargs, message, tmp_path):
     args = {"run_date": "2026-11-27", "source": "demo", "overrides": [], **kwargs}
     with pytest.raises(ParameterError, match=message):
-        pipeline.plan(args.pop("run_date"), args.pop("source"), args.pop("overrides"), cwd=tmp_path, **args)
+        helpers.plan(args.pop("run_date"), args.pop("source"), args.pop("overrides"), cwd=tmp_path, **args)
 
 
 def test_the_plan_records_every_parameter_of_every_notebook():
-    result = pipeline.plan("2026-11-27", "demo", ["portfolio_file=none", "buy_threshold=0.2"])
+    result = helpers.plan("2026-11-27", "demo", ["portfolio_file=none", "buy_threshold=0.2"])
     assert result["parameters"]["evaluate"]["portfolio_file"] == "none"
     assert result["parameters"]["train"]["buy_threshold"] == 0.2
     assert result["parameters"]["collect"]["n_series"] == 500, "defaults are recorded too"
@@ -67,7 +67,7 @@ def test_the_plan_records_every_parameter_of_every_notebook():
 def test_plan_start_should_train_and_fail_load_only_what_they_need(tmp_path, isolated_dirs):
     plan_file = tmp_path / "plan.json"
     code = ("import sys, runpy; sys.argv = ['pipeline', *sys.argv[1:]]\n"
-            "try:\n    runpy.run_module('pokewatch.pipeline', run_name='__main__')\n"
+            "try:\n    runpy.run_module('pokewatch.run.helpers', run_name='__main__')\n"
             "except SystemExit:\n    pass\n"
             "heavy = [m for m in ('pandas', 'pydantic', 'papermill', 'nbformat') if m in sys.modules]\n"
             "print('HEAVY', ' '.join(heavy), file=sys.stderr)\n")
@@ -111,9 +111,9 @@ def test_start_marks_a_killed_attempt_abandoned_and_says_so(tmp_path, isolated_d
 
 
 def test_should_train_decides_without_pandas_on_mondays_and_without_a_model():
-    assert pipeline.should_train("2026-11-30") == (True, "Monday: weekly training")
-    assert pipeline.should_train("2026-12-01") == (True, "no model trained on or before 2026-12-01 yet")
-    assert pipeline.should_train("2026-12-01", force=True)[0] is True
+    assert helpers.should_train("2026-11-30") == (True, "Monday: weekly training")
+    assert helpers.should_train("2026-12-01") == (True, "no model trained on or before 2026-12-01 yet")
+    assert helpers.should_train("2026-12-01", force=True)[0] is True
 
 
 def failed_notebook(path: Path, cell_index: int = 2) -> None:
@@ -126,7 +126,7 @@ def test_fail_names_the_cell_and_points_at_the_full_log():
     attempt = runs.start_run("2026-11-27")
     failed_notebook(attempt / "collect.ipynb")
     (attempt / "logs" / "collect.log").write_text("Traceback ...\n" * 60)
-    line = pipeline.fail(attempt, "collect", "exit status 1", attempt / "collect.ipynb",
+    line = helpers.fail(attempt, "collect", "exit status 1", attempt / "collect.ipynb",
                          attempt / "logs" / "collect.log", {"collect": 4.2})
     assert line == f"collect failed at cell 2 (In [2]): ValueError: boom; full output in {attempt}/logs/collect.log"
     manifest = runs.read_manifest(attempt)
@@ -141,7 +141,7 @@ def test_fail_records_the_failure_when_a_full_disk_truncated_the_notebook():
     text = (attempt / "evaluate.ipynb").read_text()
     (attempt / "evaluate.ipynb").write_text(text[: len(text) // 2])
     (attempt / "logs" / "evaluate.log").write_text("...\nOSError: [Errno 28] No space left on device\n  \n")
-    line = pipeline.fail(attempt, "evaluate", "exit status 1", attempt / "evaluate.ipynb",
+    line = helpers.fail(attempt, "evaluate", "exit status 1", attempt / "evaluate.ipynb",
                          attempt / "logs" / "evaluate.log")
     failure = runs.read_manifest(attempt)["failure"]
     assert runs.read_manifest(attempt)["status"] == "failed"
@@ -152,7 +152,7 @@ def test_fail_records_the_failure_when_a_full_disk_truncated_the_notebook():
 
 def test_fail_without_a_notebook_or_log_still_records_the_step():
     attempt = runs.start_run("2026-11-27")
-    assert pipeline.fail(attempt, "publish", "exit status 1") == "publish failed: exit status 1"
+    assert helpers.fail(attempt, "publish", "exit status 1") == "publish failed: exit status 1"
     assert runs.read_manifest(attempt)["failure"]["step"] == "publish"
 
 
@@ -167,6 +167,6 @@ def test_should_train_counts_only_models_of_the_runs_own_source(isolated_dirs):
     from tests.analyst_fixtures import make_run
 
     make_run(isolated_dirs["runs"], "2026-11-28")            # a demo run with its model
-    assert pipeline.should_train("2026-12-01", source="demo")[0] is False
-    assert pipeline.should_train("2026-12-01", source="pokemontcg") == \
+    assert helpers.should_train("2026-12-01", source="demo")[0] is False
+    assert helpers.should_train("2026-12-01", source="pokemontcg") == \
         (True, "no pokemontcg model trained on or before 2026-12-01 yet")

@@ -5,9 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pokewatch import plots, tables
-from pokewatch.backtest import error_figures, error_histogram, return_box
-from pokewatch.kernels import ROW_FORECAST
+from pokewatch.analysis import plots, tables
+from pokewatch.core.backtest import error_figures, error_histogram, return_box
+from pokewatch.core.kernels import ROW_FORECAST
 
 DAYS = pd.date_range("2026-01-01", periods=200, freq="D")
 

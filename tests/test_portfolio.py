@@ -6,8 +6,9 @@ import json
 import pandas as pd
 import pytest
 
-from pokewatch import config, portfolio
-from pokewatch.demo_market import demo_catalogue
+from pokewatch import config
+from pokewatch.analysis import portfolio
+from pokewatch.data.demo_market import demo_catalogue
 from tests.conftest import REPO, series
 
 RUN_DATE = "2026-01-10"

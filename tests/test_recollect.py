@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 from sources_server import RecordedServer, Reply, fast_http, fixture, isolate_data, tcgcsv_routes
 
-from pokewatch import raw_archive
-from pokewatch.cli import main
-from pokewatch.collect import collect, replay
+from pokewatch.data import raw_archive
+from pokewatch.cli.main import main
+from pokewatch.data.collect import collect, replay
 from pokewatch.errors import SourceError
-from pokewatch.store import PriceStore
+from pokewatch.data.store import PriceStore
 
 DAY = "2026-01-05"
 KEY = ["card_id", "variant", "currency", "date"]

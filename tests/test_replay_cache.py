@@ -2,8 +2,9 @@
 import pandas as pd
 import pytest
 
-from pokewatch import steps, training, walkforward
-from pokewatch.store import PriceStore
+from pokewatch.run import steps
+from pokewatch.core import training, walkforward
+from pokewatch.data.store import PriceStore
 from tests.market_fixtures import market
 
 SPEC = steps.TrainingSpec(train_days=60)

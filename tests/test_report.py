@@ -7,7 +7,8 @@ import re
 import pandas as pd
 import pytest
 
-from pokewatch import pipeline, report, runs
+from pokewatch.run import helpers, runs
+from pokewatch.analysis import report
 from tests.analyst_fixtures import CODE_MARKER, LOG_MARKER, NEWS, PANDAS_TABLES, failed_run, make_run, manifest
 
 HOLDINGS = "card_id,variant,quantity,purchase_price,purchase_date\n"
@@ -129,7 +130,7 @@ def test_the_index_fits_a_window_its_tables_scroll_on_their_own_and_sort_without
 def test_finishing_a_run_renders_its_report_publishes_it_and_refreshes_the_index(isolated_dirs, capsys):
     root = isolated_dirs["runs"]
     attempt = make_run(root, publish=False)
-    assert pipeline.main(["finish", "--attempt", str(attempt)]) == 0
+    assert helpers.main(["finish", "--attempt", str(attempt)]) == 0
     assert (root / "2026-11-28" / "report.html").exists() and (root / "index.html").exists()
     assert manifest(attempt)["report"] == {"status": "rendered", "file": "report.html"}
     assert "report: " in capsys.readouterr().out
@@ -137,7 +138,7 @@ def test_finishing_a_run_renders_its_report_publishes_it_and_refreshes_the_index
 
 def test_a_report_that_cannot_be_rendered_never_holds_back_a_good_run(isolated_dirs):
     attempt = make_run(isolated_dirs["runs"], publish=False, notebook=False)
-    assert pipeline.main(["finish", "--attempt", str(attempt)]) == 0
+    assert helpers.main(["finish", "--attempt", str(attempt)]) == 0
     recorded = manifest(attempt)
     assert recorded["status"] == "success" and recorded["report"]["status"] == "failed"
     assert "evaluate.ipynb" in recorded["report"]["error"]
@@ -147,6 +148,6 @@ def test_a_report_that_cannot_be_rendered_never_holds_back_a_good_run(isolated_d
 def test_a_failed_run_refreshes_the_index_too(isolated_dirs):
     root = isolated_dirs["runs"]
     attempt = make_run(root, publish=False)
-    assert pipeline.main(["fail", "--attempt", str(attempt), "--step", "evaluate", "--message", "exit status 1"]) == 0
+    assert helpers.main(["fail", "--attempt", str(attempt), "--step", "evaluate", "--message", "exit status 1"]) == 0
     page = (root / "index.html").read_text()
     assert 'class="state failed"' in page and "no runs yet" not in page

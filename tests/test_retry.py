@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from pokewatch.retry import Attempt, RetryPolicy, parse_retry_after
+from pokewatch.data.retry import Attempt, RetryPolicy, parse_retry_after
 
 
 def scripted(*attempts: Attempt):

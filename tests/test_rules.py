@@ -4,8 +4,8 @@ import pandas as pd
 import pytest
 
 from pokewatch.errors import ParameterError
-from pokewatch.rules import ACTIVITY_LEVELS, Filters, Rule
-from pokewatch.signals import compute_signals
+from pokewatch.core.rules import ACTIVITY_LEVELS, Filters, Rule
+from pokewatch.core.signals import compute_signals
 from tests.conftest import series
 
 

@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from pokewatch import atomic, runs
+from pokewatch import atomic
+from pokewatch.run import runs
 from pokewatch.errors import RunError
 
 
@@ -215,7 +216,7 @@ def test_superseded_attempts_beyond_two_are_pruned_to_their_record_and_listed():
 
 
 def test_helpers_of_runs_import_no_pandas():
-    code = ("import sys; from pokewatch import runs; runs.latest_run(); "
+    code = ("import sys; from pokewatch.run import runs; runs.latest_run(); "
             "print(any(m in sys.modules for m in ('pandas', 'pydantic', 'joblib')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from pokewatch.errors import ParameterError, SchemaError
-from pokewatch.schema import MALFORMED, REQUIRED_COLUMNS, validate_observations
+from pokewatch.core.schema import MALFORMED, REQUIRED_COLUMNS, validate_observations
 from tests.conftest import prices
 
 

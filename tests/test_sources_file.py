@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 from sources_server import FIXTURES, isolate_data
 
-from pokewatch.collect import collect
+from pokewatch.data.collect import collect
 from pokewatch.errors import ParameterError, SchemaError, SourceError
-from pokewatch.sources.file import parse_column_mapping
-from pokewatch.schema import MALFORMED
-from pokewatch.store import PriceStore
+from pokewatch.data.sources.file import parse_column_mapping
+from pokewatch.core.schema import MALFORMED
+from pokewatch.data.store import PriceStore
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_TRACKER = REPO.parent / "shared" / "data" / "pokemontcg-daily"

@@ -13,10 +13,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pokewatch.schema import MALFORMED, validate_observations
-from pokewatch.sources import file as file_source
-from pokewatch.sources import pokemonpricetracker, pokemontcg, tcgcsv
-from pokewatch.sources.base import loads_json
+from pokewatch.core.schema import MALFORMED, validate_observations
+from pokewatch.data.sources import file as file_source
+from pokewatch.data.sources import pokemonpricetracker, pokemontcg, tcgcsv
+from pokewatch.data.sources.base import loads_json
 
 DAY = pd.Timestamp("2026-01-05")
 FAST = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from pokewatch.collect import source_options
+from pokewatch.data.collect import source_options
 from pokewatch.errors import ParameterError
-from pokewatch.sources import SOURCES, get_source
+from pokewatch.data.sources import SOURCES, get_source
 
 
 def notebook_defaults(**values) -> dict:

@@ -1,4 +1,4 @@
-"""pokemontcg.io end to end through pokewatch.collect.collect, against recorded /v2/cards pages."""
+"""pokemontcg.io end to end through pokewatch.data.collect.collect, against recorded /v2/cards pages."""
 from __future__ import annotations
 
 import json
@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 from sources_server import RecordedServer, Reply, fast_http, fixture, isolate_data
 
-from pokewatch.collect import collect
+from pokewatch.data.collect import collect
 from pokewatch.errors import ParameterError, SourceError
-from pokewatch.sources.pokemontcg import build_queries, parse_updated_at
-from pokewatch.store import PriceStore
-from pokewatch.watchlist import Selection
+from pokewatch.data.sources.pokemontcg import build_queries, parse_updated_at
+from pokewatch.data.store import PriceStore
+from pokewatch.data.watchlist import Selection
 
 DAY = "2026-01-05"
 SET_Q = {"q": "set.id:sv3pt5"}

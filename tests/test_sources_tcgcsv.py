@@ -1,4 +1,4 @@
-"""tcgcsv end to end through pokewatch.collect.collect, against recorded responses on a local server."""
+"""tcgcsv end to end through pokewatch.data.collect.collect, against recorded responses on a local server."""
 from __future__ import annotations
 
 import json
@@ -16,11 +16,11 @@ from sources_server import (
     write_archive,
 )
 
-from pokewatch import catalogue
-from pokewatch.cli import main
-from pokewatch.collect import collect, replay
+from pokewatch.data import catalogue
+from pokewatch.cli.main import main
+from pokewatch.data.collect import collect, replay
 from pokewatch.errors import ParameterError, SourceError
-from pokewatch.store import PriceStore
+from pokewatch.data.store import PriceStore
 
 DAY = "2026-01-05"
 
@@ -412,8 +412,8 @@ def test_malformed_price_results_in_an_archive_are_counted(server, store, tmp_pa
 
 
 def test_archive_days_stored_by_earlier_versions_still_replay(tmp_path):
-    from pokewatch.raw_archive import RawArchive
-    from pokewatch.sources.tcgcsv import TcgcsvSource
+    from pokewatch.data.raw_archive import RawArchive
+    from pokewatch.data.sources.tcgcsv import TcgcsvSource
 
     raw = RawArchive(tmp_path / "raw")
     payload = {"archive": "prices-2025-09-21.ppmd.7z", "date": "2025-09-21", "category": 3, "files": {

@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 
 from pokewatch.errors import ParameterError
-from pokewatch.schema import DESCRIPTIVE_COLUMNS, MAX_EXTRA_COLUMNS, MAX_TEXT_CHARS, REQUIRED_COLUMNS
-from pokewatch.store import PriceStore
+from pokewatch.core.schema import DESCRIPTIVE_COLUMNS, MAX_EXTRA_COLUMNS, MAX_TEXT_CHARS, REQUIRED_COLUMNS
+from pokewatch.data.store import PriceStore
 from tests.conftest import prices
 
 

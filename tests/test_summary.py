@@ -1,6 +1,6 @@
 import pandas as pd
 
-from pokewatch.summary import direction_table, kpi_table, plain_summary, top_candidates
+from pokewatch.analysis.summary import direction_table, kpi_table, plain_summary, top_candidates
 
 
 def test_top_candidates_put_flags_first_then_the_nearest_to_a_threshold():

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from rich.console import Console
 
-from pokewatch import tables
+from pokewatch.analysis import tables
 
 DAY = pd.DataFrame({
     "name": ["Charizard ex", pd.NA], "card_id": ["sv3pt5-199", "89333"], "variant": ["Holofoil", "Normal"],

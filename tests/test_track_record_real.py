@@ -3,8 +3,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pokewatch import collect, steps, walkforward
-from pokewatch.store import PriceStore
+from pokewatch.data import collect
+from pokewatch.run import steps
+from pokewatch.core import walkforward
+from pokewatch.data.store import PriceStore
 from tests.conftest import SHARED
 
 pytestmark = [pytest.mark.shared, pytest.mark.slow]

@@ -3,9 +3,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pokewatch import training
-from pokewatch.fair_value import PriceFrame
-from pokewatch.rules import ACTIVITY_LEVELS
+from pokewatch.core import training
+from pokewatch.core.frame import PriceFrame
+from pokewatch.core.rules import ACTIVITY_LEVELS
 from tests.market_fixtures import market
 
 MONDAY = "2026-04-27"   # day 116 of the fixture market

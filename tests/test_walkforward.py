@@ -5,11 +5,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pokewatch import training, walkforward
-from pokewatch.fair_value import PriceFrame
-from pokewatch.model import FairValueModel
-from pokewatch.rules import Rule
-from pokewatch.signals import compute_signals
+from pokewatch.core import training, walkforward
+from pokewatch.core.frame import PriceFrame
+from pokewatch.core.model import FairValueModel
+from pokewatch.core.rules import Rule
+from pokewatch.core.signals import compute_signals
 from tests.market_fixtures import market
 
 END = "2026-04-30"

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from pokewatch.errors import ParameterError
-from pokewatch.watchlist import Selection, load_watchlist, parse_csv, parse_yaml
+from pokewatch.data.watchlist import Selection, load_watchlist, parse_csv, parse_yaml
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -88,7 +88,7 @@ def test_restrict_keeps_watched_sets_and_cards_only():
 
 
 def test_the_watchlist_option_is_checked_by_reading_the_file(tmp_path):
-    from pokewatch.watchlist import check_watchlist_option
+    from pokewatch.data.watchlist import check_watchlist_option
 
     good = tmp_path / "w.yaml"
     good.write_text("items:\n  - set: sv3pt5\n")

@@ -8,7 +8,7 @@ the client address and the caller's :func:`pokewatch.api.security.key_id`.
 
 An API key itself is never logged. The access line is built from an explicit list of
 fields, request headers are never among them, and the path and query string are
-redacted first (:mod:`pokewatch.redaction`). That line is the *only* access line:
+redacted first (:mod:`pokewatch.data.redaction`). That line is the *only* access line:
 uvicorn's own access logger (which prints the raw URL, query string and all) is
 switched off here, because a logger that propagates to ours counts as "having
 handlers" and uvicorn would log every request a second time, key included.

@@ -30,9 +30,10 @@ import joblib
 import numpy as np
 import pandas as pd
 
-from pokewatch import candidates, runs
+from pokewatch.analysis import candidates
+from pokewatch.run import runs
 from pokewatch.errors import RunError
-from pokewatch.model import FairValueModel
+from pokewatch.core.model import FairValueModel
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ def candidate_runs(runs_dir: Path) -> list[Path]:
     published run, newest first (at most :data:`MAX_CANDIDATE_RUNS`).
 
     Published runs dated after ``latest`` (a stray future run) are never candidates;
-    which run is ``latest`` is :func:`pokewatch.runs.latest_run`'s decision.
+    which run is ``latest`` is :func:`pokewatch.run.runs.latest_run`'s decision.
 
     Raises:
         NoRunError: there is no ``latest`` run.
@@ -197,7 +198,7 @@ class LoadedRun:
     def flags(self, date=None) -> list[dict]:
         """The BUY and SELL rows of ``date`` (default: the model's latest day), JSON-ready, cached.
 
-        The rows are in :func:`pokewatch.candidates.rank_flags` order, strongest first, as
+        The rows are in :func:`pokewatch.analysis.candidates.rank_flags` order, strongest first, as
         the report, the alerts and the CLI list them; filtering them keeps that order.
 
         Raises:

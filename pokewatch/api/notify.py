@@ -7,7 +7,7 @@ serving. Each prints exactly one line and exits 0 on success, 1 when the API fai
 or could not be reached, or serves an older run because the newest one's model
 cannot be loaded, and 2 when the client itself is misconfigured. The pipeline treats a non-zero exit as a
 warning, not a failed run. Only the standard library is used (and
-:mod:`pokewatch.redaction`, itself standard library only), so the check works in any
+:mod:`pokewatch.data.redaction`, itself standard library only), so the check works in any
 environment that can run the pipeline. The key is never printed, nor a password in the URL.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from pokewatch.redaction import redact_url
+from pokewatch.data.redaction import redact_url
 
 DEFAULT_TIMEOUT = 10.0
 

@@ -34,7 +34,7 @@ from pokewatch.api.schemas import (
     problems,
 )
 from pokewatch.errors import RunError
-from pokewatch.watchlist import CATEGORIES
+from pokewatch.data.watchlist import CATEGORIES
 
 #: OpenAPI declaration of the key (the check itself is middleware, which also covers 404s).
 SECURITY_SCHEMES = {"ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key",
@@ -138,7 +138,7 @@ def build_router(holder: ModelHolder, metrics: ApiMetrics) -> APIRouter:
                       min_price: Annotated[float | None, Query(
                           ge=0, allow_inf_nan=False, description="Only cards at or above this price")] = None,
                       page: PageQuery = 1, page_size: PageSizeQuery = 100) -> dict:
-        """Strongest first, in the one ranking of :mod:`pokewatch.candidates` (the report, the alerts
+        """Strongest first, in the one ranking of :mod:`pokewatch.analysis.candidates` (the report, the alerts
         and ``pokewatch signals`` list the same order): by the size of the deviation, so BUY flags
         come most underpriced first and SELL flags most overpriced first."""
         run = await holder.get()

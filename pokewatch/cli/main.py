@@ -1,0 +1,111 @@
+"""The ``pokewatch`` command line: a thin terminal front over the package.
+
+Each sub-command lives in its own module under :mod:`pokewatch.cli` and
+exposes ``register(subparsers)``; this file only discovers them, so adding a
+command never means editing a shared list. Errors PokeWatch raises on purpose
+print as one line (no stack trace) and exit with status 2.
+
+Start-up is kept short (see ``benchmarks/cli_startup.py``): only the command being
+run is imported. ``pokewatch --help`` lists every command from the first line of its
+module docstring, read from the file without importing it, because importing a
+command can pull in pandas or the price sources. A reader that stops early
+(``pokewatch runs | head``) ends the command quietly instead of with a BrokenPipeError.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import importlib
+import logging
+import os
+import pkgutil
+import re
+import sys
+from pathlib import Path
+
+from pokewatch import __version__
+from pokewatch.cli import commands
+from pokewatch.errors import PokeWatchError
+
+_PREFIX = re.compile(r"^.*?``:\s*")
+
+
+def command_names() -> list[str]:
+    """The sub-commands there are: the modules of :mod:`pokewatch.cli`, found without importing them."""
+    return sorted(m.name for m in pkgutil.iter_modules(commands.__path__))
+
+
+def command_summary(name: str) -> str:
+    """One line on a command: its module docstring's first line, minus the leading ````pokewatch x````: part."""
+    path = Path(commands.__path__[0]) / f"{name}.py"
+    try:
+        doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
+    except (OSError, SyntaxError):
+        return ""
+    return _PREFIX.sub("", doc.strip().splitlines()[0] if doc.strip() else "").replace("``", "")
+
+
+def _wanted(argv: list[str], names: list[str]) -> str | None:
+    """The command ``argv`` runs: its first word that is not an option (top-level options take no value)."""
+    word = next((a for a in argv if not a.startswith("-")), None)
+    return word if word in names else None
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``argv``, only the command it names is imported (the others are listed by name)."""
+    parser = argparse.ArgumentParser(
+        prog="pokewatch",
+        description="PokeWatch: Pokémon-card fair values and BUY/SELL/HOLD flags, run by run.",
+        epilog="Run 'pokewatch COMMAND --help' for the options of one command.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
+    parser.add_argument("--version", action="version", version=f"pokewatch {__version__}",
+                        help="print the installed version and exit")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    names = command_names()
+    wanted = _wanted(argv, names) if argv is not None else None
+    for name in names:
+        if argv is None or name == wanted:
+            importlib.import_module(f"{commands.__name__}.{name}").register(subparsers)
+        else:
+            subparsers.add_parser(name, help=command_summary(name))
+    return parser
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so flushing at exit does not raise again into a closed pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; returns its exit status (2 for an error PokeWatch raised on purpose).
+
+    A closed output pipe (``| head``) returns 0: the reader chose to stop reading.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        parser = build_parser(argv)
+        args = parser.parse_args(argv)
+        logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        if not getattr(args, "handler", None):
+            parser.print_help()
+            return 1
+        try:
+            status = int(args.handler(args) or 0)
+        except PokeWatchError as exc:
+            print(f"pokewatch: error: {exc}", file=sys.stderr)
+            status = 2
+        sys.stdout.flush()
+        return status
+    except BrokenPipeError:
+        _quiet_stdout()
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

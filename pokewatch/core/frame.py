@@ -1,0 +1,174 @@
+"""The price history as series-sorted arrays: the one shape every compiled pass reads.
+
+Why a module of its own: the store builds a :class:`PriceFrame` straight from its
+memory-mapped columns, and every pass in :mod:`pokewatch.core` reads one, so the
+storage layer depends on this shape and not on the model. A PriceFrame holds the long
+table sorted by series and date with an integer series code, as plain arrays (series
+code, day number, price and the offsets where each series starts), so windows never
+cross from one series into the next.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from pokewatch.core import kernels
+from pokewatch.core.schema import SERIES_KEY
+from pokewatch.errors import SchemaError
+
+
+_NS_PER_DAY = 86_400_000_000_000
+
+
+def day_numbers(dates) -> np.ndarray:
+    """Days since 1970-01-01 (int32) of a date column or array, whatever its resolution."""
+    values = pd.to_datetime(dates) if not pd.api.types.is_datetime64_any_dtype(dates) else dates
+    array = values.to_numpy() if hasattr(values, "to_numpy") else np.asarray(values)
+    if array.dtype.kind != "M":  # time-zone aware: drop the zone, keep the wall-clock day
+        array = pd.DatetimeIndex(values).tz_localize(None).to_numpy()
+    if np.isnat(array).any():
+        return array.astype("datetime64[D]").view(np.int64).astype(np.int32)
+    per_day = np.timedelta64(1, "D") // np.timedelta64(1, np.datetime_data(array.dtype)[0])
+    return kernels.floor_divide_to_int32(array.view(np.int64), int(per_day))
+
+
+def dates_of(days: np.ndarray) -> np.ndarray:
+    """datetime64[ns] midnights of day numbers (the inverse of :func:`day_numbers`)."""
+    days = np.asarray(days)
+    if days.dtype == np.int32 and days.ndim == 1:
+        return kernels.scale_to_int64(days, _NS_PER_DAY).view("datetime64[ns]")
+    return (days.astype(np.int64) * _NS_PER_DAY).view("datetime64[ns]")
+
+
+def series_bounds(codes: np.ndarray) -> np.ndarray:
+    """Offsets (int64, n_series + 1) where each run of equal series codes starts, then the row count."""
+    n = len(codes)
+    if n == 0:
+        return np.zeros(1, np.int64)
+    starts = np.flatnonzero(codes[1:] != codes[:-1]) + 1
+    return np.concatenate(([0], starts, [n])).astype(np.int64)
+
+
+class PriceFrame:
+    """A price table sorted by (series, date) with integer series codes, as arrays.
+
+    Attributes:
+        codes: int32 series code of each row (0..n_series-1, non-decreasing).
+        days: int32 day number of each row (days since 1970-01-01).
+        prices: float64 market price of each row.
+        bounds: int64 offsets, ``n_series + 1``: series ``s`` owns rows ``bounds[s]:bounds[s+1]``.
+        frame: the long table itself (built on first use when the arrays came from the
+            store's compacted history), with a ``series`` int32 column added.
+    """
+
+    def __init__(self, codes: np.ndarray, days: np.ndarray, prices: np.ndarray, bounds: np.ndarray,
+                 frame: pd.DataFrame | Callable[[], pd.DataFrame] | None = None) -> None:
+        self.codes = codes
+        self.days = days
+        self.prices = prices
+        self.bounds = bounds
+        self._frame = frame
+        self._row_start: np.ndarray | None = None
+        self._low: np.ndarray | None = None
+
+    # -- construction ---------------------------------------------------------------------
+    @classmethod
+    def from_history(cls, history: pd.DataFrame) -> PriceFrame:
+        """Sort and code ``history`` (long schema); no copy when it is already ordered.
+
+        Raises:
+            SchemaError: a required column is missing, or a series key or price is null.
+        """
+        missing = [c for c in [*SERIES_KEY, "date", "market_price"] if c not in history.columns]
+        if missing:
+            raise SchemaError(f"price history lacks column(s) {missing}; see pokewatch.core.schema")
+        codes = series_codes(history)
+        days = day_numbers(history["date"])
+        if kernels.is_sorted_by_series_and_day(codes, days):
+            frame = history.reset_index(drop=True)
+        else:
+            order = np.lexsort((days, codes))
+            frame = history.iloc[order].reset_index(drop=True)
+            codes, days = codes[order], days[order]
+        frame = frame.assign(series=codes)
+        prices = np.ascontiguousarray(frame["market_price"].to_numpy(np.float64))
+        if np.isnan(prices).any():
+            raise SchemaError(f"market_price has {int(np.isnan(prices).sum())} null value(s); run the rows "
+                              "through pokewatch.core.schema.validate_observations first")
+        return cls(codes, days, prices, series_bounds(codes), frame)
+
+    # -- the long table -------------------------------------------------------------------
+    @property
+    def frame(self) -> pd.DataFrame:
+        if callable(self._frame):
+            self._frame = self._frame()
+        if self._frame is None:
+            self._frame = pd.DataFrame({"series": self.codes, "date": dates_of(self.days),
+                                        "market_price": self.prices})
+        return self._frame
+
+    def __len__(self) -> int:
+        return len(self.prices)
+
+    @property
+    def low(self) -> np.ndarray:
+        """Lowest listing price per row (``low_price``), float64, or an empty array when the source has none."""
+        if self._low is None:
+            column = self.frame["low_price"] if "low_price" in self.frame.columns else None
+            self._low = (np.ascontiguousarray(pd.to_numeric(column, errors="coerce").to_numpy(np.float64))
+                         if column is not None else np.zeros(0))
+        return self._low
+
+    @property
+    def n_series(self) -> int:
+        return len(self.bounds) - 1
+
+    @property
+    def starts(self) -> np.ndarray:
+        """Row position of each series' first row, shape (n_series,)."""
+        return self.bounds[:-1]
+
+    @property
+    def row_start(self) -> np.ndarray:
+        """For each row, the position of its series' first row."""
+        if self._row_start is None:
+            self._row_start = np.repeat(self.starts, np.diff(self.bounds))
+        return self._row_start
+
+
+def series_codes(history: pd.DataFrame) -> np.ndarray:
+    """int32 code of each row's series, numbered in sorted (card_id, variant, currency) order.
+
+    The same numbering as ``groupby(SERIES_KEY, sort=True).ngroup()``, without the
+    groupby: each key column is factorized (categorical columns for free) and the
+    combined key is ranked with a bitmap.
+
+    Raises:
+        SchemaError: a series key is null.
+    """
+    if len(history) == 0:
+        return np.zeros(0, np.int32)
+    combined = np.zeros(len(history), np.int64)
+    for name in SERIES_KEY:
+        codes, uniques = pd.factorize(history[name], sort=True)
+        if (codes < 0).any():
+            raise SchemaError(f"{int((codes < 0).sum())} row(s) have no {name}; run the rows through "
+                              "pokewatch.core.schema.validate_observations first")
+        combined = combined * max(len(uniques), 1) + codes
+    return rank_keys(combined)[0]
+
+
+def rank_keys(keys: np.ndarray) -> tuple[np.ndarray, int]:
+    """Dense rank (int32, in sorted key order) of non-negative int64 ``keys``, and the number of distinct keys."""
+    if len(keys) == 0:
+        return np.zeros(0, np.int32), 0
+    space = int(keys.max()) + 1
+    if space <= 64 * len(keys) + 1_000_000:
+        present = np.zeros(space, bool)
+        present[keys] = True
+        rank = np.cumsum(present, dtype=np.int64) - 1
+        return rank[keys].astype(np.int32), int(rank[-1]) + 1
+    uniques, inverse = np.unique(keys, return_inverse=True)
+    return inverse.astype(np.int32), len(uniques)

@@ -1,0 +1,10 @@
+"""The run: its folder, manifest, parameters, step cache and the helper commands the bash pipeline calls.
+
+* :mod:`~pokewatch.run.runs`: run folders, one immutable record per trading day, published atomically.
+* :mod:`~pokewatch.run.parameters`: every notebook parameter, declared and validated once.
+* :mod:`~pokewatch.run.context`: :class:`~pokewatch.run.context.RunContext`, what a notebook needs from its run.
+* :mod:`~pokewatch.run.steps`, :mod:`~pokewatch.run.caching`: the expensive steps and their disk cache.
+* :mod:`~pokewatch.run.helpers`: ``plan``, ``start``, ``should-train``, ``finish`` and ``fail``, as
+  ``scripts/run_pipeline.sh`` calls them; imports nothing heavy.
+* :mod:`~pokewatch.run.kernel_engine`: the papermill engine the pipeline runs its notebooks with.
+"""

@@ -1,0 +1,259 @@
+"""What a pipeline notebook needs from its run folder, so notebook cells stay one-liners.
+
+A notebook opens a :class:`RunContext` from its parameters. Under the pipeline
+``run_dir`` is the attempt folder the script created; in JupyterLab it is empty
+and the context uses ``runs/interactive/<date>/``, shared by the three notebooks
+and never published, so exploring cannot disturb the scheduled runs.
+
+The parameters are validated by the notebook's model in :mod:`pokewatch.run.parameters`
+and every one of them is recorded in the manifest, including any the notebook did
+not pass to :meth:`RunContext.open` by name.
+
+Logging in a kernel (:func:`configure_logging`): records show as plain text on the
+cell's stdout, not as red stderr boxes. Under the pipeline (``POKEWATCH_STEP`` is
+set by ``scripts/run_pipeline.sh``), records of the ``pokewatch.progress`` logger
+also go to the kernel's real stderr as ``<UTC time> <step>: <message>``; the script
+passes those lines on to the cron log and keeps everything else in the step's log.
+"""
+from __future__ import annotations
+
+import io
+import logging
+import os
+import sys
+import time
+from collections.abc import Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+
+from pokewatch import atomic, config
+from pokewatch.run import runs
+from pokewatch.run.caching import CachedResult
+from pokewatch.errors import RunError
+from pokewatch.core.model import FairValueModel
+
+logger = logging.getLogger(__name__)
+
+#: Long-running work reports its progress through this logger (one line per day or N groups).
+PROGRESS_LOGGER = "pokewatch.progress"
+#: Set by the pipeline to the step a kernel runs (collect, train, evaluate).
+STEP_ENV = "POKEWATCH_STEP"
+#: The cron log's time format (see pokewatch.config).
+LOG_TIME_FORMAT = config.LOG_TIME_FORMAT
+
+
+class _CurrentStdout(logging.StreamHandler):
+    """A handler writing to whatever ``sys.stdout`` is when a record is emitted (the running cell)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stdout)
+
+    @property
+    def stream(self):  # noqa: D401 - logging.StreamHandler reads and sets this attribute
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
+def _real_stderr() -> io.TextIOBase:
+    """The process's real stderr, bypassing a kernel's capture into the notebook.
+
+    ipykernel replaces ``sys.stderr`` with a stream into the notebook; its
+    ``fileno()`` is a copy of the original fd 2, the terminal papermill runs in.
+    """
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is an OSError
+        fd = 2
+    return open(fd, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)  # noqa: SIM115
+
+
+def _utc_formatter(fmt: str) -> logging.Formatter:
+    formatter = logging.Formatter(fmt, LOG_TIME_FORMAT)
+    formatter.converter = time.gmtime
+    return formatter
+
+
+def configure_logging() -> None:
+    """Set up logging for a notebook once: plain text in the cell, progress to the cron log.
+
+    Idempotent, so every notebook (and a re-run cell) can call it.
+    """
+    root = logging.getLogger()
+    if not any(getattr(h, "_pokewatch", False) for h in root.handlers):
+        in_kernel = "ipykernel" in sys.modules
+        handler = _CurrentStdout() if in_kernel else logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+        handler._pokewatch = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+    logging.getLogger("pokewatch").setLevel(logging.INFO)
+    step = os.environ.get(STEP_ENV, "").strip()
+    progress = logging.getLogger(PROGRESS_LOGGER)
+    if step and not any(getattr(h, "_pokewatch_progress", False) for h in progress.handlers):
+        handler = logging.StreamHandler(_real_stderr())
+        handler.setFormatter(_utc_formatter(f"%(asctime)s {step}: %(message)s"))
+        handler.setLevel(logging.INFO)
+        handler._pokewatch_progress = True  # type: ignore[attr-defined]
+        progress.addHandler(handler)
+
+
+@dataclass
+class StepRecord:
+    """Collects cache hits and facts during a step, written to the manifest at its end."""
+
+    cache_hits: dict = field(default_factory=dict)
+    facts: dict = field(default_factory=dict)
+
+    def cached(self, name: str, result: CachedResult):
+        """Note whether ``result`` came from the cache and return its value."""
+        self.cache_hits[name] = result.hit
+        return result.value
+
+
+@dataclass
+class RunContext:
+    notebook: str
+    run_date: str
+    dir: Path
+    #: The validated parameters (a model from :mod:`pokewatch.run.parameters`); paths are absolute.
+    parameters: object = None
+
+    @classmethod
+    def open(cls, notebook: str, run_date: str = "today", run_dir: str = "", **parameters) -> RunContext:
+        """Resolve the date and folder, validate parameters, and record all of them in the manifest.
+
+        Parameters of the notebook not passed here are read from the calling notebook's
+        namespace (where papermill injected them), so the manifest holds every one.
+
+        Raises:
+            ParameterError: a parameter is out of range (the message names it).
+        """
+        caller = sys._getframe(1).f_globals
+        namespace = caller if "get_ipython" in caller else {}
+        values = {**_declared(notebook, namespace), **parameters, "run_date": run_date, "run_dir": run_dir}
+        return cls._open(notebook, values)
+
+    @classmethod
+    def from_parameters(cls, notebook: str, namespace: Mapping) -> RunContext:
+        """Open the context from every parameter ``notebook`` declares, read from ``namespace``.
+
+        ``RunContext.from_parameters("evaluate", globals())`` in a notebook, so its
+        parameters are listed once, in the parameters cell. Names missing from the
+        namespace take their declared default.
+
+        Raises:
+            ParameterError: a parameter is out of range (the message names it).
+        """
+        return cls._open(notebook, _declared(notebook, namespace))
+
+    @classmethod
+    def _open(cls, notebook: str, values: Mapping) -> RunContext:
+        from pokewatch.run import parameters  # noqa: PLC0415 - pydantic, only when a notebook opens
+
+        configure_logging()
+        checked = parameters.validate(notebook, values, bases=(Path.cwd(), config.PROJECT_ROOT))
+        resolved = checked.run_date
+        folder = Path(checked.run_dir) if checked.run_dir else config.runs_dir() / "interactive" / resolved
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "plots").mkdir(exist_ok=True)
+        if not (folder / runs.MANIFEST).exists():
+            atomic.write_json(folder / runs.MANIFEST, {"run_date": resolved, "status": "interactive",
+                                                       "git_commit": runs.git_commit(), "steps": {}})
+        runs.update_manifest(folder, parameters={notebook: checked.recorded()})
+        logger.info("%s notebook for %s writing to %s", notebook, resolved, folder)
+        return cls(notebook, resolved, folder, checked)
+
+    def __repr__(self) -> str:
+        return f"{self.notebook} run for {self.run_date} in {self.dir}"
+
+    @property
+    def date(self) -> pd.Timestamp:
+        return pd.Timestamp(self.run_date)
+
+    def days_before(self, days: int) -> pd.Timestamp:
+        return self.date - pd.Timedelta(days=int(days))
+
+    def path(self, name: str) -> Path:
+        return self.dir / name
+
+    @contextmanager
+    def step(self, name: str):
+        """Time a step and record its duration and cache hits in the manifest."""
+        record = StepRecord()
+        started = time.perf_counter()
+        yield record
+        seconds = time.perf_counter() - started
+        runs.record_step(self.dir, name, seconds, record.cache_hits, **record.facts)
+        hits = [k for k, v in record.cache_hits.items() if v]
+        logger.info("step %s took %.2fs%s", name, seconds, f" (cache hits: {', '.join(hits)})" if hits else "")
+
+    # -- model -----------------------------------------------------------------
+    def save_model(self, model: FairValueModel, origin: str) -> Path:
+        path = atomic.dump_joblib(self.path("model.joblib"), model)
+        runs.update_manifest(self.dir, model={
+            "trained_on": model.trained_on, "method": model.method, "window": model.window,
+            "fitted_through": model.fitted_through, "origin": origin,
+            "reason": model.selection.get("reason"),
+        })
+        return path
+
+    def load_model(self) -> tuple[FairValueModel | None, str]:
+        """This run's model if train ran in it, else the newest model trained on or before the run date.
+
+        Returns ``(None, reason)`` when there is none yet.
+        """
+        own = self.path("model.joblib")
+        if own.exists():
+            return joblib.load(own), f"trained in this run ({self.dir.name})"
+        found = runs.find_model(self.run_date, source=getattr(self.parameters, "source", None))
+        if found is None:
+            return None, f"no model trained on or before {self.run_date}"
+        model = joblib.load(found)
+        return model, f"trained on {model.trained_on} (run {found.parent.name})"
+
+    # -- outputs -----------------------------------------------------------------
+    def write_csv(self, name: str, frame: pd.DataFrame) -> Path:
+        return atomic.write_csv(self.path(name), frame)
+
+    def write_json(self, name: str, obj) -> Path:
+        return atomic.write_json(self.path(name), _jsonable(obj))
+
+    def plot_path(self, name: str) -> Path:
+        return self.dir / "plots" / name
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (np.floating, float)):
+        return None if not np.isfinite(obj) else float(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if isinstance(obj, pd.Timestamp):
+        return f"{obj:%Y-%m-%d}"
+    return obj
+
+
+def _declared(notebook: str, namespace: Mapping) -> dict:
+    """The values in ``namespace`` of the parameters ``notebook`` declares."""
+    from pokewatch.run import parameters  # noqa: PLC0415
+
+    return {name: namespace[name] for name in parameters.model_of(notebook).model_fields if name in namespace}
+
+
+def require_model(model: FairValueModel | None, reason: str) -> FairValueModel:
+    if model is None:
+        raise RunError(f"{reason}; run the train notebook first (scripts/run_pipeline.sh trains automatically "
+                       "when no model exists)")
+    return model
