@@ -1,8 +1,11 @@
-"""``python -P finish_timer.py OUT.json ARGS...``: run the helper ``ARGS`` and time its report render.
+"""``python -P finish_timer.py OUT.json MODULE ARGS...``: run ``python -m MODULE ARGS`` and time its report render.
+
+``MODULE`` is ``pokewatch`` (``ARGS`` then start with ``pipeline``) or, in the flat
+layout of older checkouts, ``pokewatch.pipeline``.
 
 Standalone on purpose: the benchmark runs it with the python of whichever checkout it
 measures (today's main or this one), so it imports nothing from ``benchmarks`` and
-only that checkout's ``pokewatch``. When ``pokewatch.analysis.report`` is first imported its
+only that checkout's ``pokewatch``. When its report module is first imported its
 ``render_report`` is wrapped by a timer, without importing it earlier than the
 command itself would; the seconds spent inside it go to ``OUT.json`` beside the
 command's own wall time.
@@ -18,13 +21,13 @@ import time
 
 
 class _WrapRender(importlib.abc.MetaPathFinder):
-    """Wrap ``pokewatch.analysis.report.render_report`` as soon as that module is loaded."""
+    """Wrap ``render_report`` of the report module (either layout's) as soon as it is loaded."""
 
     def __init__(self, seconds: list[float]) -> None:
         self.seconds = seconds
 
     def find_spec(self, name, path=None, target=None):
-        if name != "pokewatch.analysis.report":
+        if name not in ("pokewatch.analysis.report", "pokewatch.report"):
             return None
         sys.meta_path.remove(self)
         spec = importlib.util.find_spec(name)
@@ -55,19 +58,20 @@ class _WrapRender(importlib.abc.MetaPathFinder):
 
 
 def main() -> None:
-    out, args = sys.argv[1], sys.argv[2:]
+    out, module, args = sys.argv[1], sys.argv[2], sys.argv[3:]
     started = time.time()
     seconds: list[float] = []
     sys.meta_path.insert(0, _WrapRender(seconds))
     sys.argv = ["-m", *args]
     code = 0
     try:
-        runpy.run_module("pokewatch.run.helpers", run_name="__main__", alter_sys=True)
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     finally:
         with open(out, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps({"command": args[:1], "started": started, "ended": time.time(),
+            command = args[1:2] if args[:1] == ["pipeline"] else args[:1]
+            handle.write(json.dumps({"command": command, "started": started, "ended": time.time(),
                                      "render_seconds": sum(seconds), "renders": len(seconds)}) + "\n")
     sys.exit(code)
 

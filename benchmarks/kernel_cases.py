@@ -16,6 +16,7 @@ each part in a fresh process, so one part's memory does not weigh on the next.
 """
 from __future__ import annotations
 
+from benchmarks.compat import pokewatch_module
 import json
 import subprocess
 import sys
@@ -45,7 +46,7 @@ def ratio(a: dict | None, b: dict | None) -> dict | None:
 # -- subcommands (each in its own process) -----------------------------------------------------
 def export(store: str, out: str, source: str = "demo") -> int:
     """Write the kernel inputs of ``store``'s whole ``source`` history as .npy files."""
-    from pokewatch.data.store import PriceStore
+    PriceStore = pokewatch_module("data.store").PriceStore
 
     pf = PriceStore(store).load_frame(source)
     folder = Path(out)
@@ -59,7 +60,7 @@ def export(store: str, out: str, source: str = "demo") -> int:
 def yardsticks(arrays: str, out: str, own: str, repeats: str, *threads: str) -> int:
     """Time the plain loop and the floor; check this checkout's pass (``own``.fair.npy, ...) against the plain loop."""
     from benchmarks.plain_loop import memory_floor, plain_rule
-    from pokewatch.core.rules import thresholds
+    thresholds = pokewatch_module("core.rules").thresholds
 
     folder = Path(arrays)
     prices, bounds = np.load(folder / "prices.npy"), np.load(folder / "bounds.npy")
@@ -87,8 +88,8 @@ def yardsticks(arrays: str, out: str, own: str, repeats: str, *threads: str) -> 
 def reference(store: str, out: str, repeats: str, source: str = "demo") -> int:
     """Time the per-card groupby loop; check it against this checkout's seed_mean3 fair value."""
     from benchmarks.reference import groupby_loop_mean3
-    from pokewatch.core.fair_value import fair_value
-    from pokewatch.data.store import PriceStore
+    fair_value = pokewatch_module("core.fair_value").fair_value
+    PriceStore = pokewatch_module("data.store").PriceStore
 
     store = PriceStore(store)
     history = store.load(source)

@@ -18,17 +18,23 @@ from pathlib import Path
 
 import numpy as np
 
+# Run as a script in the other checkout's python (-P, its PYTHONPATH): compat sits beside this file.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from compat import pokewatch_module  # noqa: E402
+
 
 def signal_pass(kernels, prices, low, bounds, threads: int):
     """(fair, codes) of the default rule with whichever kernel this checkout has."""
     if hasattr(kernels, "rule_rows"):                       # the rule kernel (walk-forward main and later)
-        from pokewatch.core.rules import Rule, thresholds
+        _module = pokewatch_module("core.rules")
+        Rule = _module.Rule
+        thresholds = _module.thresholds
 
         cuts = thresholds()
         fair, _dev, codes = kernels.rule_rows(prices, low, bounds, kernels.MEAN_PRIOR, 7, 3.0, *cuts,
                                               *Rule().kernel_filters(), threads=threads)
         return fair, codes
-    from pokewatch.core.signals import thresholds                  # main at 48a26c6
+    thresholds = pokewatch_module("core.signals").thresholds
 
     fair, _dev, codes = kernels.signal_rows(prices, bounds, kernels.MEAN_PRIOR, 7, 3.0, *thresholds(),
                                             threads=threads)
@@ -37,7 +43,7 @@ def signal_pass(kernels, prices, low, bounds, threads: int):
 
 def main(argv: list[str]) -> int:
     arrays, prefix, repeats, *threads = argv
-    from pokewatch.core import kernels
+    kernels = pokewatch_module("core.kernels")
 
     folder = Path(arrays)
     prices, low, bounds = (np.load(folder / f"{name}.npy", mmap_mode="r") for name in ("prices", "low", "bounds"))

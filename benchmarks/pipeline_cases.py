@@ -5,18 +5,19 @@ command and per papermill notebook. To see where its wall time goes without edit
 it, each case points ``POKEWATCH_PYTHON`` at a small bash shim that starts the
 checkout's own python, records each process's start, end, exit status and peak
 resident set (GNU ``time``: the largest of the process and the children it waited
-for, so a papermill process reports its kernel too) and, for ``python -m
-pokewatch.run.helpers ...``, runs the command through :mod:`benchmarks.finish_timer`,
+for, so a papermill process reports its kernel too) and, for ``python -m pokewatch
+pipeline ...`` (``-m pokewatch.pipeline`` in the flat layout), runs the command through
+:mod:`benchmarks.finish_timer`,
 which times ``report.render_report`` inside it. The executed notebooks record when
 each cell started and ended (papermill's metadata). Together they give, per run:
 
 ==================  ============================================================
-helper processes    ``pokewatch.run.helpers plan``, ``start``, ``should-train`` (and ``fail``)
+helper processes    ``pokewatch pipeline plan``, ``start``, ``should-train`` (and ``fail``)
 kernel start        papermill process start to its first cell (papermill's import, the kernel's launch)
 cells               first cell start to last cell end, per notebook (what the notebooks compute)
 kernel shutdown     last cell end to the papermill process's exit (kernel shutdown, notebook write)
 report render       inside ``render_report`` (in ``finish``, or in a cell that calls it)
-publish             the rest of ``pokewatch.run.helpers finish``: publish, index, summary lines
+publish             the rest of ``pokewatch pipeline finish``: publish, index, summary lines
 bash and other      what the script does between processes (the shim's own start is in here)
 ==================  ============================================================
 
@@ -47,8 +48,10 @@ real=__REAL__
 args=("$@")
 flags=()
 if [[ "${1:-}" == "-P" ]]; then flags=(-P); shift; fi   # run_pipeline.sh calls python -P -m ...
-if [[ "${1:-}" == "-m" && "${2:-}" == "pokewatch.run.helpers" ]]; then
-  args=(-P __TIMER__ __RENDERS__ "${@:3}")
+if [[ "${1:-}" == "-m" && "${2:-}" == "pokewatch.pipeline" ]]; then      # the flat layout's helpers
+  args=(-P __TIMER__ __RENDERS__ pokewatch.pipeline "${@:3}")
+elif [[ "${1:-}" == "-m" && "${2:-}" == "pokewatch" && "${3:-}" == "pipeline" ]]; then
+  args=(-P __TIMER__ __RENDERS__ pokewatch "${@:3}")
 else
   args=("${flags[@]}" "$@")
 fi
@@ -201,6 +204,15 @@ def _quote(path: Path) -> str:
     return "'" + str(path).replace("'", "'\\''") + "'"
 
 
+def _helper_command(words: list[str]) -> str | None:
+    """``plan``, ``start``, ... when ``words`` run a helper command, in either layout's spelling."""
+    if words[:2] == ["-m", "pokewatch.pipeline"] and len(words) > 2:
+        return words[2]
+    if words[:3] == ["-m", "pokewatch", "pipeline"] and len(words) > 3:
+        return words[3]
+    return None
+
+
 def _processes(log: Path) -> list[dict]:
     """The shim's log: one dict per python process, in start order."""
     out = []
@@ -217,8 +229,8 @@ def _processes(log: Path) -> list[dict]:
         if "papermill" in words:
             notebooks = [w for w in words if w.endswith(".ipynb")]
             entry.update(kind="notebook", notebook=Path(notebooks[-1]).stem, output=notebooks[-1])
-        elif words[:2] == ["-m", "pokewatch.run.helpers"] and len(words) > 2:
-            entry.update(kind="finish" if words[2] == "finish" else "helper", helper=words[2])
+        elif helper := _helper_command(words):
+            entry.update(kind="finish" if helper == "finish" else "helper", helper=helper)
         else:
             entry.update(kind="other")
         out.append(entry)

@@ -150,7 +150,7 @@ def helper_table(results: dict, path: tuple) -> str:
     for command in commands:
         cells = [_spread(stats([_get(r, ("breakdown", "helpers", command)) for r in _ok_runs(runs[n])]))
                  for n in names]
-        lines.append(f"| `pokewatch.run.helpers {command}` | " + " | ".join(cells) + " |")
+        lines.append(f"| `pokewatch pipeline {command}` | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -483,12 +483,12 @@ Each case runs `scripts/run_pipeline.sh` through a shim (`POKEWATCH_PYTHON`) tha
 times every python process the script starts, and reads the executed notebooks'
 papermill timings (`benchmarks/pipeline_cases.py`):
 
-* **helper processes**: the `plan`, `start` and `should-train` commands of `pokewatch.run.helpers`;
+* **helper processes**: the `plan`, `start` and `should-train` commands of `pokewatch pipeline`;
 * **kernel start**: a papermill process's start to its notebook's first cell;
 * **cells**: first cell start to last cell end, per notebook;
 * **kernel shutdown**: last cell end to the papermill process's exit;
 * **report render**: inside `report.render_report`, wherever it runs;
-* **publish**: the rest of the `finish` command of `pokewatch.run.helpers`;
+* **publish**: the rest of the `finish` command of `pokewatch pipeline`;
 * **bash and other**: the script between processes.
 
 ## The demo pipeline after set-up (`make pipeline`)

@@ -13,6 +13,7 @@ and reports every repeat, the best and the median.
 """
 from __future__ import annotations
 
+from benchmarks.compat import pokewatch_module
 import gc
 import importlib.util
 import json
@@ -95,7 +96,7 @@ def summary(times: list[float], rows: int | None = None) -> dict:
 
 # -- stages ------------------------------------------------------------------------------
 def _store(spec: dict):
-    from pokewatch.data.store import PriceStore
+    PriceStore = pokewatch_module("data.store").PriceStore
 
     return PriceStore(Path(spec["workdir"]) / "store")
 
@@ -107,7 +108,7 @@ def _window(spec: dict) -> tuple[str, str]:
 
 def stage_prepare(spec: dict, memory: PeakMemory) -> dict:
     """Simulate the demo market and write it into a fresh store (timing the store write)."""
-    from pokewatch.data.demo_market import demo_prices
+    demo_prices = pokewatch_module("data.demo_market").demo_prices
 
     start, end = _window(spec)
     started = time.perf_counter()
@@ -137,8 +138,8 @@ def stage_load(spec: dict, memory: PeakMemory) -> dict:
 
 def stage_signals(spec: dict, memory: PeakMemory) -> dict:
     """Fair value and signals over the full history, as the long table (frame built inside the timing)."""
-    from pokewatch.core.fair_value import fair_value
-    from pokewatch.core.signals import compute_signals
+    fair_value = pokewatch_module("core.fair_value").fair_value
+    compute_signals = pokewatch_module("core.signals").compute_signals
 
     store = _store(spec)
     start, end = _window(spec)
@@ -158,8 +159,8 @@ def stage_signals(spec: dict, memory: PeakMemory) -> dict:
 
 def stage_backtest(spec: dict, memory: PeakMemory) -> dict:
     """The full backtest: every KPI, the scored rows and the forecast errors."""
-    from pokewatch.core.backtest import run_backtest
-    from pokewatch.core.signals import compute_signals
+    run_backtest = pokewatch_module("core.backtest").run_backtest
+    compute_signals = pokewatch_module("core.signals").compute_signals
 
     store = _store(spec)
     start, end = _window(spec)
@@ -182,7 +183,8 @@ def _steps(spec: dict):
     import os
 
     os.environ["POKEWATCH_CACHE_DIR"] = str(Path(spec["workdir"]) / "cache")
-    from pokewatch.run import caching, steps
+    caching = pokewatch_module("run.caching")
+    steps = pokewatch_module("run.steps")
 
     caching.memory.cache_clear()
     return steps
@@ -256,7 +258,7 @@ def stage_predict(spec: dict, memory: PeakMemory) -> dict:
 def stage_reference(spec: dict, memory: PeakMemory) -> dict:
     """The original per-card groupby loop, and a check that the fast path gives the same numbers."""
     from benchmarks.reference import groupby_loop_mean3, mask_loop_mean3
-    from pokewatch.core.fair_value import fair_value
+    fair_value = pokewatch_module("core.fair_value").fair_value
 
     store = _store(spec)
     start, end = _window(spec)
@@ -279,9 +281,9 @@ def stage_reference(spec: dict, memory: PeakMemory) -> dict:
 
 def stage_parallel(spec: dict, memory: PeakMemory) -> dict:
     """Signals and backtest through the shard engines, checked identical to the single-process path."""
-    from pokewatch.core import parallel
-    from pokewatch.core.backtest import scoring_window
-    from pokewatch.core.rules import Rule
+    parallel = pokewatch_module("core.parallel")
+    scoring_window = pokewatch_module("core.backtest").scoring_window
+    Rule = pokewatch_module("core.rules").Rule
 
     store = _store(spec)
     start, end = _window(spec)

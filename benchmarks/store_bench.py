@@ -42,6 +42,10 @@ import sys
 import time
 from pathlib import Path
 
+# Run as a script in the other checkout's python (-P, its PYTHONPATH): compat sits beside this file.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from compat import pokewatch_module  # noqa: E402
+
 HERE = Path(__file__).resolve()
 FIRST_DAY = "2020-01-01"  # the demo market's epoch: a window from here simulates no earlier years
 
@@ -62,8 +66,8 @@ def _day(offset: int) -> str:
 
 def stage_collect(spec: dict, memory) -> dict:
     """A demo collect of [start, end] into ``spec['store']``."""
-    from pokewatch.data.collect import collect
-    from pokewatch.data.store import PriceStore
+    collect = pokewatch_module("data.collect").collect
+    PriceStore = pokewatch_module("data.store").PriceStore
 
     store = PriceStore(Path(spec["store"]))
     memory.reset()
@@ -77,8 +81,8 @@ def stage_collect(spec: dict, memory) -> dict:
 
 def stage_daygen(spec: dict, memory) -> dict:
     """The demo market's days after the backfill, validated, saved for the add cases (untimed)."""
-    from pokewatch.data.demo_market import demo_prices
-    from pokewatch.core.schema import validate_observations
+    demo_prices = pokewatch_module("data.demo_market").demo_prices
+    validate_observations = pokewatch_module("core.schema").validate_observations
 
     frame = validate_observations(demo_prices(spec["start"], spec["end"], n_series=spec["series"])).valid
     frame.to_parquet(spec["days_file"], index=False)
@@ -89,8 +93,8 @@ def stage_write_day(spec: dict, memory) -> dict:
     """``write_days`` of one pre-generated, validated day (what collect hands the store)."""
     import pandas as pd
 
-    from pokewatch.core.schema import conform
-    from pokewatch.data.store import PriceStore
+    conform = pokewatch_module("core.schema").conform
+    PriceStore = pokewatch_module("data.store").PriceStore
 
     day = pd.read_parquet(spec["days_file"], filters=[("date", "==", pd.Timestamp(spec["day"]))])
     day = conform(day)
@@ -106,7 +110,7 @@ def stage_load(spec: dict, memory) -> dict:
     """``load_frame`` (what the steps use) and ``load`` (the string table) of the stored history."""
     import pandas as pd
 
-    from pokewatch.data.store import PriceStore
+    PriceStore = pokewatch_module("data.store").PriceStore
 
     store = PriceStore(Path(spec["store"]))
     store.load_frame("demo")  # bring the compacted history in step first (not what is timed)
@@ -138,7 +142,7 @@ def stage_load(spec: dict, memory) -> dict:
 
 def stage_compact(spec: dict, memory) -> dict:
     """Merge the whole compacted history into one base: the rare day a write does that (None without segments)."""
-    from pokewatch.data.store import PriceStore
+    PriceStore = pokewatch_module("data.store").PriceStore
 
     store = PriceStore(Path(spec["store"]))
     if not hasattr(store, "compact"):

@@ -65,16 +65,16 @@ def test_the_kernel_case_times_every_pass_on_the_same_arrays_and_the_page_shows_
 
 
 def _process_log(tmp_path: Path) -> Path:
-    """A shim log of a pipeline run: the helper commands, three notebooks and finish."""
+    """A shim log of a pipeline run: the helper commands (in both layouts' spelling), two notebooks and finish."""
     log = tmp_path / "processes.tsv"
     t = 1_000.0
     lines = []
-    for seconds, command in [(2.0, "-m pokewatch.run.helpers plan --date 2026-11-27"),
-                             (0.5, "-m pokewatch.run.helpers start"),
+    for seconds, command in [(2.0, "-m pokewatch pipeline plan --date 2026-11-27"),
+                             (0.5, "-m pokewatch.pipeline start"),
                              (6.0, f"-m papermill --kernel python3 -f p.yaml in.ipynb {tmp_path}/collect.ipynb"),
-                             (0.7, "-m pokewatch.run.helpers should-train --date 2026-11-27"),
+                             (0.7, "-m pokewatch pipeline should-train --date 2026-11-27"),
                              (5.0, f"-m papermill --kernel python3 -f p.yaml in.ipynb {tmp_path}/evaluate.ipynb"),
-                             (3.0, "-m pokewatch.run.helpers finish --attempt x")]:
+                             (3.0, "-m pokewatch pipeline finish --attempt x")]:
         lines.append(f"{t}\t{t + seconds}\t0\t300000\t{command}")
         t += seconds + 0.1
     log.write_text("\n".join(lines) + "\n")
