@@ -207,10 +207,3 @@ def test_explore_takes_latest_and_a_comparison_date():
 def test_recorded_values_leave_out_only_the_run_folder():
     recorded = parameters.validate("evaluate", {"run_dir": "/tmp/somewhere"}).recorded()
     assert set(recorded) == set(parameters.EvaluateParameters.model_fields) - {"run_dir"}
-
-
-def test_the_old_single_value_check_uses_the_models():
-    assert checks.check("window", "7") == 7
-    assert checks.check("not_a_parameter", "x") == "x"
-    with pytest.raises(ParameterError, match="parameter horizon_days must be at most 365"):
-        checks.check("horizon_days", 366)

@@ -139,13 +139,3 @@ def run_date(name: str, value) -> str:
         hint = " or 'today'" if problem == "must be YYYY-MM-DD" else ""
         raise ParameterError(f"parameter {name} {problem}{hint}, got {value!r}")
     return value
-
-
-def check(name: str, value):
-    """Validate one notebook parameter by name with its rule in :mod:`pokewatch.run.parameters`.
-
-    Unknown names pass through unchanged (kept for callers of the old ``CHECKS`` table).
-    """
-    from pokewatch.run import parameters  # noqa: PLC0415 - pydantic only when a value is checked
-
-    return parameters.check_one(name, value)

@@ -447,11 +447,3 @@ def model_of(notebook: str) -> type[NotebookParameters]:
     if notebook not in MODELS:
         raise ParameterError(f"no parameters are declared for notebook {notebook!r}; known: {', '.join(MODELS)}")
     return MODELS[notebook]
-
-
-def check_one(name: str, value):
-    """``value`` validated by the rule of the first notebook declaring ``name``; unknown names pass."""
-    for notebook, model in MODELS.items():
-        if name in model.model_fields:
-            return getattr(validate(notebook, {name: value}), name)
-    return value
