@@ -1,6 +1,7 @@
 """The fair-value model: the chosen rule plus a fast lookup of recent fair values and signals.
 
-What gets saved in a run folder (``model.joblib``) and served by the API. The
+What gets saved in a run folder (``model.npz``: :meth:`FairValueModel.to_arrays`, written
+by :mod:`pokewatch.run.model_file`) and served by the API. The
 model is small on purpose: the :class:`~pokewatch.core.rules.Rule` (method, window,
 thresholds, per-kind confirmations), why it was chosen, and for every series the
 observed days of the last ``keep_days`` (no more days than were observed) of market
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date as date_type
 
@@ -82,6 +84,75 @@ class FairValueModel:
         self._reset_cache()
         self._card_index = None  # rebuilt on first use, so loading a model stays cheap
         self._asof = None
+
+    def to_arrays(self) -> tuple[dict[str, np.ndarray], dict]:
+        """The fitted model as plain numpy arrays plus JSON-ready metadata, for a file that needs no pickle.
+
+        Nothing in the result names a Python class or module, so a saved model survives
+        the package being reorganised. The day grids keep their dtypes (float64 prices and
+        fair values, int8 signal codes); the days are int32 day numbers; each series column
+        is dictionary-encoded as int32 codes (-1 for missing) into an array of its distinct
+        values. :meth:`from_arrays` is the exact inverse: predictions are unchanged. A change
+        to this layout needs a new format version in :mod:`pokewatch.run.model_file`, which
+        writes it.
+
+        Returns:
+            ``(arrays, meta)``: ``meta`` holds the rule, the training facts and the column order.
+
+        Raises:
+            UnknownDateError: the model has not been fitted.
+            ParameterError: a series value ends in a NUL character, which numpy text arrays drop.
+        """
+        if self.series is None:
+            raise UnknownDateError("this model has not been fitted; call fit(history) first")
+        arrays = {"days": day_numbers(self.dates), "market": self.market, "fair": self.fair,
+                  "codes": np.asarray(self.codes, np.int8)}
+        for column in self.series.columns:
+            codes, values = pd.factorize(self.series[column])
+            text = np.asarray(values, dtype=str)
+            if (np.char.str_len(text) != np.asarray(values.str.len(), np.int64)).any():
+                raise ParameterError(f"a value of the model's {column!r} column ends in a NUL character, "
+                                     "which cannot be saved; clean the source's text first")
+            arrays[f"series/{column}/codes"] = codes.astype(np.int32)
+            arrays[f"series/{column}/values"] = text
+        meta = {"rule": self.rule.as_dict(), "keep_days": self.keep_days,
+                "stale_days": self.stale_days, "trained_on": self.trained_on, "selection": self.selection,
+                "fitted_through": self.fitted_through, "series_columns": list(self.series.columns)}
+        return arrays, meta
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, np.ndarray], meta: dict) -> FairValueModel:
+        """The model :meth:`to_arrays` described, ready to predict.
+
+        Raises:
+            ParameterError: an array or a metadata entry is missing, or the arrays do not
+                fit together (the message says which).
+        """
+        try:
+            days = np.asarray(arrays["days"])
+            grids = [np.asarray(arrays[name]) for name in ("market", "fair", "codes")]
+            columns = {name: (np.asarray(arrays[f"series/{name}/codes"]), np.asarray(arrays[f"series/{name}/values"]))
+                       for name in meta["series_columns"]}
+            model = cls(Rule.from_dict(meta["rule"]), keep_days=meta["keep_days"], stale_days=meta["stale_days"],
+                        trained_on=meta["trained_on"], selection=meta["selection"])
+            fitted_through = meta["fitted_through"]
+        except KeyError as exc:
+            raise ParameterError(f"the model arrays lack {exc.args[0]!r}; train the model again") from None
+        shape = (len(next(iter(columns.values()))[0]) if columns else 0, len(days))
+        if days.ndim != 1 or not len(days) or (np.diff(days) != 1).any() \
+                or any(grid.shape != shape for grid in grids) \
+                or any(codes.shape != (shape[0],) or (len(codes) and not -1 <= codes.min() <= codes.max() < len(values))
+                       for codes, values in columns.values()):
+            raise ParameterError(f"the model arrays do not fit together (days {days.shape}, grids "
+                                 f"{[g.shape for g in grids]}, {shape[0]} series); train the model again")
+        model.series = pd.DataFrame({name: pd.array(values, dtype="string").take(codes, allow_fill=True)
+                                     for name, (codes, values) in columns.items()})
+        model.dates = pd.date_range(pd.Timestamp(dates_of(days[:1])[0]), periods=len(days), freq="D")
+        model.market = grids[0].astype(np.float64, copy=False)
+        model.fair = grids[1].astype(np.float64, copy=False)
+        model.codes = grids[2].astype(np.int8, copy=False)
+        model.fitted_through = fitted_through
+        return model
 
     def _reset_cache(self) -> None:
         self._cache: dict = {}
