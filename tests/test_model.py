@@ -91,16 +91,21 @@ def test_the_arrays_are_plain_and_compact(model):
     arrays, _meta = model.to_arrays()
     assert all(array.dtype != object for array in arrays.values()), "no array needs a pickle"
     assert arrays["days"].dtype == np.int32 and arrays["codes"].dtype == np.int8
-    assert arrays["series/card_id/codes"].dtype == np.int32
-    assert arrays["series/card_id/values"].tolist() == ["base1-4", "sv3pt5-199"]
-    assert arrays["series/card_id/codes"].tolist() == [0, 1, 1]
-    assert arrays["series/name/codes"].tolist() == [-1, 0, -1], "-1: no name (only Charizard ex has one)"
+    assert arrays["series_codes"].dtype == np.int32
+    columns = list(model.series.columns)
+    card_id, name = columns.index("card_id"), columns.index("name")
+    starts = arrays["series_value_starts"]
+    assert arrays["series_values"][starts[card_id]:starts[card_id + 1]].tolist() == ["base1-4", "sv3pt5-199"]
+    assert arrays["series_codes"][card_id].tolist() == [0, 1, 1]
+    assert arrays["series_codes"][name].tolist() == [-1, 0, -1], "-1: no name (only Charizard ex has one)"
 
 
 def test_arrays_that_do_not_fit_together_are_refused(model):
     arrays, meta = model.to_arrays()
     with pytest.raises(ParameterError, match="do not fit together"):
         FairValueModel.from_arrays({**arrays, "market": arrays["market"][:, 1:]}, meta)
+    with pytest.raises(ParameterError, match="do not fit together"):
+        FairValueModel.from_arrays({**arrays, "series_codes": arrays["series_codes"] + 5}, meta)
     with pytest.raises(ParameterError, match="lack 'fair'"):
         FairValueModel.from_arrays({k: v for k, v in arrays.items() if k != "fair"}, meta)
 

@@ -90,11 +90,13 @@ class FairValueModel:
 
         Nothing in the result names a Python class or module, so a saved model survives
         the package being reorganised. The day grids keep their dtypes (float64 prices and
-        fair values, int8 signal codes); the days are int32 day numbers; each series column
-        is dictionary-encoded as int32 codes (-1 for missing) into an array of its distinct
-        values. :meth:`from_arrays` is the exact inverse: predictions are unchanged. A change
-        to this layout needs a new format version in :mod:`pokewatch.run.model_file`, which
-        writes it.
+        fair values, int8 signal codes); the days are int32 day numbers; the series columns
+        are dictionary-encoded: ``series_codes`` (int32, one row per column, -1 for
+        missing) index into that column's slice ``series_value_starts[i]:[i + 1]`` of
+        ``series_values``, the distinct values of every column in one text array (few
+        arrays load faster than many). :meth:`from_arrays` is the exact inverse:
+        predictions are unchanged. A change to this layout needs a new format version in
+        :mod:`pokewatch.run.model_file`, which writes it.
 
         Returns:
             ``(arrays, meta)``: ``meta`` holds the rule, the training facts and the column order.
@@ -105,16 +107,17 @@ class FairValueModel:
         """
         if self.series is None:
             raise UnknownDateError("this model has not been fitted; call fit(history) first")
+        encoded = [pd.factorize(self.series[column]) for column in self.series.columns]
+        values = pd.Index(np.concatenate([np.asarray(distinct, object) for _codes, distinct in encoded]), dtype=object)
+        text = np.asarray(values, dtype=str)
+        if (np.char.str_len(text) != np.asarray(values.str.len(), np.int64)).any():
+            raise ParameterError("a text value of the model's series ends in a NUL character, which cannot be "
+                                 "saved; clean the source's text first")
+        series_codes = np.array([codes for codes, _distinct in encoded], np.int32).reshape(len(encoded), -1)
+        starts = np.cumsum([0, *(len(distinct) for _codes, distinct in encoded)], dtype=np.int32)
         arrays = {"days": day_numbers(self.dates), "market": self.market, "fair": self.fair,
-                  "codes": np.asarray(self.codes, np.int8)}
-        for column in self.series.columns:
-            codes, values = pd.factorize(self.series[column])
-            text = np.asarray(values, dtype=str)
-            if (np.char.str_len(text) != np.asarray(values.str.len(), np.int64)).any():
-                raise ParameterError(f"a value of the model's {column!r} column ends in a NUL character, "
-                                     "which cannot be saved; clean the source's text first")
-            arrays[f"series/{column}/codes"] = codes.astype(np.int32)
-            arrays[f"series/{column}/values"] = text
+                  "codes": np.asarray(self.codes, np.int8), "series_codes": series_codes, "series_values": text,
+                  "series_value_starts": starts}
         meta = {"rule": self.rule.as_dict(), "keep_days": self.keep_days,
                 "stale_days": self.stale_days, "trained_on": self.trained_on, "selection": self.selection,
                 "fitted_through": self.fitted_through, "series_columns": list(self.series.columns)}
@@ -131,22 +134,25 @@ class FairValueModel:
         try:
             days = np.asarray(arrays["days"])
             grids = [np.asarray(arrays[name]) for name in ("market", "fair", "codes")]
-            columns = {name: (np.asarray(arrays[f"series/{name}/codes"]), np.asarray(arrays[f"series/{name}/values"]))
-                       for name in meta["series_columns"]}
+            codes, starts = np.asarray(arrays["series_codes"]), np.asarray(arrays["series_value_starts"])
+            values = pd.array(np.asarray(arrays["series_values"]), dtype="string")
+            names = list(meta["series_columns"])
             model = cls(Rule.from_dict(meta["rule"]), keep_days=meta["keep_days"], stale_days=meta["stale_days"],
                         trained_on=meta["trained_on"], selection=meta["selection"])
             fitted_through = meta["fitted_through"]
         except KeyError as exc:
             raise ParameterError(f"the model arrays lack {exc.args[0]!r}; train the model again") from None
-        shape = (len(next(iter(columns.values()))[0]) if columns else 0, len(days))
+        shape = (codes.shape[-1], len(days))
+        sizes = np.diff(starts)
         if days.ndim != 1 or not len(days) or (np.diff(days) != 1).any() \
-                or any(grid.shape != shape for grid in grids) \
-                or any(codes.shape != (shape[0],) or (len(codes) and not -1 <= codes.min() <= codes.max() < len(values))
-                       for codes, values in columns.values()):
+                or any(grid.shape != shape for grid in grids) or codes.shape != (len(names), shape[0]) \
+                or starts.shape != (len(names) + 1,) or starts[0] != 0 or starts[-1] != len(values) \
+                or (sizes < 0).any() or (codes.size and ((codes < -1) | (codes >= sizes[:, None])).any()):
             raise ParameterError(f"the model arrays do not fit together (days {days.shape}, grids "
-                                 f"{[g.shape for g in grids]}, {shape[0]} series); train the model again")
-        model.series = pd.DataFrame({name: pd.array(values, dtype="string").take(codes, allow_fill=True)
-                                     for name, (codes, values) in columns.items()})
+                                 f"{[g.shape for g in grids]}, series codes {codes.shape} of {len(names)} "
+                                 "columns); train the model again")
+        positions = np.where(codes >= 0, codes + starts[:-1, None], -1)
+        model.series = pd.DataFrame({name: values.take(at, allow_fill=True) for name, at in zip(names, positions)})
         model.dates = pd.date_range(pd.Timestamp(dates_of(days[:1])[0]), periods=len(days), freq="D")
         model.market = grids[0].astype(np.float64, copy=False)
         model.fair = grids[1].astype(np.float64, copy=False)
