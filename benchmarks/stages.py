@@ -192,7 +192,7 @@ def _steps(spec: dict):
 
 def stage_train(spec: dict, memory: PeakMemory) -> dict:
     """Train on unchanged data twice over: a cold run (cache miss, full candidate search) first."""
-    import joblib
+    from pokewatch.run import model_file
 
     steps = _steps(spec)
     start, end = _window(spec)
@@ -204,7 +204,7 @@ def stage_train(spec: dict, memory: PeakMemory) -> dict:
     peak = memory.peak()
     model, selection = result.value
     candidates = selection.table
-    joblib.dump(model, Path(spec["workdir"]) / "model.joblib")
+    model_file.write(model_file.path_in(spec["workdir"]), model)
     return {"rows": spec.get("rows"), "train": summary([seconds]), "cache_hit": result.hit, "peak_bytes": peak,
             "candidates": candidates["method"].nunique() if len(candidates) else 0,
             "chosen": f"{model.method}({model.window})",
@@ -241,16 +241,16 @@ def _performance_script():
 
 def stage_predict(spec: dict, memory: PeakMemory) -> dict:
     """predict_all for every card, and predict latency over a realistic stream of 10,000 requests."""
-    import joblib
+    from pokewatch.run import model_file
 
     perf = _performance_script()
-    path = Path(spec["workdir"]) / "model.joblib"
-    model = joblib.load(path)
+    path = model_file.path_in(spec["workdir"])
+    model = model_file.read(path)
     memory.reset()
     times, frame = timed(lambda: model.predict_all(), max(20, spec["repeats"]))
     peak = memory.peak()
     requests = perf.request_stream(model, spec.get("calls", 10_000))
-    latency = perf.measure_stream(joblib.load(path), requests)
+    latency = perf.measure_stream(model_file.read(path), requests)
     return {"predict_all": {**summary(times), "first": round(times[0], 6), "rows": len(frame)},
             "predict": latency, "peak_bytes": peak}
 

@@ -215,7 +215,7 @@ async def limiter_phase(host: str, port: int, key: str, card: str, per_minute: i
 def build_demo_run(runs_root: Path, n_series: int) -> str:
     """Publish a demo run (model fitted on the demo market) into ``runs_root``; returns its date."""
     from pokewatch import atomic
-    from pokewatch.run import runs
+    from pokewatch.run import model_file, runs
     from pokewatch.data.demo_market import demo_prices
     from pokewatch.core.model import FairValueModel
 
@@ -223,7 +223,7 @@ def build_demo_run(runs_root: Path, n_series: int) -> str:
     model = FairValueModel().fit(demo_prices("2026-08-01", run_date, n_series=n_series))
     model.trained_on = run_date
     run_dir = runs.start_run(run_date, {"source": "demo", "load_test": True}, runs_root=runs_root)
-    atomic.dump_joblib(run_dir / "model.joblib", model)
+    model_file.write(model_file.path_in(run_dir), model)
     atomic.write_csv(run_dir / "signals.csv", model.predict_all())
     runs.update_manifest(run_dir, model={"trained_on": run_date})
     runs.publish(run_dir, runs_root=runs_root)

@@ -39,13 +39,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import joblib
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pokewatch.run import runs  # noqa: E402
+from pokewatch.run import model_file, runs  # noqa: E402
 from pokewatch.errors import PokeWatchError, RunError  # noqa: E402
 
 DEFAULT_JSON = ROOT / "benchmarks" / "results" / "test_performance.json"
@@ -129,14 +128,14 @@ def measure_predict_all(model, repeats: int = 20) -> dict:
 
 def measure_model(run_dir: Path, calls: int = 10_000, repeats: int = 20, zipf: float = 1.1) -> dict:
     """The model part (see the module docstring) for the model in ``run_dir``."""
-    model_path = Path(run_dir) / "model.joblib"
+    model_path = model_file.path_in(run_dir)
     if not model_path.exists():
-        raise RunError(f"{run_dir} has no model.joblib; run scripts/run_pipeline.sh first")
+        raise RunError(f"{run_dir} has no {model_file.MODEL_FILE}; run scripts/run_pipeline.sh first")
     started = time.perf_counter()
-    model = joblib.load(model_path)
+    model = model_file.read(model_path)
     load_seconds = time.perf_counter() - started
     requests = request_stream(model, calls, zipf)
-    fresh = joblib.load(model_path)  # a model nobody has asked anything yet
+    fresh = model_file.read(model_path)  # a model nobody has asked anything yet
     return {
         "run_dir": str(Path(run_dir).resolve()),
         "model": {"method": model.method, "window": model.window, "series": int(len(model.cards())),

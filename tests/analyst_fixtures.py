@@ -2,7 +2,7 @@
 
 A run built here has what the pipeline leaves, made by the same package functions on
 a 60-series demo market in a fraction of a second: ``signals.csv``, ``metrics.json``,
-``model.joblib``, ``quality.json``, a manifest with step facts, optionally a valued
+``model.npz``, ``quality.json``, a manifest with step facts, optionally a valued
 portfolio, and a tiny *executed* ``evaluate.ipynb`` (markdown, printed text, a log
 line on stderr, an image, a path repr) for the report to render.
 """
@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 
 from pokewatch import atomic
 from pokewatch.analysis import plots, portfolio, summary
-from pokewatch.run import runs
+from pokewatch.run import model_file, runs
 from pokewatch.core.backtest import run_backtest
 from pokewatch.data.demo_market import demo_prices
 from pokewatch.core.model import FairValueModel
@@ -119,7 +119,7 @@ def make_run(runs_root: Path, run_date: str = "2026-11-28", *, publish: bool = T
              "first_flag_date": kpis.get("scored_from"), "last_flag_date": kpis.get("scored_to"), **result.direction}
     attempt = runs.start_run(run_date, {"collect": {"source": "demo"}, "evaluate": {"buy_threshold": 0.1}},
                              runs_root=runs_root)
-    atomic.dump_joblib(attempt / "model.joblib", model)
+    model_file.write(model_file.path_in(attempt), model)
     atomic.write_csv(attempt / "signals.csv", today.sort_values("deviation"))
     metrics = _clean({"run_date": run_date, "model": model.params, "kpis": kpis, "track_record": track})
     atomic.write_json(attempt / "metrics.json", metrics)

@@ -12,8 +12,7 @@ import warnings
 from pathlib import Path
 from typing import Self
 
-from pokewatch import atomic
-from pokewatch.run import runs
+from pokewatch.run import model_file, runs
 from pokewatch.api.connection_guard import uvicorn_options
 from pokewatch.api.settings import ApiSettings, ServerLimits
 from pokewatch.data.demo_market import demo_prices
@@ -37,7 +36,7 @@ def publish_run(runs_root: Path, run_date: str = RUN_DATE, model: FairValueModel
     """Write and publish a good run folder for ``run_date``; returns the attempt folder."""
     model = model or demo_model()
     run_dir = runs.start_run(run_date, {}, runs_root=runs_root)
-    atomic.dump_joblib(run_dir / "model.joblib", model)
+    model_file.write(model_file.path_in(run_dir), model)
     model.predict_all().to_csv(run_dir / "signals.csv")
     runs.update_manifest(run_dir, model={"trained_on": model.trained_on or run_date})
     runs.publish(run_dir, runs_root=runs_root)

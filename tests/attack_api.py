@@ -27,12 +27,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))   # api_fixtures, when run as a script
 
 from api_fixtures import ADMIN_KEY, KEY, OTHER_KEY, ServeProcess, publish_run, some_card  # noqa: E402
 
+from pokewatch import atomic  # noqa: E402
 from pokewatch.api.settings import ServerLimits  # noqa: E402
+from pokewatch.run import model_file  # noqa: E402
 
 Outcome = tuple[str, int, int]
 DEFAULT_LIMITS = ServerLimits()
@@ -287,23 +290,23 @@ GARBAGE: dict[str, Callable[[Path], None]] = {
     "random bytes": lambda p: p.write_bytes(os.urandom(4096)),
     "empty file": lambda p: p.write_bytes(b""),
     "truncated model": lambda p: p.write_bytes(p.read_bytes()[:2000]),
-    "text": lambda p: p.write_text("not a pickle\n"),
-    "wrong object": lambda p: __import__("joblib").dump({"not": "a model"}, p),
+    "a pickle": lambda p: __import__("joblib").dump({"not": "a model"}, p),
+    "not a model": lambda p: atomic.write_npz(p, {"x": np.arange(3)}),
     "a folder": lambda p: (p.unlink(), p.mkdir()),
 }
 
 
 def attack_garbage_newest_model(quick: bool = False) -> Outcome:
-    """A garbage newest model.joblib, in every shape: the older good run must be served, /health
+    """A garbage newest model.npz, in every shape: the older good run must be served, /health
     must say "degraded" (not "no run"), at start-up and on POST /reload."""
     held = trials = 0
     with tempfile.TemporaryDirectory(prefix="pokewatch-attack-") as folder:
         root = Path(folder) / "runs"
         publish_run(root, "2026-11-28")
         newest = publish_run(root, "2026-11-29")
-        good = (newest / "model.joblib").read_bytes()
+        good = model_file.path_in(newest).read_bytes()
         kinds = list(GARBAGE.items())
-        kinds[0][1](newest / "model.joblib")
+        kinds[0][1](model_file.path_in(newest))
         card = some_card()["card_id"]
 
         def served_old(http: httpx.Client) -> bool:
@@ -318,7 +321,7 @@ def attack_garbage_newest_model(quick: bool = False) -> Outcome:
                 httpx.Client(base_url=server.url, timeout=10) as http:
             trials, held = 1, int(served_old(http))   # start-up with a garbage newest model
             for _, damage in kinds:
-                model = newest / "model.joblib"
+                model = model_file.path_in(newest)
                 if model.is_dir():
                     model.rmdir()
                 model.write_bytes(good)
@@ -327,7 +330,7 @@ def attack_garbage_newest_model(quick: bool = False) -> Outcome:
                 trials += 1
                 held += int(reload.status_code == 200 and reload.json()["newest_run_unreadable"] is not None
                             and served_old(http))
-    return "garbage newest model.joblib hides the older good run", trials, held
+    return "garbage newest model.npz hides the older good run", trials, held
 
 
 ATTACKS: list[Callable[..., Outcome]] = [

@@ -6,10 +6,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import joblib
+import numpy as np
 import pytest
 from api_fixtures import ADMIN_KEY, KEY, LiveServer, demo_model, make_client, publish_run, settings, some_card
 
+from pokewatch import atomic
 from pokewatch.api.app import create_app
+from pokewatch.run import model_file
 
 AUTH = {"X-API-Key": KEY}
 ADMIN = {"X-API-Key": ADMIN_KEY}
@@ -45,8 +49,8 @@ def test_reload_without_any_run_is_503(tmp_path):
         assert answer.json()["error"] == "no_run"
 
 
-def break_model(run_dir, garbage: bytes = b"not a pickle") -> None:
-    (run_dir / "model.joblib").write_bytes(garbage)
+def break_model(run_dir, garbage: bytes = b"not a model") -> None:
+    model_file.path_in(run_dir).write_bytes(garbage)
 
 
 def test_a_garbage_newest_model_is_skipped_on_reload_and_health_says_so(runs_root):
@@ -86,14 +90,24 @@ def test_the_fallback_skips_every_unreadable_run_newest_first(tmp_path, garbage)
         assert health["newest_run_unreadable"]["run_date"] == NEXT_DAY
 
 
-def test_a_model_of_the_wrong_type_counts_as_unreadable(runs_root):
-    import joblib
-
-    joblib.dump({"not": "a model"}, publish_run(runs_root, NEXT_DAY) / "model.joblib")
+def test_an_npz_that_is_not_a_model_counts_as_unreadable(runs_root):
+    atomic.write_npz(model_file.path_in(publish_run(runs_root, NEXT_DAY)), {"prices": np.arange(3.0)})
     with make_client(create_app(unlimited(runs_root))) as client:
         health = client.get("/health").json()
         assert health["run_date"] == "2026-11-28"
-        assert "not a fitted FairValueModel" in health["newest_run_unreadable"]["detail"]
+        assert "is not a PokeWatch model file" in health["newest_run_unreadable"]["detail"]
+
+
+def test_a_run_with_only_an_old_pickled_model_is_skipped_and_says_to_train_again(runs_root):
+    newest = publish_run(runs_root, NEXT_DAY)
+    model_file.path_in(newest).unlink()
+    joblib.dump(demo_model(NEXT_DAY), newest / model_file.OLD_MODEL_FILE)
+    with make_client(create_app(unlimited(runs_root))) as client:
+        health = client.get("/health").json()
+        assert (health["status"], health["run_date"]) == ("degraded", "2026-11-28")
+        detail = health["newest_run_unreadable"]["detail"]
+        assert f"run {newest.name} holds an old-format model (model.joblib" in detail
+        assert f"scripts/run_pipeline.sh --date {NEXT_DAY} --force-train" in detail
 
 
 def test_runs_dated_after_latest_are_never_a_fallback(tmp_path):
@@ -124,9 +138,7 @@ def test_a_repaired_newest_run_is_served_after_reload(runs_root):
         broken = publish_run(runs_root, NEXT_DAY, demo_model(NEXT_DAY))
         break_model(broken)
         assert client.post("/reload", headers=ADMIN).json()["newest_run_unreadable"] is not None
-        import joblib
-
-        joblib.dump(demo_model(NEXT_DAY), broken / "model.joblib")
+        model_file.write(model_file.path_in(broken), demo_model(NEXT_DAY))
         answer = client.post("/reload", headers=ADMIN).json()
         assert answer["run_date"] == NEXT_DAY and answer["newest_run_unreadable"] is None
         assert client.get("/health").json()["status"] == "ok"

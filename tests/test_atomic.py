@@ -1,7 +1,9 @@
 """Atomic CSV writes are spreadsheet-safe: no text cell can run as a formula, no number changes."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
+import pytest
 
 from pokewatch import atomic
 from pokewatch.analysis import explore
@@ -55,3 +57,19 @@ def test_signals_read_back_keep_the_prefix_and_their_numbers(tmp_path):
     assert back["deviation"].tolist() == [-0.0196, 0.1667]
     assert back["card_id"].tolist() == ["sv3pt5-199", "517045"]
     assert back["signal"].astype(str).tolist() == ["HOLD", "SELL"]
+
+
+def test_an_npz_holds_its_arrays_and_members_and_np_load_reads_it_without_pickles(tmp_path):
+    path = atomic.write_npz(tmp_path / "m.npz", {"grid": np.eye(2), "names": np.array(["a", "bc"])},
+                            members={"meta.json": b'{"version": 1}'})
+    with np.load(path, allow_pickle=False) as archive:
+        assert archive["grid"].tolist() == [[1.0, 0.0], [0.0, 1.0]] and archive["names"].tolist() == ["a", "bc"]
+        assert archive["meta.json"] == b'{"version": 1}'
+
+
+def test_an_npz_of_python_objects_is_refused_and_the_old_file_is_kept(tmp_path):
+    path = atomic.write_npz(tmp_path / "m.npz", {"grid": np.zeros(3)}, compresslevel=None)
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match="pickle"):
+        atomic.write_npz(path, {"grid": np.zeros(3), "objects": np.array([{"a": 1}], dtype=object)})
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["m.npz"]

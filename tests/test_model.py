@@ -1,4 +1,7 @@
-import joblib
+import json
+import math
+
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -68,11 +71,48 @@ def test_repeated_predictions_hit_the_in_process_cache(model):
     assert model.cache_stats()["hits"] == 2 and model.cache_stats()["misses"] == 1
 
 
-def test_saved_model_predicts_the_same_after_loading(model, tmp_path):
-    joblib.dump(model, tmp_path / "model.joblib")
-    loaded = joblib.load(tmp_path / "model.joblib")
-    assert loaded.predict("sv3pt5-199") == model.predict("sv3pt5-199")
-    assert loaded.cache_stats()["hits"] == 0
+def test_a_model_rebuilt_from_its_arrays_predicts_exactly_the_same(history):
+    model = FairValueModel(Rule("rolling_mean", 3), trained_on="2026-11-28",
+                           selection={"reason": "test", "in_sample": {"precision": float("nan")}})
+    model.fit(history, through="2026-12-01")
+    arrays, meta = model.to_arrays()
+    rebuilt = FairValueModel.from_arrays(arrays, json.loads(json.dumps(meta)))
+    for day in ("2026-11-26", "2026-11-28", "2026-12-01"):
+        pd.testing.assert_frame_equal(rebuilt.predict_all(day), model.predict_all(day))
+    assert rebuilt.predict("base1-4", "2026-11-28") == model.predict("base1-4", "2026-11-28")
+    pd.testing.assert_frame_equal(rebuilt.cards(), model.cards())
+    pd.testing.assert_index_equal(rebuilt.dates, model.dates)
+    assert (rebuilt.rule, rebuilt.params, rebuilt.trained_on, rebuilt.fitted_through) == \
+        (model.rule, model.params, model.trained_on, model.fitted_through)
+    assert rebuilt.selection["reason"] == "test" and math.isnan(rebuilt.selection["in_sample"]["precision"])
+
+
+def test_the_arrays_are_plain_and_compact(model):
+    arrays, _meta = model.to_arrays()
+    assert all(array.dtype != object for array in arrays.values()), "no array needs a pickle"
+    assert arrays["days"].dtype == np.int32 and arrays["codes"].dtype == np.int8
+    assert arrays["series_codes"].dtype == np.int32
+    columns = list(model.series.columns)
+    card_id, name = columns.index("card_id"), columns.index("name")
+    starts = arrays["series_value_starts"]
+    assert arrays["series_values"][starts[card_id]:starts[card_id + 1]].tolist() == ["base1-4", "sv3pt5-199"]
+    assert arrays["series_codes"][card_id].tolist() == [0, 1, 1]
+    assert arrays["series_codes"][name].tolist() == [-1, 0, -1], "-1: no name (only Charizard ex has one)"
+
+
+def test_arrays_that_do_not_fit_together_are_refused(model):
+    arrays, meta = model.to_arrays()
+    with pytest.raises(ParameterError, match="do not fit together"):
+        FairValueModel.from_arrays({**arrays, "market": arrays["market"][:, 1:]}, meta)
+    with pytest.raises(ParameterError, match="do not fit together"):
+        FairValueModel.from_arrays({**arrays, "series_codes": arrays["series_codes"] + 5}, meta)
+    with pytest.raises(ParameterError, match="lack 'fair'"):
+        FairValueModel.from_arrays({k: v for k, v in arrays.items() if k != "fair"}, meta)
+
+
+def test_an_unfitted_model_has_no_arrays():
+    with pytest.raises(UnknownDateError, match="not been fitted"):
+        FairValueModel().to_arrays()
 
 
 def test_invalid_parameters_are_refused():

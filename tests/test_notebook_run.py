@@ -7,12 +7,15 @@ import subprocess
 import sys
 
 import nbformat
+import pandas as pd
 import pytest
 
-from pokewatch.run import context, runs
+from pokewatch.core.model import FairValueModel
+from pokewatch.core.rules import Rule
+from pokewatch.run import context, model_file, runs
 from pokewatch.errors import ParameterError
 from pokewatch.run.context import RunContext
-from tests.conftest import REPO
+from tests.conftest import REPO, series
 
 
 def notebook_namespace(**values) -> dict:
@@ -99,3 +102,21 @@ def test_in_a_kernel_records_are_plain_stdout_and_progress_reaches_the_pipeline(
     assert {o.get("name") for o in outputs} == {"stdout"}, "no red stderr boxes in the notebook"
     text = "".join(o["text"] for o in outputs)
     assert "WARNING pokewatch.data.collect: two rows rejected" in text and "group 40/120" in text
+
+
+def test_evaluate_loads_the_model_train_saved_and_never_an_old_pickle(isolated_dirs):
+    from tests.analyst_fixtures import make_run
+
+    train = RunContext.open("train", "2026-12-01", str(isolated_dirs["runs"] / "attempt"))
+    model = FairValueModel(Rule("rolling_mean", 3), trained_on="2026-12-01").fit(series("base1-4", [1.0, 2.0, 4.0]))
+    assert train.save_model(model, origin="trained in attempt") == train.dir / model_file.MODEL_FILE
+    assert runs.read_manifest(train.dir)["model"]["trained_on"] == "2026-12-01"
+    loaded, origin = RunContext.open("evaluate", "2026-12-01", str(train.dir)).load_model()
+    assert origin == "trained in this run (attempt)"
+    pd.testing.assert_frame_equal(loaded.predict_all(), model.predict_all())
+
+    old = make_run(isolated_dirs["runs"], "2026-11-28")        # a published run, as before model.npz
+    model_file.path_in(old).unlink()
+    (old / model_file.OLD_MODEL_FILE).write_bytes(b"a pickle of pokewatch.model.FairValueModel")
+    assert RunContext.open("evaluate", "2026-12-02", str(isolated_dirs["runs"] / "next")).load_model() == \
+        (None, "no model trained on or before 2026-12-02")

@@ -5,10 +5,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import joblib
 import pytest
 
-from pokewatch.run import runs
+from pokewatch.run import model_file, runs
 from pokewatch.data.demo_market import demo_prices
 from pokewatch.core.model import FairValueModel
 from pokewatch.core.rules import Rule
@@ -37,7 +36,7 @@ def model():
 @pytest.fixture
 def published(model, isolated_dirs):
     attempt = runs.start_run("2026-11-27")
-    joblib.dump(model, attempt / "model.joblib")
+    model_file.write(model_file.path_in(attempt), model)
     runs.update_manifest(attempt, model={"trained_on": "2026-11-27"})
     runs.publish(attempt)
     return attempt

@@ -10,10 +10,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import joblib
 import pytest
 import yaml
 
-from pokewatch.run import helpers, runs
+from pokewatch.run import helpers, model_file, runs
 from pokewatch.errors import ParameterError
 from tests.conftest import REPO
 
@@ -170,3 +171,15 @@ def test_should_train_counts_only_models_of_the_runs_own_source(isolated_dirs):
     assert helpers.should_train("2026-12-01", source="demo")[0] is False
     assert helpers.should_train("2026-12-01", source="pokemontcg") == \
         (True, "no pokemontcg model trained on or before 2026-12-01 yet")
+
+
+def test_should_train_trains_when_the_only_model_is_an_old_pickle(isolated_dirs):
+    """After an upgrade runs/ holds only a model.joblib, which evaluate cannot load: train, do not reuse it."""
+    from tests.analyst_fixtures import make_run
+
+    run = make_run(isolated_dirs["runs"], "2026-11-28")
+    assert helpers.should_train("2026-12-01", source="demo")[0] is False
+    model_file.path_in(run).unlink()
+    joblib.dump({"pickled by": "an older PokeWatch"}, run / model_file.OLD_MODEL_FILE)
+    assert helpers.should_train("2026-12-01", source="demo") == \
+        (True, "no demo model trained on or before 2026-12-01 yet")

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from pokewatch.run import model_file
 from tests.conftest import REPO
 
 SCRIPT = REPO / "scripts" / "run_pipeline.sh"
@@ -63,7 +64,7 @@ def home(tmp_path_factory):
 def test_a_run_publishes_a_complete_dated_folder(home):
     folder = home.runs / "2026-11-28"
     for name in ("collect.ipynb", "train.ipynb", "evaluate.ipynb", "prices.parquet", "quality.json",
-                 "model.joblib", "metrics.json", "signals.csv", "manifest.json"):
+                 model_file.MODEL_FILE, "metrics.json", "signals.csv", "manifest.json"):
         assert (folder / name).exists(), name
     assert len(list((folder / "plots").glob("*.png"))) >= 4
     manifest = home.manifest("2026-11-28")

@@ -4,18 +4,23 @@ import subprocess
 import sys
 import time
 
+import joblib
 import pytest
 
 from pokewatch import atomic
-from pokewatch.run import runs
+from pokewatch.core.model import FairValueModel
+from pokewatch.core.rules import Rule
+from pokewatch.run import model_file, runs
 from pokewatch.errors import RunError
+from tests.conftest import series
 
 
 def good_run(date, trained_on=None):
     attempt = runs.start_run(date, {"collect": {"source": "demo"}})
     (attempt / "signals.csv").write_text("signal\nBUY\n")
     if trained_on:
-        atomic.write_bytes(attempt / "model.joblib", b"model")
+        model = FairValueModel(Rule("rolling_mean", 3), trained_on=trained_on)
+        model_file.write(model_file.path_in(attempt), model.fit(series("base1-4", [1.0, 2.0, 3.0])))
         runs.update_manifest(attempt, model={"trained_on": trained_on})
     runs.publish(attempt)
     return attempt
@@ -64,6 +69,17 @@ def test_find_model_never_uses_a_model_trained_after_the_run_date():
     assert runs.find_model("2026-11-26").parent.name.startswith("2026-11-23")
     assert runs.find_model("2026-11-30").parent.name.startswith("2026-11-30")
     assert runs.find_model("2026-11-01") is None
+
+
+def test_find_model_skips_models_it_cannot_load_old_pickles_and_other_format_versions(monkeypatch):
+    good_run("2026-11-23", trained_on="2026-11-23")
+    pickled = good_run("2026-11-24", trained_on="2026-11-24")
+    model_file.path_in(pickled).unlink()
+    joblib.dump({"a pickle": "as runs before model.npz hold"}, pickled / model_file.OLD_MODEL_FILE)
+    with monkeypatch.context() as older:
+        older.setattr(model_file, "FORMAT_VERSION", 0)
+        good_run("2026-11-25", trained_on="2026-11-25")                      # written in format version 0
+    assert runs.find_model("2026-11-26").parent.name.startswith("2026-11-23")
 
 
 def test_bad_dates_are_refused():

@@ -10,7 +10,7 @@ Where runs come from (see :func:`locate_run`): a published run ``runs/<date>``
 the notebooks write to in JupyterLab, ``runs/interactive/<date>``. Every function
 here only reads run folders; nothing in a run is changed.
 
-A card's fair value and signals come from the run's ``model.joblib``, which keeps the
+A card's fair value and signals come from the run's model (``model.npz``), which keeps the
 last ``keep_days`` days (90 by default) of market and fair prices for every series;
 its market price can reach further back, over everything the price store holds for
 the run's source (pass the stored prices to :func:`card_history`).
@@ -41,7 +41,7 @@ import pandas as pd
 from pokewatch.analysis import candidates, history, summary, tables
 from pokewatch import config
 from pokewatch.core import checks
-from pokewatch.run import runs
+from pokewatch.run import model_file, runs
 from pokewatch.errors import ParameterError, RunError, UnknownCardError
 from pokewatch.core.schema import SERIES_KEY
 
@@ -209,14 +209,13 @@ class Run:
         """The run's fitted model (loaded on first use).
 
         Raises:
-            RunError: the run folder has no ``model.joblib``.
+            RunError: the run folder has no model, or its model cannot be read (an old pickled
+                ``model.joblib`` is refused, with how to train again).
         """
-        import joblib  # unpickling the model imports numba: only when a card's history is asked for
-
-        path = self.dir / "model.joblib"
-        if not path.exists():
-            raise RunError(f"{self.dir} has no model.joblib, so card histories are not available for it")
-        return joblib.load(path)
+        path = model_file.path_in(self.dir)
+        if not path.exists() and not (self.dir / model_file.OLD_MODEL_FILE).exists():
+            raise RunError(f"{self.dir} has no {model_file.MODEL_FILE}, so card histories are not available for it")
+        return model_file.read(path)  # imports the model, and with it numba: only when a card's history is asked for
 
 
 def load_run(folder: Path | str, runs_root: Path | str | None = None) -> Run:

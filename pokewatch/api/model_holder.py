@@ -1,7 +1,8 @@
 """The model being served, and switching it to a newer run without dropping a request.
 
 The API serves the newest *readable* run: the model of ``runs/latest`` or, when that
-model cannot be loaded (a truncated or garbage ``model.joblib``), the newest older
+model cannot be loaded (a truncated or garbage ``model.npz``, or an old pickled
+``model.joblib``, which is never unpickled), the newest older
 published run whose model loads; :attr:`ModelHolder.newest_unreadable` then says which
 run was skipped and why, and ``/health`` reports it. :func:`candidate_runs` is the one
 place that decides which runs may be served, in which order. Everything a request needs from a run
@@ -16,7 +17,8 @@ Every worker also checks ``runs/latest`` every ``reload_check_seconds``: ``POST
 /reload`` reaches only one of several uvicorn workers, and the others follow within
 that interval.
 
-``model.joblib`` is a pickle: only serve run folders your own pipeline wrote.
+The model file holds numpy arrays and JSON only (:mod:`pokewatch.run.model_file`) and is
+read without unpickling anything.
 """
 from __future__ import annotations
 
@@ -26,12 +28,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import joblib
 import numpy as np
 import pandas as pd
 
 from pokewatch.analysis import candidates
-from pokewatch.run import runs
+from pokewatch.run import model_file, runs
 from pokewatch.errors import RunError
 from pokewatch.core.model import FairValueModel
 
@@ -165,22 +166,14 @@ class LoadedRun:
 
     @classmethod
     def from_folder(cls, run_dir: Path) -> LoadedRun:
-        """Load ``model.joblib`` and the manifest of one good run folder.
+        """Load the model and the manifest of one good run folder.
 
         Raises:
-            RunError: the folder has no model, or the model cannot be read.
+            RunError: the folder has no model, or the model cannot be read (the message
+                names the run and what to do; see :func:`pokewatch.run.model_file.read`).
         """
         run_dir = Path(run_dir)
-        model_path = run_dir / "model.joblib"
-        if not model_path.exists():
-            raise RunError(f"run {run_dir.name} has no model.joblib; re-run the pipeline for that date")
-        try:
-            model = joblib.load(model_path)
-        except Exception as exc:
-            raise RunError(f"model.joblib of run {run_dir.name} cannot be read "
-                           f"({exc.__class__.__name__}); re-run the pipeline for that date") from exc
-        if not isinstance(model, FairValueModel) or model.series is None:
-            raise RunError(f"model.joblib of run {run_dir.name} is not a fitted FairValueModel")
+        model = model_file.read(model_file.path_in(run_dir))
         try:
             manifest = runs.read_manifest(run_dir)
         except (RunError, ValueError):

@@ -1,6 +1,7 @@
 """The fair-value model: the chosen rule plus a fast lookup of recent fair values and signals.
 
-What gets saved in a run folder (``model.joblib``) and served by the API. The
+What gets saved in a run folder (``model.npz``: :meth:`FairValueModel.to_arrays`, written
+by :mod:`pokewatch.run.model_file`) and served by the API. The
 model is small on purpose: the :class:`~pokewatch.core.rules.Rule` (method, window,
 thresholds, per-kind confirmations), why it was chosen, and for every series the
 observed days of the last ``keep_days`` (no more days than were observed) of market
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date as date_type
 
@@ -82,6 +84,81 @@ class FairValueModel:
         self._reset_cache()
         self._card_index = None  # rebuilt on first use, so loading a model stays cheap
         self._asof = None
+
+    def to_arrays(self) -> tuple[dict[str, np.ndarray], dict]:
+        """The fitted model as plain numpy arrays plus JSON-ready metadata, for a file that needs no pickle.
+
+        Nothing in the result names a Python class or module, so a saved model survives
+        the package being reorganised. The day grids keep their dtypes (float64 prices and
+        fair values, int8 signal codes); the days are int32 day numbers; the series columns
+        are dictionary-encoded: ``series_codes`` (int32, one row per column, -1 for
+        missing) index into that column's slice ``series_value_starts[i]:[i + 1]`` of
+        ``series_values``, the distinct values of every column in one text array (few
+        arrays load faster than many). :meth:`from_arrays` is the exact inverse:
+        predictions are unchanged. A change to this layout needs a new format version in
+        :mod:`pokewatch.run.model_file`, which writes it.
+
+        Returns:
+            ``(arrays, meta)``: ``meta`` holds the rule, the training facts and the column order.
+
+        Raises:
+            UnknownDateError: the model has not been fitted.
+            ParameterError: a series value ends in a NUL character, which numpy text arrays drop.
+        """
+        if self.series is None:
+            raise UnknownDateError("this model has not been fitted; call fit(history) first")
+        encoded = [pd.factorize(self.series[column]) for column in self.series.columns]
+        values = pd.Index(np.concatenate([np.asarray(distinct, object) for _codes, distinct in encoded]), dtype=object)
+        text = np.asarray(values, dtype=str)
+        if (np.char.str_len(text) != np.asarray(values.str.len(), np.int64)).any():
+            raise ParameterError("a text value of the model's series ends in a NUL character, which cannot be "
+                                 "saved; clean the source's text first")
+        series_codes = np.array([codes for codes, _distinct in encoded], np.int32).reshape(len(encoded), -1)
+        starts = np.cumsum([0, *(len(distinct) for _codes, distinct in encoded)], dtype=np.int32)
+        arrays = {"days": day_numbers(self.dates), "market": self.market, "fair": self.fair,
+                  "codes": np.asarray(self.codes, np.int8), "series_codes": series_codes, "series_values": text,
+                  "series_value_starts": starts}
+        meta = {"rule": self.rule.as_dict(), "keep_days": self.keep_days,
+                "stale_days": self.stale_days, "trained_on": self.trained_on, "selection": self.selection,
+                "fitted_through": self.fitted_through, "series_columns": list(self.series.columns)}
+        return arrays, meta
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, np.ndarray], meta: dict) -> FairValueModel:
+        """The model :meth:`to_arrays` described, ready to predict.
+
+        Raises:
+            ParameterError: an array or a metadata entry is missing, or the arrays do not
+                fit together (the message says which).
+        """
+        try:
+            days = np.asarray(arrays["days"])
+            grids = [np.asarray(arrays[name]) for name in ("market", "fair", "codes")]
+            codes, starts = np.asarray(arrays["series_codes"]), np.asarray(arrays["series_value_starts"])
+            values = pd.array(np.asarray(arrays["series_values"]), dtype="string")
+            names = list(meta["series_columns"])
+            model = cls(Rule.from_dict(meta["rule"]), keep_days=meta["keep_days"], stale_days=meta["stale_days"],
+                        trained_on=meta["trained_on"], selection=meta["selection"])
+            fitted_through = meta["fitted_through"]
+        except KeyError as exc:
+            raise ParameterError(f"the model arrays lack {exc.args[0]!r}; train the model again") from None
+        shape = (codes.shape[-1], len(days))
+        sizes = np.diff(starts)
+        if days.ndim != 1 or not len(days) or (np.diff(days) != 1).any() \
+                or any(grid.shape != shape for grid in grids) or codes.shape != (len(names), shape[0]) \
+                or starts.shape != (len(names) + 1,) or starts[0] != 0 or starts[-1] != len(values) \
+                or (sizes < 0).any() or (codes.size and ((codes < -1) | (codes >= sizes[:, None])).any()):
+            raise ParameterError(f"the model arrays do not fit together (days {days.shape}, grids "
+                                 f"{[g.shape for g in grids]}, series codes {codes.shape} of {len(names)} "
+                                 "columns); train the model again")
+        positions = np.where(codes >= 0, codes + starts[:-1, None], -1)
+        model.series = pd.DataFrame({name: values.take(at, allow_fill=True) for name, at in zip(names, positions)})
+        model.dates = pd.date_range(pd.Timestamp(dates_of(days[:1])[0]), periods=len(days), freq="D")
+        model.market = grids[0].astype(np.float64, copy=False)
+        model.fair = grids[1].astype(np.float64, copy=False)
+        model.codes = grids[2].astype(np.int8, copy=False)
+        model.fitted_through = fitted_through
+        return model
 
     def _reset_cache(self) -> None:
         self._cache: dict = {}

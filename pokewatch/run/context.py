@@ -27,12 +27,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import joblib
 import numpy as np
 import pandas as pd
 
 from pokewatch import atomic, config
-from pokewatch.run import runs
+from pokewatch.run import model_file, runs
 from pokewatch.run.caching import CachedResult
 from pokewatch.errors import RunError
 from pokewatch.core.model import FairValueModel
@@ -196,7 +195,7 @@ class RunContext:
 
     # -- model -----------------------------------------------------------------
     def save_model(self, model: FairValueModel, origin: str) -> Path:
-        path = atomic.dump_joblib(self.path("model.joblib"), model)
+        path = model_file.write(model_file.path_in(self.dir), model)
         runs.update_manifest(self.dir, model={
             "trained_on": model.trained_on, "method": model.method, "window": model.window,
             "fitted_through": model.fitted_through, "origin": origin,
@@ -208,14 +207,17 @@ class RunContext:
         """This run's model if train ran in it, else the newest model trained on or before the run date.
 
         Returns ``(None, reason)`` when there is none yet.
+
+        Raises:
+            RunError: the model cannot be read (the message names the run and what to do).
         """
-        own = self.path("model.joblib")
+        own = model_file.path_in(self.dir)
         if own.exists():
-            return joblib.load(own), f"trained in this run ({self.dir.name})"
+            return model_file.read(own), f"trained in this run ({self.dir.name})"
         found = runs.find_model(self.run_date, source=getattr(self.parameters, "source", None))
         if found is None:
             return None, f"no model trained on or before {self.run_date}"
-        model = joblib.load(found)
+        model = model_file.read(found)
         return model, f"trained on {model.trained_on} (run {found.parent.name})"
 
     # -- outputs -----------------------------------------------------------------

@@ -42,6 +42,7 @@ import pokewatch
 from pokewatch import atomic, config
 from pokewatch.core import checks
 from pokewatch.errors import RunError
+from pokewatch.run import model_file
 
 logger = logging.getLogger(__name__)
 
@@ -426,9 +427,14 @@ def attempts(runs_root: Path | None = None):
 
 
 def find_model(run_date: str, runs_root: Path | None = None, source: str | None = None) -> Path | None:
-    """``model.joblib`` of the newest good run on or before ``run_date`` whose model was
+    """The model file of the newest good run on or before ``run_date`` whose model was
     trained on or before ``run_date`` (a later model would be look-ahead), on ``source``
-    when given (another source's model says nothing about this one's cards)."""
+    when given (another source's model says nothing about this one's cards).
+
+    Only models in the current format count (:func:`pokewatch.run.model_file.is_current`):
+    a run holding an old pickled ``model.joblib``, or a ``model.npz`` of another format
+    version, cannot be loaded, so ``should-train`` must train rather than hand it to
+    evaluate."""
     root = _root(runs_root)
     for day in reversed(published_dates(runs_root)):
         if day > run_date:
@@ -442,6 +448,7 @@ def find_model(run_date: str, runs_root: Path | None = None, source: str | None 
         run_source = (manifest.get("parameters", {}).get("collect") or {}).get("source")
         if source is not None and run_source not in (None, source):
             continue
-        if trained_on and trained_on <= run_date and (folder / "model.joblib").exists():
-            return folder / "model.joblib"
+        path = model_file.path_in(folder)
+        if trained_on and trained_on <= run_date and model_file.is_current(path):
+            return path
     return None
