@@ -296,17 +296,17 @@ _ACTIVITY = ACTIVITY
 _LOG_MOVES = rules.NO_JUMP | rules.VOL_SCALED
 
 
-def needed_confirmations(*filters: tuple[int, int]) -> int:
-    """The ``needed`` bits of a pass applying rules with these (mask, level) demands (``rules.OFF`` ignored).
+@njit(types.int64(types.int64, types.int64), cache=True, nogil=True)
+def demands(mask, level):
+    """The ``needed`` bits of a pass applying a rule kind with this (mask, level); 0 for ``rules.OFF``.
 
     A pass computes only the confirmations some rule can test: the pattern bits outside
-    ``needed`` stay 0, which no rule demanding only ``needed`` bits can tell apart.
+    ``needed`` stay 0, which no rule demanding only ``needed`` bits can tell apart. A
+    pass serving several kinds or days needs the union of their demands.
     """
-    needed = 0
-    for mask, level in filters:
-        if mask >= 0:
-            needed |= int(mask) | (_ACTIVITY if level > 0 else 0)
-    return needed
+    if mask < 0:
+        return 0
+    return mask | (_ACTIVITY if level > 0 else 0)
 
 
 @njit(cache=True, nogil=True)
@@ -452,11 +452,7 @@ def _rule_rows_into(prices, low, bounds, first, last, method, window, com, buy_c
     longest = 0
     for s in range(first, last):
         longest = max(longest, bounds[s + 1] - bounds[s])
-    needed = 0
-    if buy_mask >= 0:
-        needed |= buy_mask | (_ACTIVITY if buy_level > 0 else 0)
-    if sell_mask >= 0:
-        needed |= sell_mask | (_ACTIVITY if sell_level > 0 else 0)
+    needed = demands(buy_mask, buy_level) | demands(sell_mask, sell_level)
     buffer = np.empty(window + 1)
     moves = np.empty(longest)
     scratch = np.empty(longest if len(dev) == 0 else 0)   # deviations nobody asked for
@@ -508,10 +504,7 @@ def _table_needs(table):
     for d in range(table.shape[0]):
         if table[d, 0] == 0:
             continue
-        if table[d, 1] >= 0:
-            needed |= table[d, 1] | (_ACTIVITY if table[d, 2] > 0 else 0)
-        if table[d, 3] >= 0:
-            needed |= table[d, 3] | (_ACTIVITY if table[d, 4] > 0 else 0)
+        needed |= demands(table[d, 1], table[d, 2]) | demands(table[d, 3], table[d, 4])
     return needed
 
 
