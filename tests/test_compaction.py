@@ -23,7 +23,7 @@ def days(card: str, first: int, last: int, price: float = 1.0, **columns) -> pd.
 
 def from_partitions(store: PriceStore, source: str = "demo") -> pd.DataFrame:
     """What the daily files hold, read one by one (the slow way the compacted file replaces)."""
-    frames = [pq.read_table(path).to_pandas() for path in store.day_files(source)]
+    frames = [pq.read_table(store.day_path(source, day)).to_pandas() for day in store.dates(source)]
     table = pd.concat(frames, ignore_index=True)
     return table.sort_values(["card_id", "variant", "currency", "date"]).reset_index(drop=True)
 
@@ -142,7 +142,8 @@ def test_compacting_merges_every_part_into_one_mapped_base(store):
 
 
 def _store_bytes(store: PriceStore) -> dict[str, bytes]:
-    return {path.name: path.read_bytes() for path in store.day_files("demo")}
+    paths = [store.day_path("demo", day) for day in store.dates("demo")]
+    return {path.name: path.read_bytes() for path in paths}
 
 
 def _base_bytes(store: PriceStore) -> dict[str, bytes]:

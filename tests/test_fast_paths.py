@@ -89,9 +89,9 @@ def test_the_rule_pass_without_deviations_writes_the_same_fair_values_and_codes(
     assert np.array_equal(with_dev[0], without[0], equal_nan=True) and np.array_equal(with_dev[2], without[2])
 
 
-def test_the_needed_confirmations_of_rules_are_the_union_of_their_demands():
-    assert kernels.needed_confirmations((0, 0), (rules.OFF, 3)) == 0
-    assert kernels.needed_confirmations((rules.LISTING, 0), (rules.PERSISTENCE, 2)) == \
+def test_a_pass_computes_what_a_kind_demands_and_nothing_for_a_kind_that_is_off():
+    assert kernels.demands(0, 0) == 0 and kernels.demands(rules.OFF, 3) == 0
+    assert kernels.demands(rules.LISTING, 0) | kernels.demands(rules.PERSISTENCE, 2) == \
         rules.LISTING | rules.PERSISTENCE | kernels.ACTIVITY
 
 

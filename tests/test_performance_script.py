@@ -78,18 +78,26 @@ def test_the_schedule_hits_where_the_pipeline_would_and_misses_after_a_correctio
     assert "corrected prices" in measured["what"] and "2026-01-07" in measured["what"]
 
 
-def test_the_json_says_what_it_measured(published, tmp_path):
+def test_the_json_counts_the_stream_it_says_it_sent(published, model, tmp_path):
     out = tmp_path / "perf.json"
     proc = run_script("--calls", "500", "--repeats", "3", "--workload-days", "0", "--json", str(out))
     assert proc.returncode == 0, proc.stderr
     result = json.loads(out.read_text())
-    model = result["model_part"]
-    assert "Zipf(1.1)" in model["workload"]["what"] and model["workload"]["calls"] == 500
-    assert model["predict"]["cache"]["requests"] == 500
-    assert model["predict"]["miss"]["p99_us"] >= model["predict"]["miss"]["p50_us"] > 0
-    assert model["predict_all"]["rows"] == 40 and model["predict_all"]["repeats"] == 3
+    measured = result["model_part"]
+    assert "Zipf(1.1)" in measured["workload"]["what"] and measured["workload"]["calls"] == 500
+    # The stream is seeded: the same 500 requests against the published model, so the
+    # script's counts follow from it: each distinct request misses once, every repeat hits.
+    distinct = len(set(script().request_stream(model, 500, zipf=1.1)))
+    predict = measured["predict"]
+    assert predict["cache"] == {"requests": 500, "hits": 500 - distinct, "misses": distinct,
+                                "hit_rate": round((500 - distinct) / 500, 4), "distinct_requests": distinct,
+                                "best_possible_hit_rate": round(1 - distinct / 500, 4)}
+    assert (predict["miss"]["calls"], predict["hit"]["calls"]) == (distinct - 1, 500 - distinct)  # the first apart
+    assert measured["model"]["series"] == 40 and measured["model"]["fitted_through"] == "2026-11-27"
+    assert measured["predict_all"]["rows"] == 40 and measured["predict_all"]["repeats"] == 3
     assert "disk_cache" not in result
-    assert "p99" in proc.stdout and "distinct requests" in proc.stdout
+    assert f"{500 - distinct:,} hits of 500 requests" in proc.stdout
+    assert f"{distinct:,} distinct requests" in proc.stdout
 
 
 def test_without_a_run_it_says_what_to_do(isolated_dirs, tmp_path):

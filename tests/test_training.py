@@ -5,7 +5,7 @@ import pytest
 
 from pokewatch.core import training
 from pokewatch.core.frame import PriceFrame
-from pokewatch.core.rules import ACTIVITY_LEVELS
+from pokewatch.core.rules import ACTIVITY_LEVELS, Filters
 from tests.market_fixtures import market
 
 MONDAY = "2026-04-27"   # day 116 of the fixture market
@@ -54,14 +54,32 @@ def test_the_training_window_ends_before_the_outcomes_of_the_training_day():
     assert last + pd.Timedelta(days=7) < pd.Timestamp("2026-04-27")
 
 
-def test_a_rule_must_flag_at_least_as_often_as_an_origin_rule_that_helps(pf):
-    counts = training.candidate_counts(training.histograms(pf, training.DEFAULT_CANDIDATES, "2026-01-01",
-                                                           "2026-04-19"), "2026-01-01", "2026-04-19")
-    floors = training._floors(counts, min_flags=50)
-    o = counts.origin()
-    for k in range(2):
-        helps = counts.right[o, k, 0] > counts.wrong[o, k, 0]
-        assert floors[k] == (max(50, counts.flags[o, k, 0]) if helps else 50)
+def spiky_market(n_cards: int = 30, days: int = 60) -> pd.DataFrame:
+    """Flat $10 cards, each with a one-day spike to $12 every ten days that is gone the next day."""
+    dates = pd.date_range("2026-01-01", periods=days, freq="D")
+    frames = []
+    for i in range(n_cards):
+        price = np.full(days, 10.0)
+        price[2 + i % 10::10] = 12.0
+        frames.append(pd.DataFrame({"card_id": f"spike-{i:02d}", "variant": "Normal", "date": dates,
+                                    "market_price": price, "currency": "USD", "source": "test"}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_a_prior_mean_wins_over_the_seed_rule_that_averages_the_spike_into_its_own_fair_value():
+    history = spiky_market()
+    chosen = training.select(PriceFrame.from_history(history), "2026-03-02",
+                             candidates=(("rolling_mean", 3), training.ORIGIN))
+    assert chosen.learned and (chosen.rule.method, chosen.rule.window) == ("rolling_mean", 3)
+    # A spike is 20% over the prior mean (a SELL) and a week later the price is back at $10:
+    # every spike on a flag day with an outcome (the last is 2026-02-22) is a right SELL.
+    spikes = int(((history["market_price"] == 12.0) & (history["date"] <= "2026-02-22")).sum())
+    assert chosen.rule.sell == Filters()
+    assert chosen.in_sample["SELL"]["flags"] == chosen.in_sample["SELL"]["right"] == spikes
+    assert chosen.in_sample["SELL"]["lift_low"] > 1
+    assert chosen.rule.buy is None                 # the day after a spike is only 6% under a mean holding it
+    seed = chosen.table[chosen.table["origin"] & (chosen.table["signal"] == "SELL")].iloc[0]
+    assert seed["flags"] == 0                      # (10 + 10 + 12) / 3: the spike is only 12.5% over it
 
 
 def test_counts_from_the_histograms_match_a_direct_backtest_of_the_chosen_rule(pf):
@@ -74,9 +92,16 @@ def test_counts_from_the_histograms_match_a_direct_backtest_of_the_chosen_rule(p
 
 
 def test_too_few_flag_days_means_nothing_is_learned_yet(pf):
-    chosen = training.select(pf, "2026-01-12")     # flag days 2026-01-01..01-04 only
+    chosen = training.select(pf, "2026-01-12")     # flag days 2026-01-02..01-04 only (01-01 has no earlier price)
     assert not chosen.learned and chosen.rule.buy is None and chosen.rule.sell is None
-    assert "not enough to learn from" in chosen.reason or "nothing to learn from" in chosen.reason
+    assert chosen.reason.startswith("not enough to learn from on 2026-01-12: 3 flag day(s)")
+    assert f"needs {training.MIN_FLAG_DAYS}" in chosen.reason
+
+
+def test_a_training_window_before_the_first_price_has_nothing_to_learn_from(pf):
+    chosen = training.select(pf, "2026-01-05")     # its last flag day, 2025-12-28, is before the first price
+    assert not chosen.learned and chosen.flag_days is None
+    assert chosen.reason.startswith("nothing to learn from on 2026-01-05")
 
 
 def test_a_fixed_method_is_scored_alone_and_still_gated(pf):

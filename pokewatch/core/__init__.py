@@ -4,7 +4,8 @@ What lives here, in the order data flows through it:
 
 * :mod:`~pokewatch.core.schema`: the one long price format, and its validation.
 * :mod:`~pokewatch.core.frame`: :class:`~pokewatch.core.frame.PriceFrame`, the series-sorted arrays every pass reads.
-* :mod:`~pokewatch.core.fair_value`: the fair-value method registry and its computation.
+* :mod:`~pokewatch.core.methods`: the one registry of fair-value methods (name, kernel, windows, description).
+* :mod:`~pokewatch.core.fair_value`: fair values of every row, by a method of that registry.
 * :mod:`~pokewatch.core.rules`: the one BUY/SELL/HOLD rule and its tolerance.
 * :mod:`~pokewatch.core.kernels`: the compiled single passes (numba) behind fair values, signals and scores.
 * :mod:`~pokewatch.core.signals`: flags of every row under one rule.

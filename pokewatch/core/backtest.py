@@ -38,7 +38,6 @@ from pokewatch.core.signals import SIGNAL_DTYPE, SIGNALS
 
 logger = logging.getLogger(__name__)
 
-_EPOCH = pd.Timestamp("1970-01-01")
 #: Bootstrap replicates of the lift interval, and the seed that makes it repeatable.
 BOOTSTRAP_REPLICATES = 1000
 BOOTSTRAP_SEED = 20261201
@@ -294,12 +293,6 @@ class BacktestResult:
         self.return_boxes = state.get("return_boxes") or {}
         self.error_histogram = state.get("error_histogram") or {}
 
-    def attach(self, detail: Callable[[], tuple]) -> BacktestResult:
-        """Give a result loaded from the cache the function that rebuilds its scored rows."""
-        self._detail = detail
-        self._scored = self._errors = None
-        return self
-
     def _materialize(self) -> None:
         if self._detail is None:
             raise RunError("this backtest result has no scored rows attached; recompute it with run_backtest")
@@ -478,11 +471,14 @@ def backtest_arrays(pf: PriceFrame, fair: np.ndarray, codes: np.ndarray, horizon
 
 
 def run_backtest(signals: pd.DataFrame, horizon_days: int = 7, target_return: float = 0.05,
-                 start=None, end=None, min_price: float = 1.0) -> BacktestResult:
+                 start=None, end=None, min_price: float = 1.0, *, workers: int = 1,
+                 engine: str = "loky") -> BacktestResult:
     """Score the flags in ``signals`` (from :func:`pokewatch.core.signals.compute_signals`).
 
-    In-sample unless the signals were produced walk-forward: this scores whatever
-    codes it is given.
+    :func:`backtest_arrays` on the table's columns: the scoring the pipeline's track
+    record runs (:func:`pokewatch.core.walkforward.track_record`, whose one-pass path is
+    tested equal to it). In-sample unless the signals were produced walk-forward: this
+    scores whatever codes it is given.
 
     Args:
         signals: all rows with fair values and signals, sorted by series and date.
@@ -490,6 +486,7 @@ def run_backtest(signals: pd.DataFrame, horizon_days: int = 7, target_return: fl
         target_return: X, the move that makes a flag right (or, the other way, wrong).
         start, end: flag dates to score; ``end`` defaults to the last date minus H.
         min_price: rows under this price are outside the scored universe.
+        workers, engine: shards of cards (see :mod:`pokewatch.core.parallel`); the result is the same.
 
     Raises:
         ParameterError: bad horizon, target return or min_price.
@@ -500,9 +497,8 @@ def run_backtest(signals: pd.DataFrame, horizon_days: int = 7, target_return: fl
     codes = signals["series"].to_numpy(np.int32)
     pf = PriceFrame(codes, day_numbers(signals["date"]),
                     np.ascontiguousarray(signals["market_price"].to_numpy(np.float64)), series_bounds(codes), signals)
-    fair = np.ascontiguousarray(signals["fair_value"].to_numpy(np.float64))
-    return backtest_arrays(pf, fair, signal_codes(signals["signal"]), horizon_days, target_return, start, end,
-                           min_price, signals)
+    return backtest_arrays(pf, signals["fair_value"].to_numpy(np.float64), signal_codes(signals["signal"]),
+                           horizon_days, target_return, start, end, min_price, signals, workers=workers, engine=engine)
 
 
 def signal_codes(signal: pd.Series) -> np.ndarray:

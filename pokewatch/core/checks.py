@@ -13,9 +13,8 @@ import math
 import os
 import re
 
+from pokewatch.core import methods
 from pokewatch.errors import ParameterError
-
-FAIR_VALUE_METHODS = ("rolling_mean", "ewm", "rolling_median", "seed_mean3")
 
 #: The whole days pandas can hold as nanosecond timestamps (``pd.Timestamp.min`` is
 #: 1677-09-21 00:12:43, ``pd.Timestamp.max`` 2262-04-11 23:47:16): every date a run
@@ -74,9 +73,9 @@ def non_negative_int(name: str, value, *, maximum: int | None = None) -> int:
 
 
 def method(name: str, value) -> str:
-    if value not in (*FAIR_VALUE_METHODS, "auto"):
-        raise ParameterError(
-            f"parameter {name} must be one of {', '.join(FAIR_VALUE_METHODS)} or auto, got {value!r}")
+    """A fair-value method of :mod:`pokewatch.core.methods`, or ``auto``."""
+    if value not in (*methods.NAMES, "auto"):
+        raise ParameterError(f"parameter {name} must be one of {', '.join(methods.NAMES)} or auto, got {value!r}")
     return str(value)
 
 

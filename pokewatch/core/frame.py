@@ -70,7 +70,6 @@ class PriceFrame:
         self.prices = prices
         self.bounds = bounds
         self._frame = frame
-        self._row_start: np.ndarray | None = None
         self._low: np.ndarray | None = None
 
     # -- construction ---------------------------------------------------------------------
@@ -129,13 +128,6 @@ class PriceFrame:
     def starts(self) -> np.ndarray:
         """Row position of each series' first row, shape (n_series,)."""
         return self.bounds[:-1]
-
-    @property
-    def row_start(self) -> np.ndarray:
-        """For each row, the position of its series' first row."""
-        if self._row_start is None:
-            self._row_start = np.repeat(self.starts, np.diff(self.bounds))
-        return self._row_start
 
 
 def series_codes(history: pd.DataFrame) -> np.ndarray:

@@ -34,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from numba import njit, types
 
-from pokewatch.core import rules
+from pokewatch.core import methods, rules
 
 # Entry points are compiled eagerly for one signature each, with read-only inputs
 # (writable arrays convert to them), so memory-mapped and fresh arrays share one
@@ -45,8 +45,9 @@ _I8 = types.Array(types.int64, 1, "C", readonly=True)
 _I1 = types.Array(types.int8, 1, "C", readonly=True)
 _OUT_F8, _OUT_I1, _OUT_U1 = types.float64[::1], types.int8[::1], types.uint8[::1]
 
-#: Method codes shared with :mod:`pokewatch.core.fair_value`.
-MEAN_PRIOR, MEAN_INCLUDING_TODAY, EWM_PRIOR, MEDIAN_PRIOR = 0, 1, 2, 3
+#: The fair-value computations, by the codes of the method registry (:mod:`pokewatch.core.methods`).
+MEAN_PRIOR, MEAN_INCLUDING_TODAY, EWM_PRIOR, MEDIAN_PRIOR = (methods.MEAN_PRIOR, methods.MEAN_INCLUDING_TODAY,
+                                                         methods.EWM_PRIOR, methods.MEDIAN_PRIOR)
 
 # The rule's constants as plain module globals, which numba freezes into the compiled code.
 _BUY, _HOLD, _SELL = rules.BUY, rules.HOLD, rules.SELL
@@ -55,6 +56,7 @@ _ACTIVITY_WINDOW = rules.ACTIVITY_WINDOW
 _LEVEL_1, _LEVEL_2, _LEVEL_3 = rules.ACTIVITY_LEVELS[1:]
 _JUMP_MULTIPLE, _JUMP_FLOOR, _Z_MIN = rules.JUMP_MULTIPLE, rules.JUMP_FLOOR, rules.Z_MIN
 _N_PATTERNS = rules.N_PATTERNS
+_TOLERANCE = rules.TOLERANCE
 
 #: Columns of the per-series count table returned by :func:`backtest_partials`.
 COUNT_COLUMNS = (
@@ -235,14 +237,20 @@ def fair_values(prices, bounds, method, window, com, threads=None):
 
 
 # -- the signal rule, one series at a time --------------------------------------------
+@njit(types.float64(types.float64, types.float64), cache=True, nogil=True)
+def deviation_of(market, fair):
+    """(market - fair) / fair, NaN where fair is missing or not positive: the one definition of a deviation."""
+    return (market - fair) / fair if fair > 0 else np.nan
+
+
 @njit(cache=True, nogil=True)
 def classify(market, fair, buy_cut, sell_cut):
-    """(deviation, side) of one price: side 0 below the BUY cut, 2 above the SELL cut, else 1.
+    """(deviation, side) of one price: side 0 at or below the BUY cut, 2 at or above the SELL cut, else 1.
 
-    The one threshold test: the row passes, the model's single-card lookup and the API
-    all call it (cuts from :func:`pokewatch.core.rules.thresholds`).
+    The one threshold test: the row passes call it for every row, and the model (so the
+    API) through :func:`classify_rows` (cuts from :func:`pokewatch.core.rules.thresholds`).
     """
-    dev = (market - fair) / fair if fair > 0 else np.nan
+    dev = deviation_of(market, fair)
     side = _HOLD
     if dev == dev:
         if dev <= buy_cut:
@@ -252,18 +260,30 @@ def classify(market, fair, buy_cut, sell_cut):
     return dev, side
 
 
+@njit(types.Tuple((_OUT_F8, _OUT_I1))(_F8, _F8, types.float64, types.float64), cache=True, nogil=True)
+def classify_rows(market, fair, buy_cut, sell_cut):
+    """:func:`classify` of every row: (deviation, side) arrays, for lookups outside the row passes."""
+    n = len(market)
+    dev = np.empty(n)
+    side = np.empty(n, np.int8)
+    for i in range(n):
+        dev[i], side[i] = classify(market[i], fair[i], buy_cut, sell_cut)
+    return dev, side
+
+
 @njit(cache=True, nogil=True)
 def _activity_level(changes, priors):
     # Changes among the last ACTIVITY_WINDOW prices, or among all earlier ones while a series is younger.
     if priors == 0:
         return 0
+    # The rule's tolerance, as for the thresholds: a share exactly on a level reaches it.
     share = changes / min(priors, _ACTIVITY_WINDOW)
     level = 0
-    if share >= _LEVEL_1 - 1e-12:
+    if share >= _LEVEL_1 - _TOLERANCE:
         level = 1
-    if share >= _LEVEL_2 - 1e-12:
+    if share >= _LEVEL_2 - _TOLERANCE:
         level = 2
-    if share >= _LEVEL_3 - 1e-12:
+    if share >= _LEVEL_3 - _TOLERANCE:
         level = 3
     return level
 
@@ -276,17 +296,17 @@ _ACTIVITY = ACTIVITY
 _LOG_MOVES = rules.NO_JUMP | rules.VOL_SCALED
 
 
-def needed_confirmations(*filters: tuple[int, int]) -> int:
-    """The ``needed`` bits of a pass applying rules with these (mask, level) demands (``rules.OFF`` ignored).
+@njit(types.int64(types.int64, types.int64), cache=True, nogil=True)
+def demands(mask, level):
+    """The ``needed`` bits of a pass applying a rule kind with this (mask, level); 0 for ``rules.OFF``.
 
     A pass computes only the confirmations some rule can test: the pattern bits outside
-    ``needed`` stay 0, which no rule demanding only ``needed`` bits can tell apart.
+    ``needed`` stay 0, which no rule demanding only ``needed`` bits can tell apart. A
+    pass serving several kinds or days needs the union of their demands.
     """
-    needed = 0
-    for mask, level in filters:
-        if mask >= 0:
-            needed |= int(mask) | (_ACTIVITY if level > 0 else 0)
-    return needed
+    if mask < 0:
+        return 0
+    return mask | (_ACTIVITY if level > 0 else 0)
 
 
 @njit(cache=True, nogil=True)
@@ -432,11 +452,7 @@ def _rule_rows_into(prices, low, bounds, first, last, method, window, com, buy_c
     longest = 0
     for s in range(first, last):
         longest = max(longest, bounds[s + 1] - bounds[s])
-    needed = 0
-    if buy_mask >= 0:
-        needed |= buy_mask | (_ACTIVITY if buy_level > 0 else 0)
-    if sell_mask >= 0:
-        needed |= sell_mask | (_ACTIVITY if sell_level > 0 else 0)
+    needed = demands(buy_mask, buy_level) | demands(sell_mask, sell_level)
     buffer = np.empty(window + 1)
     moves = np.empty(longest)
     scratch = np.empty(longest if len(dev) == 0 else 0)   # deviations nobody asked for
@@ -488,10 +504,7 @@ def _table_needs(table):
     for d in range(table.shape[0]):
         if table[d, 0] == 0:
             continue
-        if table[d, 1] >= 0:
-            needed |= table[d, 1] | (_ACTIVITY if table[d, 2] > 0 else 0)
-        if table[d, 3] >= 0:
-            needed |= table[d, 3] | (_ACTIVITY if table[d, 4] > 0 else 0)
+        needed |= demands(table[d, 1], table[d, 2]) | demands(table[d, 3], table[d, 4])
     return needed
 
 
@@ -550,11 +563,10 @@ def walk_rows(prices, low, days, bounds, method, window, com, buy_cut, sell_cut,
 
 @njit(_OUT_F8(_F8, _F8), cache=True, nogil=True)
 def deviations(prices, fair):
-    """(market - fair) / fair per row, NaN where fair is missing or not positive."""
+    """:func:`deviation_of` of every row."""
     out = np.empty(len(prices))
     for i in range(len(prices)):
-        f = fair[i]
-        out[i] = (prices[i] - f) / f if f > 0 else np.nan
+        out[i] = deviation_of(prices[i], fair[i])
     return out
 
 

@@ -9,7 +9,9 @@ price, fair value and signal as dense arrays. ``predict`` is a few dictionary an
 array look-ups (microseconds), and ``predict_all`` slices one column for every card.
 
 Signals are computed once, by the rule's compiled pass (:mod:`pokewatch.core.signals`),
-and stored: the model, ``signals.csv`` and the API therefore always agree. A card
+and stored: the model, ``signals.csv`` and the API therefore always agree. Deviations
+and the "beyond a threshold" test of the notes use the same compiled rule
+(:func:`pokewatch.core.kernels.classify`). A card
 whose newest price is more than ``stale_days`` old is never flagged: it is HOLD and
 marked ``stale``.
 
@@ -19,7 +21,6 @@ marked ``stale``.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date as date_type
@@ -27,12 +28,12 @@ from datetime import date as date_type
 import numpy as np
 import pandas as pd
 
-from pokewatch.core import kernels, checks
+from pokewatch.core import checks, kernels, parallel
 from pokewatch.errors import ParameterError, UnknownCardError, UnknownDateError
 from pokewatch.core.frame import PriceFrame, dates_of, day_numbers
-from pokewatch.core.rules import HOLD, SIGNALS, Rule, thresholds
+from pokewatch.core.rules import BUY, HOLD, SIGNALS, Rule
 from pokewatch.core.schema import DESCRIPTIVE_COLUMNS, SERIES_KEY
-from pokewatch.core.signals import SIGNAL_DTYPE, deviation, signal_arrays
+from pokewatch.core.signals import SIGNAL_DTYPE, deviation
 
 logger = logging.getLogger(__name__)
 
@@ -193,7 +194,7 @@ class FairValueModel:
         if len(pf) == 0:
             raise UnknownDateError("cannot fit a model on an empty price history; collect prices first")
         if fair is None or codes is None:
-            fair, _dev, codes = signal_arrays(pf, self.rule)
+            fair, codes = parallel.rule_arrays(pf, self.rule)
         through_day = int(day_numbers(pd.Series([pd.Timestamp(through)]))[0]) if through is not None else None
         return self._fit_arrays(pf, fair, codes, through_day)
 
@@ -329,7 +330,7 @@ class FairValueModel:
             raise UnknownDateError(f"card {card_id!r} has no price on or before {date} in this model's window")
         market = float(self.market[position, col])
         fair = float(self.fair[position, col])
-        dev = (market - fair) / fair if fair > 0 else math.nan
+        dev = kernels.deviation_of(market, fair)
         age = int(self._column(date)) - col
         stale = age > self.stale_days
         code = HOLD if stale else int(self.codes[position, col])
@@ -368,22 +369,22 @@ class FairValueModel:
         out["date"] = self.dates.to_numpy()[cols]
         out["market_price"] = market
         out["fair_value"] = fair
-        out["deviation"] = deviation(market, fair)
+        buy_cut, sell_cut, min_price = self.rule.cuts
+        dev, side = kernels.classify_rows(market, fair, buy_cut, sell_cut)
+        out["deviation"] = dev
         out["signal"] = pd.Categorical.from_codes(codes, dtype=SIGNAL_DTYPE)
         out["stale"] = stale
         out["days_old"] = age.astype(np.int64)
-        out["note"] = self._notes(out["deviation"].to_numpy(), market, codes, stale)
+        out["note"] = self._notes(side, market >= min_price, codes, stale)
         return out
 
-    def _notes(self, dev: np.ndarray, market: np.ndarray, codes: np.ndarray, stale: np.ndarray) -> np.ndarray:
-        """Why a card past a threshold is HOLD: a stale price, its kind switched off, or unconfirmed."""
-        buy_cut, sell_cut, min_price = thresholds(self.buy_threshold, self.sell_threshold, self.min_price)
-        with np.errstate(invalid="ignore"):
-            side = np.where(dev <= buy_cut, 0, np.where(dev >= sell_cut, 2, HOLD))
-        held = (codes == HOLD) & (side != HOLD) & (market >= min_price)
-        off = np.where(side == 0, self.rule.buy is None, self.rule.sell is None)
-        kind = np.where(side == 0, "BUY", "SELL")
-        notes = np.full(len(dev), "", dtype=object)
+    def _notes(self, side: np.ndarray, priced: np.ndarray, codes: np.ndarray, stale: np.ndarray) -> np.ndarray:
+        """Why a card past a threshold (``side``, of :func:`~pokewatch.core.kernels.classify`) is HOLD:
+        a stale price, its kind switched off, or unconfirmed."""
+        held = (codes == HOLD) & (side != HOLD) & priced
+        off = np.where(side == BUY, self.rule.buy is None, self.rule.sell is None)
+        kind = np.where(side == BUY, "BUY", "SELL")
+        notes = np.full(len(side), "", dtype=object)
         notes[held & ~stale & ~off] = np.char.add(kind[held & ~stale & ~off].astype(str),
                                                   " not confirmed by this week's rule")
         notes[held & ~stale & off] = np.char.add(kind[held & ~stale & off].astype(str), " is off this week")

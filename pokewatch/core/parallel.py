@@ -38,7 +38,7 @@ from pokewatch.core import kernels
 from pokewatch.errors import ParameterError
 from pokewatch.core.frame import PriceFrame
 from pokewatch.core.fair_value import kernel_arguments
-from pokewatch.core.rules import Rule, thresholds
+from pokewatch.core.rules import Rule
 
 logger = logging.getLogger(__name__)
 
@@ -140,11 +140,16 @@ def map_shards(task: Callable, pf: PriceFrame, per_shard: Callable[[int, int], t
 
 
 # -- the per-series tasks -----------------------------------------------------------------
-def _rule_task(shard: Shard, rule: Rule) -> tuple[np.ndarray, np.ndarray]:
+def _rule_pass(prices: np.ndarray, low: np.ndarray, bounds: np.ndarray, rule: Rule, *, threads: int | None = None,
+               with_dev: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`pokewatch.core.kernels.rule_rows` under ``rule``: (fair, deviation or empty, codes)."""
     code, window, com = kernel_arguments(rule.method, rule.window)
-    cuts = thresholds(rule.buy_threshold, rule.sell_threshold, rule.min_price)
-    fair, _dev, codes = kernels.rule_rows(shard.prices, shard.low, shard.bounds, code, window, com, *cuts,
-                                          *rule.kernel_filters(), threads=1, with_dev=False)
+    return kernels.rule_rows(prices, low, bounds, code, window, com, *rule.cuts, *rule.kernel_filters(),
+                             threads=threads, with_dev=with_dev)
+
+
+def _rule_task(shard: Shard, rule: Rule) -> tuple[np.ndarray, np.ndarray]:
+    fair, _dev, codes = _rule_pass(shard.prices, shard.low, shard.bounds, rule, threads=1)
     return fair, codes
 
 
@@ -192,10 +197,7 @@ def rule_arrays(pf: PriceFrame, rule: Rule, *, workers: int = 1, engine: str = "
     """
     workers, engine = check(workers, engine)
     if workers == 1:
-        code, window, com = kernel_arguments(rule.method, rule.window)
-        cuts = thresholds(rule.buy_threshold, rule.sell_threshold, rule.min_price)
-        fair, dev, codes = kernels.rule_rows(pf.prices, pf.low, pf.bounds, code, window, com, *cuts,
-                                             *rule.kernel_filters(), with_dev=with_dev)
+        fair, dev, codes = _rule_pass(pf.prices, pf.low, pf.bounds, rule, with_dev=with_dev)
         return (fair, dev, codes) if with_dev else (fair, codes)
     parts = map_shards(_rule_task, pf, args=(rule,), workers=workers, engine=engine)
     fair, codes = parts[0] if len(parts) == 1 else (np.concatenate([p[0] for p in parts]),

@@ -149,6 +149,11 @@ class Rule:
     def label(self) -> str:
         return f"{self.method}({self.window})"
 
+    @property
+    def cuts(self) -> tuple[float, float, float]:
+        """(buy cut, sell cut, min price) of this rule, as :func:`thresholds` gives them."""
+        return thresholds(self.buy_threshold, self.sell_threshold, self.min_price)
+
     def kernel_filters(self) -> tuple[int, int, int, int]:
         """(buy mask, buy level, sell mask, sell level) as the kernels take them; OFF for a switched-off kind."""
         def one(filters: Filters | None) -> tuple[int, int]:

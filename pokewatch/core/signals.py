@@ -17,34 +17,26 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pokewatch.core import kernels
+from pokewatch.core import kernels, parallel
 from pokewatch.core.frame import PriceFrame
-from pokewatch.core.fair_value import kernel_arguments
-from pokewatch.core.rules import SIGNALS, Rule, thresholds
+from pokewatch.core.rules import SIGNALS, Rule
 
 SIGNAL_DTYPE = pd.CategoricalDtype(list(SIGNALS))
 
-__all__ = ["SIGNALS", "SIGNAL_DTYPE", "as_labels", "compute_signals", "deviation", "signal_arrays", "signals_frame"]
+__all__ = ["SIGNALS", "SIGNAL_DTYPE", "as_labels", "compute_signals", "deviation", "signals_frame"]
 
 
 def deviation(market: np.ndarray, fair: np.ndarray) -> np.ndarray:
-    """(market - fair) / fair, NaN where fair is missing or not positive."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(fair > 0, (market - fair) / fair, np.nan)
+    """(market - fair) / fair per row, NaN where fair is missing or not positive.
+
+    The compiled definition (:func:`pokewatch.core.kernels.deviation_of`), so a deviation
+    shown anywhere is the one the rule tested.
+    """
+    return kernels.deviations(np.ascontiguousarray(market, np.float64), np.ascontiguousarray(fair, np.float64))
 
 
 def as_labels(codes: np.ndarray) -> pd.Categorical:
     return pd.Categorical.from_codes(codes, dtype=SIGNAL_DTYPE)
-
-
-def signal_arrays(pf: PriceFrame, rule: Rule) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Fair value, deviation (float64) and signal code (int8: 0 BUY, 1 HOLD, 2 SELL) of every row of ``pf``.
-
-    One compiled pass per series computes all three (see :func:`pokewatch.core.kernels.rule_rows`).
-    """
-    code, window, com = kernel_arguments(rule.method, rule.window)
-    cuts = thresholds(rule.buy_threshold, rule.sell_threshold, rule.min_price)
-    return kernels.rule_rows(pf.prices, pf.low, pf.bounds, code, window, com, *cuts, *rule.kernel_filters())
 
 
 def signals_frame(pf: PriceFrame, fair: np.ndarray, codes: np.ndarray,
@@ -57,20 +49,25 @@ def signals_frame(pf: PriceFrame, fair: np.ndarray, codes: np.ndarray,
     return pd.DataFrame(columns, index=frame.index, copy=False)
 
 
-def compute_signals(history: pd.DataFrame | PriceFrame, rule: Rule | str = "rolling_mean", window: int = 7,
-                    **rule_fields) -> pd.DataFrame:
+def compute_signals(history: pd.DataFrame | PriceFrame, rule: Rule | str = "rolling_mean", window: int = 7, *,
+                    workers: int = 1, engine: str = "loky", **rule_fields) -> pd.DataFrame:
     """Fair value, deviation and signal for every row of ``history``.
+
+    The pipeline's own path (:func:`pokewatch.run.steps.signals_step`): one
+    :func:`pokewatch.core.parallel.rule_arrays` pass, then :func:`signals_frame`.
 
     Args:
         history: the long price table (or its :class:`PriceFrame`).
         rule: the rule to apply, or a fair-value method name: then
             ``Rule(rule, window, **rule_fields)`` (10% / 15% thresholds and no further
             confirmation unless given).
+        workers, engine: shards of cards (see :mod:`pokewatch.core.parallel`); the result is the same.
 
     Returns:
         ``history`` sorted by series and date, plus ``series`` (int code),
         ``fair_value``, ``deviation``, ``signal`` (categorical) and ``has_fair``.
     """
     pf = history if isinstance(history, PriceFrame) else PriceFrame.from_history(history)
-    fair, dev, codes = signal_arrays(pf, rule if isinstance(rule, Rule) else Rule(rule, window, **rule_fields))
+    rule = rule if isinstance(rule, Rule) else Rule(rule, window, **rule_fields)
+    fair, dev, codes = parallel.rule_arrays(pf, rule, workers=workers, engine=engine, with_dev=True)
     return signals_frame(pf, fair, codes, dev)

@@ -7,11 +7,12 @@ days from M until the next training day (Mondays, the pipeline's cadence), and t
 walk-forward backtest (:mod:`pokewatch.core.walkforward`) scores exactly those flags.
 Nothing a selection sees lies on or after the first day it is used for.
 
-What is chosen: a fair-value method and window (:data:`DEFAULT_CANDIDATES`, with the
-seed project's ``seed_mean3`` kept as the origin rule to compare with) and, for BUY and
-SELL separately, the confirmations a deviation needs (:mod:`pokewatch.core.rules`: an
-active market, listings that agree, persistence, no one-off jump, a vol-scaled
-deviation). One compiled pass per method counts every combination at once
+What is chosen: a fair-value method and window (:data:`DEFAULT_CANDIDATES`, the candidate
+windows of every method in :mod:`pokewatch.core.methods`, with the seed project's rule
+kept as the origin rule to compare with) and, for BUY and SELL separately, the
+confirmations a deviation needs (:mod:`pokewatch.core.rules`: an active market,
+listings that agree, persistence, no one-off jump, a vol-scaled deviation). One
+compiled pass per method counts every combination at once
 (:func:`pokewatch.core.kernels.candidate_histogram`), on the same scored rows for every
 candidate, so their base rates are equal.
 
@@ -44,7 +45,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from pokewatch.core import parallel, checks
+from pokewatch.core import checks, methods, parallel
 from pokewatch.core.backtest import direction_figures, scoring_bounds
 from pokewatch.errors import ParameterError
 from pokewatch.core.frame import PriceFrame, dates_of, day_numbers
@@ -53,16 +54,12 @@ from pokewatch.core.rules import ACTIVITY_LEVELS, N_PATTERNS, Filters, Rule, thr
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_CANDIDATES: tuple[tuple[str, int], ...] = (
-    ("rolling_mean", 3), ("rolling_mean", 7), ("rolling_mean", 14), ("rolling_mean", 28),
-    ("ewm", 3), ("ewm", 7), ("ewm", 14),
-    ("rolling_median", 3), ("rolling_median", 7), ("rolling_median", 14),
-    ("seed_mean3", 3),
-)
+#: Every (method, window) of the method registry, in its order (the tie-break order).
+DEFAULT_CANDIDATES: tuple[tuple[str, int], ...] = methods.CANDIDATES
 #: The fair value used while there is nothing to choose from yet (no flags are raised then).
-DEFAULT_FAIR_VALUE = ("rolling_mean", 7)
+DEFAULT_FAIR_VALUE = methods.DEFAULT
 #: The seed project's rule: a 3-observation mean including today, no confirmation.
-ORIGIN = ("seed_mean3", 3)
+ORIGIN = methods.ORIGIN
 #: Precision must reach this multiple of the wrong-way rate for a kind to be emitted.
 EDGE_RATIO = 1.5
 #: Flags of shrinkage in the score: a candidate is scored as if this many more flags had been flat.

@@ -28,6 +28,7 @@ from pokewatch.core.backtest import BacktestResult
 from pokewatch.core.frame import PriceFrame, dates_of, day_numbers
 from pokewatch.core.fair_value import kernel_arguments
 from pokewatch.core.rules import BUY, HOLD, SELL, SIGNALS, thresholds
+from pokewatch.core.signals import deviation
 from pokewatch.core.training import TRAINING_WEEKDAY, Selection, training_date
 
 logger = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ def _week_tables(pf: PriceFrame, selections: list[Selection]) -> tuple[int, dict
         for k, rule in enumerate(rules):
             if rule is None or (rule.method, rule.window) != (method, window):
                 continue
-            cuts = thresholds(rule.buy_threshold, rule.sell_threshold, rule.min_price)
+            cuts = rule.cuts
             table[week == k] = (1, *rule.kernel_filters())
         tables[(method, window)] = (table, cuts)
     return day0, tables, starts
@@ -151,8 +152,7 @@ def track_record(pf: PriceFrame, selections: list[Selection], *, first_day, last
                                detail=lambda: (pd.DataFrame(), pd.DataFrame()))
         return TrackRecord(_empty_figures(horizon_days, target_return, why), empty,
                            pd.DataFrame(columns=TRACK_COLUMNS), [s.summary() for s in selections])
-    all_cuts = {thresholds(s.rule.buy_threshold, s.rule.sell_threshold, s.rule.min_price) for s in selections
-                if s.rule is not None}
+    all_cuts = {s.rule.cuts for s in selections if s.rule is not None}
     # The compiled pass gates flags and the scored rows with one min_price; a record
     # scored on a different universe than the rules flagged takes the per-row path.
     one_universe = all(cut[2] == min_price for cut in all_cuts)
@@ -236,7 +236,7 @@ def _rows_table(pf: PriceFrame, selections: list[Selection], picked: np.ndarray,
         "card_id": frame["card_id"].take(picked).astype("string").to_numpy(),
         "variant": frame["variant"].take(picked).astype("string").to_numpy(),
         "signal": np.array(SIGNALS, dtype=object)[code],
-        "market_price": price, "fair_value": fair, "deviation": (price - fair) / fair,
+        "market_price": price, "fair_value": fair, "deviation": deviation(price, fair),
         "forward_price": price * (1 + fwd), "forward_return": fwd,
         "outcome": np.select([right, wrong], ["right", "wrong"], "flat"),
         "model_trained_through": through[which],

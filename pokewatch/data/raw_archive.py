@@ -28,7 +28,6 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Iterator
 
 from pokewatch import atomic, config
 from pokewatch.errors import ParameterError, RunError
@@ -88,9 +87,6 @@ class RawArchive:
                 latest.pop(entry["name"], None)
                 latest[entry["name"]] = entry
         return list(latest.values())
-
-    def names(self) -> Iterator[str]:
-        return (entry["name"] for entry in self.entries())
 
 
 # -- raw responses kept beyond the run folder ----------------------------------------------------

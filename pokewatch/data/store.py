@@ -241,10 +241,6 @@ class PriceStore:
                 found.append((entry.name, (Path(entry.path), stat.st_size, stat.st_mtime_ns)))
         return dict(sorted(found))
 
-    def day_files(self, source: str, start=None, end=None) -> list[Path]:
-        """Partition files of ``source`` within [start, end], oldest first."""
-        return [path for path, _, _ in self._partitions(source, start, end).values()]
-
     def dates(self, source: str) -> list[pd.Timestamp]:
         return [pd.Timestamp(name[5:15]) for name in self._partitions(source)]
 

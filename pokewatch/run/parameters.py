@@ -30,7 +30,7 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
-from pokewatch.core import checks
+from pokewatch.core import checks, methods
 from pokewatch.errors import ParameterError
 
 #: joblib backends the per-series work can be sharded over (see pokewatch.core.parallel).
@@ -264,8 +264,7 @@ class TrainParameters(_ScoringParameters):
     source: str = Field("demo", description="which source's stored prices to train on")
     train_days: int = Field(365, ge=1, le=3650,
                             description="days of flags (with known outcomes) each weekly selection learns from")
-    method: str = Field("auto", description="auto chooses by backtest; or rolling_mean, ewm, rolling_median, "
-                                            "seed_mean3")
+    method: str = Field("auto", description=methods.help_text())
     window: int = Field(0, ge=0, le=365, description="observations in the fair-value window for a fixed method; "
                                                      "0 means its default")
     buy_threshold: float = Field(0.10, **_THRESHOLDS["buy_threshold"])
@@ -284,8 +283,9 @@ class TrainParameters(_ScoringParameters):
     @field_validator("window")
     @classmethod
     def _window(cls, value: int, info: ValidationInfo) -> int:
-        if info.data.get("method") == "seed_mean3" and value not in (0, 3):
-            raise ValueError("must be 0 or 3 for seed_mean3, the seed project's 3-observation rule")
+        spec = methods.BY_NAME.get(info.data.get("method"))
+        if spec is not None and spec.fixed_window and value not in (0, spec.default_window):
+            raise ValueError(f"must be 0 or {spec.default_window} for {spec.name}, {spec.description}")
         return value
 
     @field_validator("train_days")
@@ -296,7 +296,7 @@ class TrainParameters(_ScoringParameters):
     @field_validator("method")
     @classmethod
     def _method(cls, value: str) -> str:
-        return _choice(value, (*checks.FAIR_VALUE_METHODS, "auto"))
+        return _choice(value, (*methods.NAMES, "auto"))
 
 
 class EvaluateParameters(_ScoringParameters):
