@@ -216,6 +216,7 @@ def build_demo_run(runs_root: Path, n_series: int) -> str:
     """Publish a demo run (model fitted on the demo market) into ``runs_root``; returns its date."""
     from pokewatch import atomic
     from pokewatch.run import runs
+    from pokewatch.run.folder import RunFolder
     from pokewatch.data.demo_market import demo_prices
     from pokewatch.core.model import FairValueModel
 
@@ -223,8 +224,8 @@ def build_demo_run(runs_root: Path, n_series: int) -> str:
     model = FairValueModel().fit(demo_prices("2026-08-01", run_date, n_series=n_series))
     model.trained_on = run_date
     run_dir = runs.start_run(run_date, {"source": "demo", "load_test": True}, runs_root=runs_root)
-    atomic.dump_joblib(run_dir / "model.joblib", model)
-    atomic.write_csv(run_dir / "signals.csv", model.predict_all())
+    atomic.dump_joblib(RunFolder(run_dir).model, model)
+    atomic.write_csv(RunFolder(run_dir).signals, model.predict_all())
     runs.update_manifest(run_dir, model={"trained_on": run_date})
     runs.publish(run_dir, runs_root=runs_root)
     return run_date

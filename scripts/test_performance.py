@@ -46,6 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pokewatch.run import runs  # noqa: E402
+from pokewatch.run.folder import RunFolder  # noqa: E402
 from pokewatch.errors import PokeWatchError, RunError  # noqa: E402
 
 DEFAULT_JSON = ROOT / "benchmarks" / "results" / "test_performance.json"
@@ -129,9 +130,9 @@ def measure_predict_all(model, repeats: int = 20) -> dict:
 
 def measure_model(run_dir: Path, calls: int = 10_000, repeats: int = 20, zipf: float = 1.1) -> dict:
     """The model part (see the module docstring) for the model in ``run_dir``."""
-    model_path = Path(run_dir) / "model.joblib"
+    model_path = RunFolder(run_dir).model
     if not model_path.exists():
-        raise RunError(f"{run_dir} has no model.joblib; run scripts/run_pipeline.sh first")
+        raise RunError(f"{run_dir} has no {model_path.name}; run scripts/run_pipeline.sh first")
     started = time.perf_counter()
     model = joblib.load(model_path)
     load_seconds = time.perf_counter() - started

@@ -18,6 +18,7 @@ from pokewatch.api.connection_guard import uvicorn_options
 from pokewatch.api.settings import ApiSettings, ServerLimits
 from pokewatch.data.demo_market import demo_prices
 from pokewatch.core.model import FairValueModel
+from pokewatch.run.folder import RunFolder
 
 KEY = "pwk_test-key-number-one-0123456789abcdef"
 OTHER_KEY = "pwk_test-key-number-two-0123456789abcdef"
@@ -37,8 +38,8 @@ def publish_run(runs_root: Path, run_date: str = RUN_DATE, model: FairValueModel
     """Write and publish a good run folder for ``run_date``; returns the attempt folder."""
     model = model or demo_model()
     run_dir = runs.start_run(run_date, {}, runs_root=runs_root)
-    atomic.dump_joblib(run_dir / "model.joblib", model)
-    model.predict_all().to_csv(run_dir / "signals.csv")
+    atomic.dump_joblib(RunFolder(run_dir).model, model)
+    model.predict_all().to_csv(RunFolder(run_dir).signals)
     runs.update_manifest(run_dir, model={"trained_on": model.trained_on or run_date})
     runs.publish(run_dir, runs_root=runs_root)
     return run_dir

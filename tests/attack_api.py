@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))   # api_fixtures, when 
 from api_fixtures import ADMIN_KEY, KEY, OTHER_KEY, ServeProcess, publish_run, some_card  # noqa: E402
 
 from pokewatch.api.settings import ServerLimits  # noqa: E402
+from pokewatch.run.folder import RunFolder
 
 Outcome = tuple[str, int, int]
 DEFAULT_LIMITS = ServerLimits()
@@ -301,9 +302,9 @@ def attack_garbage_newest_model(quick: bool = False) -> Outcome:
         root = Path(folder) / "runs"
         publish_run(root, "2026-11-28")
         newest = publish_run(root, "2026-11-29")
-        good = (newest / "model.joblib").read_bytes()
+        good = RunFolder(newest).model.read_bytes()
         kinds = list(GARBAGE.items())
-        kinds[0][1](newest / "model.joblib")
+        kinds[0][1](RunFolder(newest).model)
         card = some_card()["card_id"]
 
         def served_old(http: httpx.Client) -> bool:
@@ -318,7 +319,7 @@ def attack_garbage_newest_model(quick: bool = False) -> Outcome:
                 httpx.Client(base_url=server.url, timeout=10) as http:
             trials, held = 1, int(served_old(http))   # start-up with a garbage newest model
             for _, damage in kinds:
-                model = newest / "model.joblib"
+                model = RunFolder(newest).model
                 if model.is_dir():
                     model.rmdir()
                 model.write_bytes(good)

@@ -7,6 +7,7 @@ from redis_server import free_port
 
 from pokewatch.api import notify
 from pokewatch.api.app import create_app
+from pokewatch.run.folder import RunFolder
 
 
 @pytest.fixture
@@ -56,7 +57,7 @@ def test_reload_with_a_reader_key_fails_and_says_an_admin_key_is_needed(monkeypa
 
 
 def test_reload_and_health_fail_when_the_newest_run_cannot_be_served(monkeypatch, capsys, server, runs_root):
-    (publish_run(runs_root, "2026-11-29") / "model.joblib").write_bytes(b"garbage")
+    RunFolder(publish_run(runs_root, "2026-11-29")).model.write_bytes(b"garbage")
     status, line = run(monkeypatch, capsys, "reload", server.url, ADMIN_KEY)
     assert status == 1
     assert "newest run 2026-11-29 cannot be served" in line and "serving run 2026-11-28 instead" in line

@@ -10,6 +10,7 @@ import pytest
 from api_fixtures import ADMIN_KEY, KEY, LiveServer, demo_model, make_client, publish_run, settings, some_card
 
 from pokewatch.api.app import create_app
+from pokewatch.run.folder import RunFolder
 
 AUTH = {"X-API-Key": KEY}
 ADMIN = {"X-API-Key": ADMIN_KEY}
@@ -46,7 +47,7 @@ def test_reload_without_any_run_is_503(tmp_path):
 
 
 def break_model(run_dir, garbage: bytes = b"not a pickle") -> None:
-    (run_dir / "model.joblib").write_bytes(garbage)
+    RunFolder(run_dir).model.write_bytes(garbage)
 
 
 def test_a_garbage_newest_model_is_skipped_on_reload_and_health_says_so(runs_root):
@@ -89,7 +90,7 @@ def test_the_fallback_skips_every_unreadable_run_newest_first(tmp_path, garbage)
 def test_a_model_of_the_wrong_type_counts_as_unreadable(runs_root):
     import joblib
 
-    joblib.dump({"not": "a model"}, publish_run(runs_root, NEXT_DAY) / "model.joblib")
+    joblib.dump({"not": "a model"}, RunFolder(publish_run(runs_root, NEXT_DAY)).model)
     with make_client(create_app(unlimited(runs_root))) as client:
         health = client.get("/health").json()
         assert health["run_date"] == "2026-11-28"
@@ -126,7 +127,7 @@ def test_a_repaired_newest_run_is_served_after_reload(runs_root):
         assert client.post("/reload", headers=ADMIN).json()["newest_run_unreadable"] is not None
         import joblib
 
-        joblib.dump(demo_model(NEXT_DAY), broken / "model.joblib")
+        joblib.dump(demo_model(NEXT_DAY), RunFolder(broken).model)
         answer = client.post("/reload", headers=ADMIN).json()
         assert answer["run_date"] == NEXT_DAY and answer["newest_run_unreadable"] is None
         assert client.get("/health").json()["status"] == "ok"

@@ -6,6 +6,7 @@ from pokewatch.errors import ParameterError, UnknownCardError, UnknownDateError
 from pokewatch.core.model import FairValueModel
 from pokewatch.core.rules import Filters, Rule
 from pokewatch.core.signals import compute_signals
+from pokewatch.run.folder import RunFolder
 from tests.conftest import series
 
 
@@ -69,8 +70,8 @@ def test_repeated_predictions_hit_the_in_process_cache(model):
 
 
 def test_saved_model_predicts_the_same_after_loading(model, tmp_path):
-    joblib.dump(model, tmp_path / "model.joblib")
-    loaded = joblib.load(tmp_path / "model.joblib")
+    joblib.dump(model, RunFolder(tmp_path).model)
+    loaded = joblib.load(RunFolder(tmp_path).model)
     assert loaded.predict("sv3pt5-199") == model.predict("sv3pt5-199")
     assert loaded.cache_stats()["hits"] == 0
 

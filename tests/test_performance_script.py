@@ -12,6 +12,7 @@ from pokewatch.run import runs
 from pokewatch.data.demo_market import demo_prices
 from pokewatch.core.model import FairValueModel
 from pokewatch.core.rules import Rule
+from pokewatch.run.folder import RunFolder
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "test_performance.py"
@@ -37,7 +38,7 @@ def model():
 @pytest.fixture
 def published(model, isolated_dirs):
     attempt = runs.start_run("2026-11-27")
-    joblib.dump(model, attempt / "model.joblib")
+    joblib.dump(model, RunFolder(attempt).model)
     runs.update_manifest(attempt, model={"trained_on": "2026-11-27"})
     runs.publish(attempt)
     return attempt

@@ -32,6 +32,7 @@ import pandas as pd
 
 from pokewatch.analysis import candidates
 from pokewatch.run import runs
+from pokewatch.run.folder import RunFolder
 from pokewatch.errors import RunError
 from pokewatch.core.model import FairValueModel
 
@@ -165,22 +166,22 @@ class LoadedRun:
 
     @classmethod
     def from_folder(cls, run_dir: Path) -> LoadedRun:
-        """Load ``model.joblib`` and the manifest of one good run folder.
+        """Load the model and the manifest of one good run folder.
 
         Raises:
             RunError: the folder has no model, or the model cannot be read.
         """
         run_dir = Path(run_dir)
-        model_path = run_dir / "model.joblib"
+        model_path = RunFolder(run_dir).model
         if not model_path.exists():
-            raise RunError(f"run {run_dir.name} has no model.joblib; re-run the pipeline for that date")
+            raise RunError(f"run {run_dir.name} has no {model_path.name}; re-run the pipeline for that date")
         try:
             model = joblib.load(model_path)
         except Exception as exc:
-            raise RunError(f"model.joblib of run {run_dir.name} cannot be read "
+            raise RunError(f"{model_path.name} of run {run_dir.name} cannot be read "
                            f"({exc.__class__.__name__}); re-run the pipeline for that date") from exc
         if not isinstance(model, FairValueModel) or model.series is None:
-            raise RunError(f"model.joblib of run {run_dir.name} is not a fitted FairValueModel")
+            raise RunError(f"{model_path.name} of run {run_dir.name} is not a fitted FairValueModel")
         try:
             manifest = runs.read_manifest(run_dir)
         except (RunError, ValueError):

@@ -34,6 +34,7 @@ import pandas as pd
 from pokewatch import atomic, config
 from pokewatch.run import runs
 from pokewatch.run.caching import CachedResult
+from pokewatch.run.folder import INTERACTIVE, RunFolder
 from pokewatch.errors import RunError
 from pokewatch.core.model import FairValueModel
 
@@ -160,12 +161,11 @@ class RunContext:
         configure_logging()
         checked = parameters.validate(notebook, values, bases=(Path.cwd(), config.PROJECT_ROOT))
         resolved = checked.run_date
-        folder = Path(checked.run_dir) if checked.run_dir else config.runs_dir() / "interactive" / resolved
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "plots").mkdir(exist_ok=True)
-        if not (folder / runs.MANIFEST).exists():
-            atomic.write_json(folder / runs.MANIFEST, {"run_date": resolved, "status": "interactive",
-                                                       "git_commit": runs.git_commit(), "steps": {}})
+        folder = Path(checked.run_dir) if checked.run_dir else config.runs_dir() / INTERACTIVE / resolved
+        RunFolder(folder).plots.mkdir(parents=True, exist_ok=True)
+        if not RunFolder(folder).manifest.exists():
+            runs.update_manifest(folder, run_date=resolved, status="interactive", git_commit=runs.git_commit(),
+                                 steps={})
         runs.update_manifest(folder, parameters={notebook: checked.recorded()})
         logger.info("%s notebook for %s writing to %s", notebook, resolved, folder)
         return cls(notebook, resolved, folder, checked)
@@ -180,8 +180,10 @@ class RunContext:
     def days_before(self, days: int) -> pd.Timestamp:
         return self.date - pd.Timedelta(days=int(days))
 
-    def path(self, name: str) -> Path:
-        return self.dir / name
+    @property
+    def folder(self) -> RunFolder:
+        """The run's files by what they hold (``ctx.folder.signals``): no notebook spells a file name."""
+        return RunFolder(self.dir)
 
     @contextmanager
     def step(self, name: str):
@@ -196,7 +198,7 @@ class RunContext:
 
     # -- model -----------------------------------------------------------------
     def save_model(self, model: FairValueModel, origin: str) -> Path:
-        path = atomic.dump_joblib(self.path("model.joblib"), model)
+        path = atomic.dump_joblib(self.folder.model, model)
         runs.update_manifest(self.dir, model={
             "trained_on": model.trained_on, "method": model.method, "window": model.window,
             "fitted_through": model.fitted_through, "origin": origin,
@@ -209,7 +211,7 @@ class RunContext:
 
         Returns ``(None, reason)`` when there is none yet.
         """
-        own = self.path("model.joblib")
+        own = self.folder.model
         if own.exists():
             return joblib.load(own), f"trained in this run ({self.dir.name})"
         found = runs.find_model(self.run_date, source=getattr(self.parameters, "source", None))
@@ -219,14 +221,19 @@ class RunContext:
         return model, f"trained on {model.trained_on} (run {found.parent.name})"
 
     # -- outputs -----------------------------------------------------------------
-    def write_csv(self, name: str, frame: pd.DataFrame) -> Path:
-        return atomic.write_csv(self.path(name), frame)
+    def write_csv(self, path: Path, frame: pd.DataFrame) -> Path:
+        """Write ``frame`` to ``path``, a file of :attr:`folder`, atomically."""
+        return atomic.write_csv(self._own(path), frame)
 
-    def write_json(self, name: str, obj) -> Path:
-        return atomic.write_json(self.path(name), _jsonable(obj))
+    def write_json(self, path: Path, obj) -> Path:
+        """Write ``obj`` (numpy scalars, timestamps and NaN made JSON-safe) to ``path``, a file of :attr:`folder`."""
+        return atomic.write_json(self._own(path), _jsonable(obj))
 
-    def plot_path(self, name: str) -> Path:
-        return self.dir / "plots" / name
+    def _own(self, path: Path) -> Path:
+        if Path(path).parent != self.dir:
+            raise RunError(f"{path} is not a file of this run's folder {self.dir}; "
+                           "name it through ctx.folder (for example ctx.folder.signals)")
+        return Path(path)
 
 
 def _jsonable(obj):
