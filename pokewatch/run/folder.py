@@ -3,14 +3,14 @@
 A run folder (an attempt ``runs/attempts/<date>T<time>-<pid>/``, published as
 ``runs/<date>``; or ``runs/interactive/<date>/`` in JupyterLab) is the immutable
 record of one trading day. The pipeline, the notebooks, the CLI, the API and the
-report all read and write it, so if each spelled ``"signals.csv"`` itself, renaming
+report all read and write it, so if each spelled a file name itself, renaming
 a file (or finding who reads it) would mean a search through the whole project.
 Instead they ask a :class:`RunFolder` for the path::
 
     folder = RunFolder(run_dir)
     folder.signals            # <run_dir>/signals.csv
     folder.notebook("train")  # <run_dir>/train.ipynb
-    RunFolder.signals.name    # "signals.csv", for messages and relative links
+    RunFolder.signals.name    # its bare name, for messages and relative links
 
 The names of the runs root's own entries (``attempts/``, ``latest``, ``index.html``)
 are here too. This module imports nothing but :mod:`pathlib`, so the pipeline's
