@@ -421,16 +421,18 @@ def attack_formula_injection(quick: bool) -> Outcome:
     if story.run.returncode != 0:
         out.trial(False, "; ".join(story.problems))
         return out
-    run = (story.home.runs / "latest").resolve()
-    for name in ("signals.csv", "track_record.csv", "portfolio.csv", "portfolio_value.csv", "portfolio_rejected.csv",
-                 "rejected_rows.csv"):
-        path = run / name
+    from pokewatch.run.folder import LATEST, RunFolder
+
+    run = RunFolder((story.home.runs / LATEST).resolve())
+    for path in (run.signals, run.track_record, run.portfolio, run.portfolio_value, run.portfolio_rejected,
+                 run.rejected_rows):
+        name = path.name
         if not path.exists():
             out.trial(False, f"{name} was not written")
             continue
         unsafe = _unsafe_cells(path)
         out.trial(not unsafe, f"{name}: {len(unsafe)} live formula cell(s), e.g. {unsafe[:3]}")
-    text = (run / "signals.csv").read_text(encoding="utf-8")
+    text = run.signals.read_text(encoding="utf-8")
     out.trial("'=cmd|" in text and "'@SUM(1+1)" in text, "signals.csv does not carry the hostile names, prefixed "
               "(the attack did not reach it)")
     shown, _ = pokewatch_cli("signals", "--signal", "HOLD", "--signal", "BUY", "--signal", "SELL", "--csv", "--limit",
@@ -447,12 +449,13 @@ def attack_crash_bookkeeping(quick: bool) -> Outcome:
     """A killed attempt is marked abandoned, stale .tmp files go, plan files never leak, --wait-lock is checked,
     and the failure handler records a truncated notebook."""
     from pokewatch.run import runs
+    from pokewatch.run.folder import ATTEMPTS, RunFolder
 
     out = Outcome("crash bookkeeping: killed attempt, stale .tmp, plan file, --wait-lock, truncated notebook")
     story = PipelineStory.get()
     home = story.home
     for attempt in story.killed:
-        manifest = json.loads((home.runs / "attempts" / attempt / "manifest.json").read_text())
+        manifest = runs.read_manifest(home.runs / ATTEMPTS / attempt)
         out.trial(manifest.get("status") == "abandoned" and bool(manifest.get("abandoned_at"))
                   and f"marked {attempt} abandoned" in story.run.stderr,
                   f"killed attempt {attempt} is {manifest.get('status')!r} after the next run")
@@ -473,14 +476,14 @@ def attack_crash_bookkeeping(quick: bool) -> Outcome:
     # a disk that filled up mid-write leaves a truncated notebook: the failure handler must still record the failure
     scratch = Scratch.folder("truncated")
     attempt = runs.start_run(DAY, {}, scratch / "runs")
-    notebook = attempt / "collect.ipynb"
+    notebook = RunFolder(attempt).notebook("collect")
     notebook.write_text(json.dumps({"cells": [{"outputs": [{"output_type": "stream", "text": "x" * 500}]}]})[:300])
-    log = attempt / "logs" / "collect.log"
+    log = RunFolder(attempt).log("collect")
     log.write_text("OSError: [Errno 28] No space left on device\n")
     result, _ = run_cli([sys.executable, "-m", "pokewatch.run.helpers", "fail", "--attempt", str(attempt), "--step",
                          "collect", "--notebook", str(notebook), "--log", str(log), "--message", "exit status 1",
                          "--no-index"], extra_env={"POKEWATCH_RUNS_DIR": str(scratch / "runs")})
-    manifest = json.loads((attempt / "manifest.json").read_text())
+    manifest = runs.read_manifest(attempt)
     out.trial(result.returncode == 0 and manifest.get("status") == "failed"
               and "No space left" in json.dumps(manifest.get("failure")),
               f"failure handler on a truncated notebook: exit {result.returncode}, status {manifest.get('status')}: "

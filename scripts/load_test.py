@@ -216,6 +216,7 @@ def build_demo_run(runs_root: Path, n_series: int) -> str:
     """Publish a demo run (model fitted on the demo market) into ``runs_root``; returns its date."""
     from pokewatch import atomic
     from pokewatch.run import model_file, runs
+    from pokewatch.run.folder import RunFolder
     from pokewatch.data.demo_market import demo_prices
     from pokewatch.core.model import FairValueModel
 
@@ -224,7 +225,7 @@ def build_demo_run(runs_root: Path, n_series: int) -> str:
     model.trained_on = run_date
     run_dir = runs.start_run(run_date, {"source": "demo", "load_test": True}, runs_root=runs_root)
     model_file.write(model_file.path_in(run_dir), model)
-    atomic.write_csv(run_dir / "signals.csv", model.predict_all())
+    atomic.write_csv(RunFolder(run_dir).signals, model.predict_all())
     runs.update_manifest(run_dir, model={"trained_on": run_date})
     runs.publish(run_dir, runs_root=runs_root)
     return run_date

@@ -41,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 from pokewatch import config  # noqa: E402
 from pokewatch.analysis import report  # noqa: E402
+from pokewatch.run.folder import INDEX, RunFolder  # noqa: E402
 
 WIDTHS = (1366, 390)
 #: The flags the environment's Chromium probe used; each session gets a fresh --user-data-dir.
@@ -164,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     root = Path(args.runs_dir).expanduser().resolve() if args.runs_dir else config.runs_dir()
     out = Path(args.out).expanduser().resolve() if args.out else root / "screenshots"
-    pages = [(root / args.run / report.REPORT, f"report-{args.run}"), (root / report.INDEX, "index")]
+    pages = [(RunFolder(root / args.run).report, f"report-{args.run}"), (root / INDEX, "index")]
     missing = [str(p) for p, _ in pages if not p.exists()]
     if missing:
         print(f"missing: {', '.join(missing)}; run 'make pipeline' first", file=sys.stderr)

@@ -25,6 +25,7 @@ from pokewatch.data.demo_market import demo_prices
 from pokewatch.core.model import FairValueModel
 from pokewatch.core.rules import Rule
 from pokewatch.core.signals import compute_signals
+from pokewatch.run.folder import RunFolder
 
 N_SERIES = 60
 HISTORY_START = "2026-07-01"
@@ -120,22 +121,22 @@ def make_run(runs_root: Path, run_date: str = "2026-11-28", *, publish: bool = T
     attempt = runs.start_run(run_date, {"collect": {"source": "demo"}, "evaluate": {"buy_threshold": 0.1}},
                              runs_root=runs_root)
     model_file.write(model_file.path_in(attempt), model)
-    atomic.write_csv(attempt / "signals.csv", today.sort_values("deviation"))
+    atomic.write_csv(RunFolder(attempt).signals, today.sort_values("deviation"))
     metrics = _clean({"run_date": run_date, "model": model.params, "kpis": kpis, "track_record": track})
-    atomic.write_json(attempt / "metrics.json", metrics)
-    atomic.write_json(attempt / "quality.json", {"completeness": 1.0, "validation": {"rows_rejected": 0}})
+    atomic.write_json(RunFolder(attempt).metrics, metrics)
+    atomic.write_json(RunFolder(attempt).quality, {"completeness": 1.0, "validation": {"rows_rejected": 0}})
     counts = today["signal"].value_counts()
     runs.record_step(attempt, "evaluate", 1.5, {"signals": False}, cards=len(today),
                      **{s.lower(): int(counts.get(s, 0)) for s in ("BUY", "HOLD", "SELL")})
     runs.update_manifest(attempt, model={"trained_on": run_date, "method": model.method, "window": model.window})
     if holdings is not None:
         book = portfolio.build(portfolio.parse_holdings(holdings), history, today, run_date,
-                               path=Path("portfolio.csv"))
+                               path=Path(portfolio.OWN))
         portfolio.write_outputs(book, attempt)
     if notebook:
         quality = {"completeness": 1.0, "validation": {"rows_rejected": 0}}
         printed = summary.plain_summary(metrics, today, quality) + "\n" + NEWS
-        nbformat.write(executed_notebook(printed=printed), str(attempt / "evaluate.ipynb"))
+        nbformat.write(executed_notebook(printed=printed), str(RunFolder(attempt).notebook("evaluate")))
     if publish:
         runs.publish(attempt, runs_root)
     return attempt
@@ -144,7 +145,7 @@ def make_run(runs_root: Path, run_date: str = "2026-11-28", *, publish: bool = T
 def failed_run(runs_root: Path, run_date: str, step: str = "evaluate") -> Path:
     """An attempt that failed at ``step``, its executed notebook kept."""
     attempt = runs.start_run(run_date, runs_root=runs_root)
-    nbformat.write(executed_notebook(), str(attempt / f"{step}.ipynb"))
+    nbformat.write(executed_notebook(), str(RunFolder(attempt).notebook(step)))
     runs.fail(attempt, step, "exit status 1", "cell 3 (In [2]): ValueError: boom")
     return attempt
 
@@ -157,4 +158,4 @@ def held_cards(n: int = 3, run_date: str = "2026-11-28") -> pd.DataFrame:
 
 
 def manifest(folder: Path) -> dict:
-    return json.loads((Path(folder) / "manifest.json").read_text())
+    return json.loads(RunFolder(folder).manifest.read_text())

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Self
 
 from pokewatch.run import model_file, runs
+from pokewatch.run.folder import RunFolder
 from pokewatch.api.connection_guard import uvicorn_options
 from pokewatch.api.settings import ApiSettings, ServerLimits
 from pokewatch.data.demo_market import demo_prices
@@ -37,7 +38,7 @@ def publish_run(runs_root: Path, run_date: str = RUN_DATE, model: FairValueModel
     model = model or demo_model()
     run_dir = runs.start_run(run_date, {}, runs_root=runs_root)
     model_file.write(model_file.path_in(run_dir), model)
-    model.predict_all().to_csv(run_dir / "signals.csv")
+    model.predict_all().to_csv(RunFolder(run_dir).signals)
     runs.update_manifest(run_dir, model={"trained_on": model.trained_on or run_date})
     runs.publish(run_dir, runs_root=runs_root)
     return run_dir

@@ -13,6 +13,7 @@ import pytest
 
 from pokewatch.analysis import alerts
 from pokewatch.run import helpers
+from pokewatch.run.folder import RunFolder
 from tests.analyst_fixtures import held_cards, make_run, manifest
 
 SECRET = "/services/T000/B000/s3cr3t-t0k3n"
@@ -100,7 +101,7 @@ def test_the_message_has_the_top_flags_portfolio_movers_and_trust():
     assert lines[3].startswith("BUY  Alpha (a-1, Holofoil) $8.00, fair $10.00 (-20%)")
     assert lines[5].startswith("SELL  Gamma")
     assert "Portfolio: $120.00, P&L +$20.00 (+20.0%), -$3.00 since yesterday" in text
-    assert "Movers: Gamma (c-3) -$3.00" in text and lines[-1].endswith("report.html")
+    assert "Movers: Gamma (c-3) -$3.00" in text and lines[-1].endswith(RunFolder.report.name)
     assert lines[1] == ("Of 40 SELL flags from 2026-11-01 to 2026-11-21, 45% were followed by a fall of 5% or more "
                         "7 days later and 10% by a rise of as much.")
     assert lines[2] == "BUY flags are switched off: no edge in training."
@@ -199,7 +200,7 @@ def test_the_webhook_secret_never_reaches_logs_manifest_or_output(isolated_dirs,
         assert helpers.main(["finish", "--attempt", str(attempt)]) == 0, "the run finishes despite the alert"
     out = capsys.readouterr()
     assert "alert to http://127.0.0.1" in out.out and "FAILED after 2 attempt(s)" in out.out
-    recorded = (attempt / "manifest.json").read_text()
+    recorded = RunFolder(attempt).manifest.read_text()
     for text in (caplog.text, out.out, out.err, recorded):
         assert "s3cr3t" not in text and "/services/" not in text
     assert manifest(attempt)["status"] == "success" and manifest(attempt)["alert"]["attempts"] == 2

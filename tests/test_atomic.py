@@ -7,6 +7,7 @@ import pytest
 
 from pokewatch import atomic
 from pokewatch.analysis import explore
+from pokewatch.run.folder import RunFolder
 
 HOSTILE = ["=cmd|' /C calc'!A0", "+SUM(1+1)", "@SUM(A1:A9)", "-2+3", "\tTab", "\rReturn"]
 
@@ -50,8 +51,8 @@ def test_signals_read_back_keep_the_prefix_and_their_numbers(tmp_path):
         "market_price": [245.1, 3.5], "fair_value": [250.0, 3.0], "deviation": [-0.0196, 0.1667],
         "signal": ["HOLD", "SELL"]})
 
-    atomic.write_csv(tmp_path / "signals.csv", signals)
-    back = explore.read_signals(tmp_path / "signals.csv")
+    atomic.write_csv(RunFolder(tmp_path).signals, signals)
+    back = explore.read_signals(RunFolder(tmp_path).signals)
 
     assert back["name"].tolist() == ["'=cmd|' /C calc'!A0", "Charizard ex"]  # the documented, expected form
     assert back["deviation"].tolist() == [-0.0196, 0.1667]

@@ -19,6 +19,7 @@ from pokewatch.core import kernels, rules
 from pokewatch.data.demo_market import demo_prices
 from pokewatch.core.rules import Rule
 from pokewatch.data.store import PriceStore
+from pokewatch.run.folder import RunFolder
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -97,8 +98,8 @@ def test_the_breakdown_of_a_run_accounts_for_its_wall_time(tmp_path):
     assert [p.get("helper") or p.get("notebook") for p in processes] == [
         "plan", "start", "collect", "should-train", "evaluate", "finish"]
     collect, evaluate = processes[2], processes[4]
-    _notebook(tmp_path / "collect.ipynb", collect["started"], [(2.0, 2.1), (2.1, 4.5)])
-    _notebook(tmp_path / "evaluate.ipynb", evaluate["started"], [(1.5, 1.6), (1.6, 3.8)])
+    _notebook(RunFolder(tmp_path).notebook("collect"), collect["started"], [(2.0, 2.1), (2.1, 4.5)])
+    _notebook(RunFolder(tmp_path).notebook("evaluate"), evaluate["started"], [(1.5, 1.6), (1.6, 3.8)])
     run = pipeline_cases.Run(["--date", "2026-11-27"], 18.0, 0, processes=processes,
                              renders=[{"command": ["finish"], "render_seconds": 1.25}])
     run.notebooks = {p["notebook"]: pipeline_cases._notebook_times(Path(p["output"]), p) for p in processes

@@ -11,6 +11,7 @@ from pokewatch.analysis import alerts, explore, summary
 from pokewatch.api.app import create_app
 from pokewatch.analysis.candidates import rank_flags, top_candidates
 from pokewatch.cli import main as cli
+from pokewatch.run.folder import RunFolder
 from tests.analyst_fixtures import demo_history, make_run
 
 
@@ -72,7 +73,7 @@ def twinned_history() -> pd.DataFrame:
 
 def test_alert_cli_api_and_evaluate_list_the_same_flags_in_the_same_order(isolated_dirs, capsys):
     run = make_run(isolated_dirs["runs"], history=twinned_history())
-    today = explore.read_signals(run / "signals.csv")
+    today = explore.read_signals(RunFolder(run).signals)
     assert (today["signal"] == "BUY").sum() >= 4 and (today["signal"] == "SELL").sum() >= 4, "a run with flags"
     assert today["deviation"].duplicated().sum() >= 4, "and ties to break"
 

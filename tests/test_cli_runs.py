@@ -21,6 +21,7 @@ from pokewatch.cli import terminal
 from pokewatch.analysis import report
 from pokewatch.data.demo_market import demo_catalogue
 from pokewatch.cli import main as cli
+from pokewatch.run.folder import INDEX, RunFolder
 from tests.analyst_fixtures import failed_run, make_run
 from tests.conftest import REPO
 
@@ -73,7 +74,7 @@ def test_runs_json_gives_every_attempt_with_source_and_null_for_missing_figures(
     attempts = json.loads(out)["attempts"]
     assert status == 0 and [a["run_date"] for a in attempts] == ["2026-11-28", "2026-11-27", "2026-11-26"]
     good, failed = attempts[1], attempts[0]
-    assert good["source"] == "demo" and good["cards"] == len(pd.read_csv(history / "2026-11-27" / "signals.csv"))
+    assert good["source"] == "demo" and good["cards"] == len(pd.read_csv(RunFolder(history / "2026-11-27").signals))
     assert isinstance(good["buy_lift"], float) and failed["buy_lift"] is None and failed["failed_step"] == "evaluate"
     assert "NaN" not in out
 
@@ -87,7 +88,8 @@ def test_runs_show_gives_the_details_of_a_good_and_of_a_failed_run(history, caps
     assert "BUY precision" in out
     status, out, _ = run_cli(capsys, "runs", "show", "2026-11-28")
     assert status == 0 and "FAILED at  step evaluate: cell 3 (In [2]): ValueError: boom" in out
-    assert "evaluate.ipynb" in out
+    folder = next(line.split(None, 1)[1] for line in out.splitlines() if line.strip().startswith("folder"))
+    assert f"notebook   {RunFolder(folder).notebook('evaluate')}" in out
     status, out, _ = run_cli(capsys, "runs", "show", "latest", "--json")
     shown = json.loads(out)
     assert shown["attempt"]["run_date"] == "2026-11-27" and shown["kpis"]["buy_lift"] > 0 and shown["summary"]
@@ -112,7 +114,7 @@ def test_a_malformed_date_names_the_option_the_user_typed(history, capsys, argv,
 
 
 def test_signals_lists_flags_strongest_first_with_money_and_percentages(history, capsys):
-    today = pd.read_csv(history / "2026-11-27" / "signals.csv")
+    today = pd.read_csv(RunFolder(history / "2026-11-27").signals)
     status, out, _ = run_cli(capsys, "signals", "--signal", "HOLD", "--limit", "3")
     assert status == 0 and out.startswith("published demo run of 2026-11-27")
     assert f"{len(today):,} cards tracked" in out
@@ -131,7 +133,7 @@ def test_signals_lists_flags_strongest_first_with_money_and_percentages(history,
 def test_signals_csv_keeps_a_name_with_a_carriage_return_in_its_row_and_runs_no_formula(history, capsys):
     from pokewatch import atomic
 
-    path = history / "2026-11-27" / "signals.csv"
+    path = RunFolder(history / "2026-11-27").signals
     today = pd.read_csv(path)
     today["name"] = "\r=1+1"  # written as '\r=1+1 by the run; a bare CR on stdout would start a row "=1+1"
     atomic.write_csv(path, today)
@@ -146,7 +148,7 @@ def test_signals_csv_keeps_a_name_with_a_carriage_return_in_its_row_and_runs_no_
 
 
 def test_signals_json_has_every_column_of_each_row_and_the_counts(history, capsys):
-    today = pd.read_csv(history / "2026-11-27" / "signals.csv")
+    today = pd.read_csv(RunFolder(history / "2026-11-27").signals)
     status, out, _ = run_cli(capsys, "signals", "--json", "--limit", "0", "--signal", "HOLD", "--signal", "BUY")
     shown = json.loads(out)
     assert status == 0 and shown["cards_tracked"] == len(today) and shown["source"] == "demo"
@@ -157,7 +159,7 @@ def test_signals_json_has_every_column_of_each_row_and_the_counts(history, capsy
 
 
 def test_card_prints_a_history_table_and_writes_a_png(history, capsys, tmp_path):
-    today = pd.read_csv(history / "2026-11-27" / "signals.csv")
+    today = pd.read_csv(RunFolder(history / "2026-11-27").signals)
     name = today.loc[today["market_price"].idxmax(), "name"]
     status, out, _ = run_cli(capsys, "card", *name.lower().split(), "--days", "5", "--date", "2026-11-27")
     assert status == 0 and f"{name} (" in out and "matched by name" in out
@@ -173,7 +175,7 @@ def test_card_prints_a_history_table_and_writes_a_png(history, capsys, tmp_path)
 
 
 def test_card_json_gives_the_match_and_its_history_and_writes_no_plot_unless_asked(history, capsys, tmp_path):
-    today = pd.read_csv(history / "2026-11-27" / "signals.csv")
+    today = pd.read_csv(RunFolder(history / "2026-11-27").signals)
     row = today.loc[today["market_price"].idxmax()]
     status, out, _ = run_cli(capsys, "card", row["card_id"], "--variant", row["variant"], "--json", "--days", "3")
     shown = json.loads(out)
@@ -186,7 +188,7 @@ def test_card_json_gives_the_match_and_its_history_and_writes_no_plot_unless_ask
 
 def test_every_command_counts_cards_tracked_as_series(history, capsys):
     """One definition: a card in one printing and one currency, as many as signals.csv has rows."""
-    today = pd.read_csv(history / "2026-11-27" / "signals.csv")
+    today = pd.read_csv(RunFolder(history / "2026-11-27").signals)
     series = len(today.drop_duplicates(["card_id", "variant", "currency"]))
     assert series == len(today) and series > today["card_id"].nunique(), "the fixture must tell the two apart"
     _, out, _ = run_cli(capsys, "runs", "--json")
@@ -198,7 +200,7 @@ def test_every_command_counts_cards_tracked_as_series(history, capsys):
 
 
 def test_an_unknown_card_lists_close_matches(history, capsys):
-    today = pd.read_csv(history / "2026-11-27" / "signals.csv")
+    today = pd.read_csv(RunFolder(history / "2026-11-27").signals)
     name = today["name"].iloc[0]
     status, _, err = run_cli(capsys, "card", name[:-1] + "qqq")
     assert status == 2 and "no card matches" in err and "close matches" in err
@@ -274,19 +276,19 @@ def test_after_the_real_pipeline_an_analyst_has_a_report_an_index_a_portfolio_an
                           check=False, capture_output=True, text=True, timeout=300, env=env, cwd=REPO)
     assert done.returncode == 0, done.stderr[-3000:]
     run = tmp_path / "runs" / "2026-11-28"
-    page = (run / "report.html").read_text()
+    page = RunFolder(run).report.read_text()
     assert "data:image/png;base64," in page and "Portfolio (my_cards.csv)" in page
     assert "<script src" not in page
-    index = (tmp_path / "runs" / "index.html").read_text()
+    index = (tmp_path / "runs" / INDEX).read_text()
     assert 'href="2026-11-28/report.html"' in index
     assert report.page_problems(page) == [] and report.page_problems(index) == [], "no <NA>, nan or index column"
-    value = pd.read_csv(run / "portfolio_value.csv")
+    value = pd.read_csv(RunFolder(run).portfolio_value)
     assert len(value) > 30 and value["value"].gt(0).all()
-    lots = pd.read_csv(run / "portfolio.csv")
+    lots = pd.read_csv(RunFolder(run).portfolio)
     assert len(lots) == 4 and lots["pnl"].notna().all() and lots["signal"].isin(["BUY", "HOLD", "SELL"]).all()
-    assert pd.read_csv(run / "portfolio_rejected.csv")["reason"].tolist() == ["unknown_card"]
-    assert (run / "plots" / "portfolio_value.png").exists()
-    assert json.loads((run / "manifest.json").read_text())["report"]["status"] == "rendered"
+    assert pd.read_csv(RunFolder(run).portfolio_rejected)["reason"].tolist() == ["unknown_card"]
+    assert RunFolder(run).plot("portfolio_value").exists()
+    assert json.loads(RunFolder(run).manifest.read_text())["report"]["status"] == "rendered"
     shown = subprocess.run([sys.executable, "-m", "pokewatch", "runs", "show", "latest"],
                            check=False, capture_output=True, text=True, timeout=120, env=env)
     assert shown.returncode == 0 and "Run 2026-11-28: published" in shown.stdout and "Portfolio" in shown.stdout

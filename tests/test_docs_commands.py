@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from tests import docs_commands as docs
+from pokewatch.run.folder import LATEST, RunFolder
 from tests.conftest import REPO
 from tests.project_snapshot import snapshot, venv_problem
 from tests.sources_server import RecordedServer, Reply, fixture, tcgcsv_routes
@@ -334,8 +335,9 @@ def test_the_readme_cron_line_runs_under_env_i_from_the_root(cron_run):
     assert result.returncode == 0, result.stdout + result.stderr + log[-4000:]
     assert result.stdout == result.stderr == "", "everything goes to logs/pipeline.log"
     assert re.search(r"run \d{4}-\d\d-\d\d succeeded", log)
-    assert (clone / "runs" / "latest" / "manifest.json").is_file()
-    assert json.loads((clone / "runs" / "latest" / "manifest.json").read_text())["status"] == "success"
+    latest = RunFolder(clone / "runs" / LATEST)
+    assert latest.manifest.is_file()
+    assert json.loads(latest.manifest.read_text())["status"] == "success"
     tail = subprocess.run(["tail", "-n", "20", "logs/pipeline.log"], cwd=clone, capture_output=True, text=True)
     assert tail.returncode == 0 and "succeeded" in tail.stdout  # automation guide, section 10
     status = subprocess.run(["git", "status", "--porcelain"], cwd=clone, capture_output=True, text=True).stdout

@@ -1,14 +1,10 @@
 """The pandas-free reader of the runs folder agrees with pokewatch.run.runs and explore.run_history."""
 from __future__ import annotations
 
-from pokewatch.analysis import explore, history
+from pokewatch.analysis import history
 from pokewatch.run import runs
+from pokewatch.run.folder import ATTEMPTS, RunFolder
 from tests.analyst_fixtures import failed_run, make_run
-
-
-def test_the_folder_layout_names_match_pokewatch_runs():
-    assert (history.MANIFEST, history.ATTEMPTS) == (runs.MANIFEST, runs.ATTEMPTS)
-    assert history.INTERACTIVE == explore.INTERACTIVE
 
 
 def test_attempts_are_the_ones_pokewatch_runs_lists(isolated_dirs):
@@ -26,7 +22,7 @@ def test_attempts_are_the_ones_pokewatch_runs_lists(isolated_dirs):
 def test_a_broken_manifest_is_skipped_not_fatal(isolated_dirs):
     root = isolated_dirs["runs"]
     good = make_run(root, "2026-11-27")
-    broken = root / "attempts" / "2026-11-28T000000-1"
+    broken = root / ATTEMPTS / "2026-11-28T000000-1"
     broken.mkdir(parents=True)
-    (broken / "manifest.json").write_text("{not json")
+    RunFolder(broken).manifest.write_text("{not json")
     assert [r["attempt"] for r in history.records(root)] == [good.name]

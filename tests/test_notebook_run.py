@@ -13,9 +13,19 @@ import pytest
 from pokewatch.core.model import FairValueModel
 from pokewatch.core.rules import Rule
 from pokewatch.run import context, model_file, runs
+from pokewatch.run import helpers
 from pokewatch.errors import ParameterError
 from pokewatch.run.context import RunContext
 from tests.conftest import REPO, series
+
+
+@pytest.fixture(autouse=True)
+def _restore_root_logging():
+    """Opening a context adds a handler to the root logger (once per kernel); take it off again so that
+    later tests' captured stdout holds only what they print."""
+    handlers = list(logging.getLogger().handlers)
+    yield
+    logging.getLogger().handlers[:] = handlers
 
 
 def notebook_namespace(**values) -> dict:
@@ -23,18 +33,35 @@ def notebook_namespace(**values) -> dict:
     return {"get_ipython": lambda: None, "__name__": "__main__", **values}
 
 
-def test_open_records_every_parameter_even_those_the_notebook_does_not_pass(tmp_path):
-    book = tmp_path / "book.csv"
-    book.write_text("card_id,variant,quantity,purchase_price\n")
-    namespace = notebook_namespace(run_date="2026-11-27", run_dir=str(tmp_path / "attempt"), source="demo",
-                                   eval_days=30, portfolio_file=str(book), workers=1, engine="loky")
-    # The evaluate notebook's call: it names eval_days and the rest, but not portfolio_file.
-    exec("ctx = RunContext.open('evaluate', run_date, run_dir, source=source, eval_days=eval_days, "
-         "workers=workers, engine=engine)", {**namespace, "RunContext": RunContext}, namespace)
-    recorded = runs.read_manifest(tmp_path / "attempt")["parameters"]["evaluate"]
-    assert recorded["portfolio_file"] == str(book)
-    assert recorded["eval_days"] == 30 and recorded["run_date"] == "2026-11-27"
+def opening_line(notebook: str) -> str:
+    """The line of ``notebooks/<notebook>.ipynb`` that opens its RunContext, as the notebook has it."""
+    nb = nbformat.read(REPO / "notebooks" / f"{notebook}.ipynb", as_version=4)
+    return next(line for cell in nb.cells if cell.cell_type == "code" for line in cell.source.splitlines()
+                if line.startswith("ctx = RunContext."))
+
+
+def test_a_param_of_the_pipeline_reaches_the_manifest_through_the_evaluate_notebooks_own_call(
+        isolated_dirs, monkeypatch):
+    """scripts/run_pipeline.sh --param portfolio_file=portfolio.example.csv, step by step: plan, start,
+    papermill's injection, then the evaluate notebook's line that opens its context."""
+    monkeypatch.chdir(REPO)  # where the pipeline is run from, so the relative path is the example file
+    plan = helpers.plan("2026-11-27", "demo", ["portfolio_file=portfolio.example.csv"])
+    attempt = runs.start_run(plan["run_date"], plan["parameters"])
+    injected = plan["notebooks"]["evaluate"]
+    assert injected["portfolio_file"] == str(REPO / "portfolio.example.csv")
+    runs.update_manifest(attempt, parameters={"evaluate": {}})  # only the notebook's own record counts below
+    namespace = notebook_namespace(**injected, run_dir=str(attempt), RunContext=RunContext)
+    monkeypatch.chdir(REPO / "notebooks")  # papermill runs the kernel there (--cwd)
+    exec(opening_line("evaluate"), namespace)
+    recorded = runs.read_manifest(attempt)["parameters"]["evaluate"]
+    assert recorded["portfolio_file"] == str(REPO / "portfolio.example.csv")
+    assert namespace["ctx"].parameters.portfolio_file == str(REPO / "portfolio.example.csv")
     assert set(recorded) == set(type(namespace["ctx"].parameters).model_fields) - {"run_dir"}
+
+
+def test_every_pipeline_notebook_opens_its_context_from_all_its_parameters():
+    for notebook in helpers.NOTEBOOKS:
+        assert opening_line(notebook) == f'ctx = RunContext.from_parameters("{notebook}", globals())'
 
 
 def test_open_outside_a_notebook_takes_only_what_it_is_given(tmp_path):

@@ -16,6 +16,7 @@ import yaml
 
 from pokewatch.run import helpers, model_file, runs
 from pokewatch.errors import ParameterError
+from pokewatch.run.folder import RunFolder
 from tests.conftest import REPO
 
 
@@ -82,9 +83,9 @@ def test_plan_start_should_train_and_fail_load_only_what_they_need(tmp_path, iso
     assert heavy("start", str(plan_file)) == set()
     attempt = Path(next((isolated_dirs["runs"] / "attempts").iterdir()))
     assert heavy("should-train", "--date", "2026-11-27", "--attempt", str(attempt)) == set()
-    (attempt / "collect.ipynb").write_text('{"cells": [')
+    RunFolder(attempt).notebook("collect").write_text('{"cells": [')
     assert heavy("fail", "--attempt", str(attempt), "--step", "collect", "--notebook",
-                 str(attempt / "collect.ipynb"), "--no-index") == set()
+                 str(RunFolder(attempt).notebook("collect")), "--no-index") == set()
 
 
 def test_start_writes_one_parameter_file_per_notebook_and_records_the_pipelines_pid(tmp_path, isolated_dirs):
@@ -92,11 +93,11 @@ def test_start_writes_one_parameter_file_per_notebook_and_records_the_pipelines_
     assert run_helper("plan", "--date", "2026-11-27", "--param", "n_series=80", "--out", str(plan_file)).returncode == 0
     started = run_helper("start", str(plan_file), "--pid", str(os.getpid()))
     attempt = Path(started.stdout.strip())
-    assert yaml.safe_load((attempt / "params" / "collect.yaml").read_text()) == {
+    assert yaml.safe_load(RunFolder(attempt).parameters_file("collect").read_text()) == {
         "run_date": "2026-11-27", "source": "demo", "n_series": 80, "run_dir": str(attempt)}
     manifest = runs.read_manifest(attempt)
     assert manifest["process"]["pid"] == os.getpid() and manifest["parameters"]["collect"]["n_series"] == 80
-    assert (attempt / runs.LOGS).is_dir()
+    assert RunFolder(attempt).logs.is_dir()
 
 
 def test_start_marks_a_killed_attempt_abandoned_and_says_so(tmp_path, isolated_dirs):
@@ -125,10 +126,10 @@ def failed_notebook(path: Path, cell_index: int = 2) -> None:
 
 def test_fail_names_the_cell_and_points_at_the_full_log():
     attempt = runs.start_run("2026-11-27")
-    failed_notebook(attempt / "collect.ipynb")
-    (attempt / "logs" / "collect.log").write_text("Traceback ...\n" * 60)
-    line = helpers.fail(attempt, "collect", "exit status 1", attempt / "collect.ipynb",
-                         attempt / "logs" / "collect.log", {"collect": 4.2})
+    failed_notebook(RunFolder(attempt).notebook("collect"))
+    RunFolder(attempt).log("collect").write_text("Traceback ...\n" * 60)
+    line = helpers.fail(attempt, "collect", "exit status 1", RunFolder(attempt).notebook("collect"),
+                         RunFolder(attempt).log("collect"), {"collect": 4.2})
     assert line == f"collect failed at cell 2 (In [2]): ValueError: boom; full output in {attempt}/logs/collect.log"
     manifest = runs.read_manifest(attempt)
     assert manifest["failure"] == {"step": "collect", "cell": "cell 2 (In [2]): ValueError: boom",
@@ -138,12 +139,12 @@ def test_fail_names_the_cell_and_points_at_the_full_log():
 
 def test_fail_records_the_failure_when_a_full_disk_truncated_the_notebook():
     attempt = runs.start_run("2026-11-27")
-    failed_notebook(attempt / "evaluate.ipynb")
-    text = (attempt / "evaluate.ipynb").read_text()
-    (attempt / "evaluate.ipynb").write_text(text[: len(text) // 2])
-    (attempt / "logs" / "evaluate.log").write_text("...\nOSError: [Errno 28] No space left on device\n  \n")
-    line = helpers.fail(attempt, "evaluate", "exit status 1", attempt / "evaluate.ipynb",
-                         attempt / "logs" / "evaluate.log")
+    failed_notebook(RunFolder(attempt).notebook("evaluate"))
+    text = RunFolder(attempt).notebook("evaluate").read_text()
+    RunFolder(attempt).notebook("evaluate").write_text(text[: len(text) // 2])
+    RunFolder(attempt).log("evaluate").write_text("...\nOSError: [Errno 28] No space left on device\n  \n")
+    line = helpers.fail(attempt, "evaluate", "exit status 1", RunFolder(attempt).notebook("evaluate"),
+                         RunFolder(attempt).log("evaluate"))
     failure = runs.read_manifest(attempt)["failure"]
     assert runs.read_manifest(attempt)["status"] == "failed"
     assert failure["error"].startswith("exit status 1: OSError: [Errno 28] No space left on device; "

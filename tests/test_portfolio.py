@@ -9,6 +9,7 @@ import pytest
 from pokewatch import config
 from pokewatch.analysis import portfolio
 from pokewatch.data.demo_market import demo_catalogue
+from pokewatch.run.folder import RunFolder
 from tests.conftest import REPO, series
 
 RUN_DATE = "2026-01-10"
@@ -25,7 +26,7 @@ TODAY.loc[TODAY["card_id"] == "a-1", ["fair_value", "deviation", "signal"]] = [1
 
 
 def book_of(text: str, run_date: str = RUN_DATE) -> portfolio.PortfolioBook:
-    return portfolio.build(portfolio.parse_holdings(text), PRICES, TODAY, run_date, path=REPO / "portfolio.csv")
+    return portfolio.build(portfolio.parse_holdings(text), PRICES, TODAY, run_date, path=REPO / portfolio.OWN)
 
 
 def test_value_over_time_counts_each_lot_from_its_purchase_date_and_carries_prices_forward():
@@ -98,15 +99,16 @@ def test_no_portfolio_file_writes_nothing(tmp_path):
 
 
 def test_outputs_go_into_the_run_folder_and_the_manifest(tmp_path):
-    (tmp_path / "manifest.json").write_text(json.dumps({"run_date": RUN_DATE, "status": "running"}))
+    RunFolder(tmp_path).manifest.write_text(json.dumps({"run_date": RUN_DATE, "status": "running"}))
     book = book_of("card_id,variant,quantity,purchase_price,purchase_date\na-1,Holofoil,2,9,2026-01-03\n"
                    "zz-9,Holofoil,1,1,\n")
-    names = {p.name for p in portfolio.write_outputs(book, tmp_path)}
-    assert names == {"portfolio.csv", "portfolio_value.csv", "portfolio.json", "portfolio_rejected.csv",
-                     "portfolio_value.png"}
-    saved = json.loads((tmp_path / "portfolio.json").read_text())
+    folder = RunFolder(tmp_path)
+    assert set(portfolio.write_outputs(book, tmp_path)) == {
+        folder.portfolio, folder.portfolio_value, folder.portfolio_summary, folder.portfolio_rejected,
+        folder.plot("portfolio_value")}
+    saved = json.loads(RunFolder(tmp_path).portfolio_summary.read_text())
     assert saved["totals"][0]["value"] == 22.0 and saved["rejected"] == 1
-    assert json.loads((tmp_path / "manifest.json").read_text())["portfolio"]["lots"] == 1
+    assert json.loads(RunFolder(tmp_path).manifest.read_text())["portfolio"]["lots"] == 1
 
 
 def test_auto_uses_the_env_then_the_projects_portfolio_then_the_demo_example(tmp_path, monkeypatch):
@@ -114,12 +116,12 @@ def test_auto_uses_the_env_then_the_projects_portfolio_then_the_demo_example(tmp
     monkeypatch.delenv(portfolio.PORTFOLIO_ENV, raising=False)
     assert portfolio.resolve_path("auto", "demo") == tmp_path / "portfolio.example.csv"
     assert portfolio.resolve_path("auto", "tcgcsv") is None
-    (tmp_path / "portfolio.csv").write_text("card_id,quantity,purchase_price\n")
-    assert portfolio.resolve_path("auto", "tcgcsv") == tmp_path / "portfolio.csv"
+    (tmp_path / portfolio.OWN).write_text("card_id,quantity,purchase_price\n")
+    assert portfolio.resolve_path("auto", "tcgcsv") == tmp_path / portfolio.OWN
     monkeypatch.setenv(portfolio.PORTFOLIO_ENV, str(tmp_path / "elsewhere.csv"))
     assert portfolio.resolve_path("auto", "demo") == tmp_path / "elsewhere.csv"
     assert portfolio.resolve_path("none", "demo") is None
-    assert portfolio.resolve_path("portfolio.csv", "demo") == tmp_path / "portfolio.csv"
+    assert portfolio.resolve_path(portfolio.OWN, "demo") == tmp_path / portfolio.OWN
 
 
 def test_the_example_portfolio_holds_cards_of_the_default_demo_market():

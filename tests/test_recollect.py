@@ -14,6 +14,7 @@ from pokewatch.cli.main import main
 from pokewatch.data.collect import collect, replay
 from pokewatch.errors import SourceError
 from pokewatch.data.store import PriceStore
+from pokewatch.run.folder import RunFolder
 
 DAY = "2026-01-05"
 KEY = ["card_id", "variant", "currency", "date"]
@@ -41,7 +42,7 @@ def stored_keys(store: PriceStore, source: str) -> set[tuple]:
 
 
 def quality(run_dir) -> dict:
-    return json.loads((run_dir / "quality.json").read_text())
+    return json.loads(RunFolder(run_dir).quality.read_text())
 
 
 # -- one partial re-collect per source: every earlier row stays -------------------------------------

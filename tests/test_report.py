@@ -9,6 +9,7 @@ import pytest
 
 from pokewatch.run import helpers, runs
 from pokewatch.analysis import report
+from pokewatch.run.folder import INDEX, LATEST, RunFolder
 from tests.analyst_fixtures import CODE_MARKER, LOG_MARKER, NEWS, PANDAS_TABLES, failed_run, make_run, manifest
 
 HOLDINGS = "card_id,variant,quantity,purchase_price,purchase_date\n"
@@ -34,7 +35,7 @@ def test_a_report_is_one_self_contained_page_with_the_code_hidden(isolated_dirs)
 
 def test_a_report_leads_with_todays_flags_the_track_record_and_data_quality(isolated_dirs):
     run = make_run(isolated_dirs["runs"])
-    today = pd.read_csv(run / "signals.csv")
+    today = pd.read_csv(RunFolder(run).signals)
     page = report.render_report(run).read_text()
     headline = page[page.index('class="pw-headline"'):page.index('class="pw-facts"') + 6000]
     assert "PokeWatch · 2026-11-28" in page and "source demo" in headline
@@ -111,12 +112,12 @@ def test_a_failed_attempt_links_its_notebook_rendered_as_html(isolated_dirs):
     failed = failed_run(root, "2026-11-28")
     page = report.write_index().read_text()
     assert f'href="attempts/{failed.name}/evaluate.html"' in page and f"{failed.name}/evaluate.ipynb" not in page
-    rendered = (failed / "evaluate.html").read_text()
+    rendered = RunFolder(failed).notebook_page("evaluate").read_text()
     assert "<!DOCTYPE html>" in rendered and "this code must not show in the report" in rendered, "a log shows its code"
     assert "cell 3 (In [2]): ValueError: boom" in page
-    before = (failed / "evaluate.html").stat().st_mtime_ns
+    before = RunFolder(failed).notebook_page("evaluate").stat().st_mtime_ns
     report.write_index()
-    assert (failed / "evaluate.html").stat().st_mtime_ns == before, "rendered once, not on every index"
+    assert RunFolder(failed).notebook_page("evaluate").stat().st_mtime_ns == before, "rendered once, not on every index"
 
 
 def test_the_index_fits_a_window_its_tables_scroll_on_their_own_and_sort_without_a_library(isolated_dirs):
@@ -131,8 +132,8 @@ def test_finishing_a_run_renders_its_report_publishes_it_and_refreshes_the_index
     root = isolated_dirs["runs"]
     attempt = make_run(root, publish=False)
     assert helpers.main(["finish", "--attempt", str(attempt)]) == 0
-    assert (root / "2026-11-28" / "report.html").exists() and (root / "index.html").exists()
-    assert manifest(attempt)["report"] == {"status": "rendered", "file": "report.html"}
+    assert RunFolder(root / "2026-11-28").report.exists() and (root / INDEX).exists()
+    assert manifest(attempt)["report"] == {"status": "rendered", "file": RunFolder.report.name}
     assert "report: " in capsys.readouterr().out
 
 
@@ -141,13 +142,13 @@ def test_a_report_that_cannot_be_rendered_never_holds_back_a_good_run(isolated_d
     assert helpers.main(["finish", "--attempt", str(attempt)]) == 0
     recorded = manifest(attempt)
     assert recorded["status"] == "success" and recorded["report"]["status"] == "failed"
-    assert "evaluate.ipynb" in recorded["report"]["error"]
-    assert (isolated_dirs["runs"] / "latest").resolve() == attempt.resolve()
+    assert RunFolder(attempt).notebook("evaluate").name in recorded["report"]["error"]
+    assert (isolated_dirs["runs"] / LATEST).resolve() == attempt.resolve()
 
 
 def test_a_failed_run_refreshes_the_index_too(isolated_dirs):
     root = isolated_dirs["runs"]
     attempt = make_run(root, publish=False)
     assert helpers.main(["fail", "--attempt", str(attempt), "--step", "evaluate", "--message", "exit status 1"]) == 0
-    page = (root / "index.html").read_text()
+    page = (root / INDEX).read_text()
     assert 'class="state failed"' in page and "no runs yet" not in page

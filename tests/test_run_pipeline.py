@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pokewatch.run import model_file
+from pokewatch.run.folder import RunFolder
 from tests.conftest import REPO
 
 SCRIPT = REPO / "scripts" / "run_pipeline.sh"
@@ -46,7 +46,7 @@ class Home:
         return sorted((self.root / "tmp").iterdir())
 
     def manifest(self, date: str) -> dict:
-        return json.loads((self.runs / date / "manifest.json").read_text())
+        return json.loads(RunFolder(self.runs / date).manifest.read_text())
 
     def attempts(self) -> list[Path]:
         return sorted((self.runs / "attempts").iterdir())
@@ -63,10 +63,11 @@ def home(tmp_path_factory):
 
 def test_a_run_publishes_a_complete_dated_folder(home):
     folder = home.runs / "2026-11-28"
-    for name in ("collect.ipynb", "train.ipynb", "evaluate.ipynb", "prices.parquet", "quality.json",
-                 model_file.MODEL_FILE, "metrics.json", "signals.csv", "manifest.json"):
-        assert (folder / name).exists(), name
-    assert len(list((folder / "plots").glob("*.png"))) >= 4
+    files = RunFolder(folder)
+    for path in (*map(files.notebook, ("collect", "train", "evaluate")), files.prices, files.quality, files.model,
+                 files.metrics, files.signals, files.track_record, files.manifest):
+        assert path.exists(), path.name
+    assert len(list(files.plots.glob("*.png"))) >= 4
     manifest = home.manifest("2026-11-28")
     assert manifest["status"] == "success"
     assert manifest["parameters"]["collect"]["n_series"] == 80
@@ -74,7 +75,7 @@ def test_a_run_publishes_a_complete_dated_folder(home):
     assert {"collect", "train", "evaluate"} <= set(manifest["steps"])
     assert manifest["steps"]["train"]["data_fingerprint"]
     assert (home.runs / "latest").resolve() == folder.resolve()
-    signals = pd.read_csv(folder / "signals.csv")
+    signals = pd.read_csv(RunFolder(folder).signals)
     assert set(signals["signal"]) <= {"BUY", "HOLD", "SELL"} and len(signals) == 80
 
 
@@ -106,7 +107,7 @@ def test_each_steps_wall_time_is_recorded_beside_its_cell_time(home):
     steps = home.manifest("2026-11-28")["steps"]
     for step in ("collect", "train", "evaluate"):
         assert steps[step]["wall_seconds"] > steps[step]["seconds"] > 0
-        assert (home.runs / "2026-11-28" / "logs" / f"{step}.log").exists()
+        assert RunFolder(home.runs / "2026-11-28").log(step).exists()
 
 
 def test_a_second_run_the_same_day_hits_the_cache_and_adds_no_duplicates(home):
@@ -159,12 +160,12 @@ def test_a_failing_notebook_is_named_kept_and_not_published(home, tmp_path):
     result = home.run("--date", "2026-11-30", *SMALL, env={"POKEWATCH_DATA_DIR": str(broken_data_dir)})
     assert result.returncode == 1
     failed = [a for a in home.attempts() if a.name.startswith("2026-11-30")]
-    assert len(failed) == 1 and (failed[0] / "collect.ipynb").exists()
+    assert len(failed) == 1 and RunFolder(failed[0]).notebook("collect").exists()
     summary = [line for line in result.stderr.splitlines() if "collect failed at cell" in line]
     assert len(summary) == 1 and f"full output in {failed[0]}/logs/collect.log" in summary[0]
     assert "Traceback" not in result.stderr and all(STAMPED.match(x) for x in result.stderr.splitlines())
-    assert "PapermillExecutionError" in (failed[0] / "logs" / "collect.log").read_text()
-    manifest = json.loads((failed[0] / "manifest.json").read_text())
+    assert "PapermillExecutionError" in RunFolder(failed[0]).log("collect").read_text()
+    manifest = json.loads(RunFolder(failed[0]).manifest.read_text())
     assert manifest["status"] == "failed" and manifest["failure"]["step"] == "collect"
     assert manifest["failure"]["log"] == "logs/collect.log" and manifest["steps"]["collect"]["wall_seconds"] > 0
     assert "NotADirectoryError" in manifest["failure"]["cell"] or "FileExistsError" in manifest["failure"]["cell"]
@@ -192,11 +193,11 @@ def test_a_killed_run_is_marked_abandoned_by_the_next_run(home):
     os.killpg(script.pid, signal.SIGKILL)  # what the OOM killer or a power cut does: no trap runs
     script.wait()
     killed = sorted(set(home.attempts()) - before)
-    assert len(killed) == 1 and json.loads((killed[0] / "manifest.json").read_text())["status"] == "running"
+    assert len(killed) == 1 and json.loads(RunFolder(killed[0]).manifest.read_text())["status"] == "running"
     again = home.run("--date", "2026-11-28", *SMALL)
     assert again.returncode == 0, again.stderr
     assert f"marked {killed[0].name} abandoned" in again.stderr
-    manifest = json.loads((killed[0] / "manifest.json").read_text())
+    manifest = json.loads(RunFolder(killed[0]).manifest.read_text())
     assert manifest["status"] == "abandoned" and manifest["abandoned_at"]
 
 
@@ -218,7 +219,7 @@ def test_training_is_weekly_on_mondays(tmp_path):
     tuesday_manifest = home.manifest("2026-01-06")
     assert tuesday_manifest["training"]["trained"] is False
     assert tuesday_manifest["model"]["trained_on"] == "2026-01-05"
-    assert not (home.runs / "2026-01-06" / "train.ipynb").exists()
+    assert not RunFolder(home.runs / "2026-01-06").notebook("train").exists()
 
 
 def test_tcgcsv_source_runs_end_to_end_against_a_local_server(tmp_path):
@@ -230,9 +231,9 @@ def test_tcgcsv_source_runs_end_to_end_against_a_local_server(tmp_path):
                           env={"POKEWATCH_TCGCSV_URL": server.url, "POKEWATCH_HTTP_RETRIES": "1"})
     assert result.returncode == 0, result.stderr
     folder = home.runs / "2026-01-05"
-    signals = pd.read_csv(folder / "signals.csv")
+    signals = pd.read_csv(RunFolder(folder).signals)
     assert len(signals) > 0 and (signals["currency"] == "USD").all()
-    assert any((folder / "raw" / "tcgcsv").glob("*.gz"))
+    assert any((RunFolder(folder).raw / "tcgcsv").glob("*.gz"))
     assert home.manifest("2026-01-05")["parameters"]["collect"]["source"] == "tcgcsv"
 
 

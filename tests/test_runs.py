@@ -13,11 +13,12 @@ from pokewatch.core.rules import Rule
 from pokewatch.run import model_file, runs
 from pokewatch.errors import RunError
 from tests.conftest import series
+from pokewatch.run.folder import RunFolder
 
 
 def good_run(date, trained_on=None):
     attempt = runs.start_run(date, {"collect": {"source": "demo"}})
-    (attempt / "signals.csv").write_text("signal\nBUY\n")
+    RunFolder(attempt).signals.write_text("signal\nBUY\n")
     if trained_on:
         model = FairValueModel(Rule("rolling_mean", 3), trained_on=trained_on)
         model_file.write(model_file.path_in(attempt), model.fit(series("base1-4", [1.0, 2.0, 3.0])))
@@ -164,7 +165,7 @@ def test_an_attempt_started_before_processes_were_recorded_is_abandoned():
     attempt = runs.start_run("2026-11-27")
     manifest = runs.read_manifest(attempt)
     del manifest["process"]
-    atomic.write_json(attempt / runs.MANIFEST, manifest)
+    atomic.write_json(RunFolder(attempt).manifest, manifest)
     assert runs.abandon_dead_attempts() == [attempt]
 
 
@@ -175,7 +176,7 @@ def age(path, seconds: float) -> None:
 
 def test_stale_temporary_files_are_removed_but_a_live_writers_are_kept(isolated_dirs, tmp_path):
     killed = runs.start_run("2026-11-27", pid=dead_pid())
-    stale = killed / "plots" / ".top_cards.png.abc123.tmp"
+    stale = RunFolder(killed).plots / ".top_cards.png.abc123.tmp"
     stale.write_bytes(b"half a png")
     age(stale, 2 * runs.STALE_TEMP_SECONDS)
     fresh = killed / ".signals.csv.def456.tmp"
@@ -217,15 +218,15 @@ def test_a_steps_wall_time_is_kept_beside_its_cell_time():
 def test_superseded_attempts_beyond_two_are_pruned_to_their_record_and_listed():
     first, second, third = (good_run("2026-11-27") for _ in range(3))
     for attempt in (first, second, third):
-        atomic.write_json(attempt / "metrics.json", {"kpis": {}})
+        atomic.write_json(RunFolder(attempt).metrics, {"kpis": {}})
     fourth = good_run("2026-11-27")
     assert [p.exists() for p in (first, second, third, fourth)] == [True] * 4
     pruned = runs.read_manifest(first)
     assert pruned["status"] == "pruned" and pruned["pruned"]["by"] == fourth.name
     assert pruned["pruned"]["freed_bytes"] > 0
-    assert sorted(p.name for p in first.iterdir()) == ["manifest.json", "metrics.json"]
+    assert sorted(p.name for p in first.iterdir()) == sorted([RunFolder.manifest.name, RunFolder.metrics.name])
     assert runs.read_manifest(second)["status"] == runs.read_manifest(third)["status"] == "success"
-    assert (second / "signals.csv").exists()
+    assert RunFolder(second).signals.exists()
     assert runs.read_manifest(fourth)["pruned"] == [{"attempt": first.name,
                                                      "freed_bytes": pruned["pruned"]["freed_bytes"]}]
     assert set(runs.attempts()["status"]) == {"pruned", "success"}

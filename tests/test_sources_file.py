@@ -14,6 +14,7 @@ from pokewatch.errors import ParameterError, SchemaError, SourceError
 from pokewatch.data.sources.file import parse_column_mapping
 from pokewatch.core.schema import MALFORMED
 from pokewatch.data.store import PriceStore
+from pokewatch.run.folder import RunFolder
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_TRACKER = REPO.parent / "shared" / "data" / "pokemontcg-daily"
@@ -41,7 +42,7 @@ def test_a_csv_with_its_own_column_names_is_mapped_and_validated(store, tmp_path
     assert set(result.prices["source"]) == {"file"}
     note = result.fetch.notes[0]
     assert note["rows_outside_window"] == 1 and note["columns"]["Price (USD)"] == "market_price"
-    assert (tmp_path / "run" / "rejected_rows.csv").exists()
+    assert RunFolder(tmp_path / "run").rejected_rows.exists()
 
 
 def test_wide_tracker_json_with_card_details(store, tmp_path):
@@ -66,7 +67,7 @@ def test_the_real_tracker_export_imports_73_series(store, tmp_path):
 
 
 def test_parquet_is_read_too(store, tmp_path):
-    path = tmp_path / "prices.parquet"
+    path = tmp_path / "export.parquet"
     pd.DataFrame({"card_id": ["a-1"], "variant": ["Normal"], "date": ["2026-01-05"], "market_price": [1.5],
                   "currency": ["EUR"]}).to_parquet(path)
 
@@ -88,7 +89,7 @@ def test_a_file_with_no_row_in_the_window_fails_with_its_date_span(store, tmp_pa
     with pytest.raises(SourceError, match="returned 0% of 1 item"):
         run(store, tmp_path, "2027-01-01", "2027-01-02", path=str(FIXTURES / "file" / "tracker.json"))
 
-    failure = json.loads((tmp_path / "run" / "quality.json").read_text())["fetch_failures"][0]
+    failure = json.loads(RunFolder(tmp_path / "run").quality.read_text())["fetch_failures"][0]
     assert "no row dated 2027-01-01..2027-01-02; the file spans 2026-01-03..2026-01-05" in failure["error"]
 
 
@@ -198,7 +199,7 @@ def test_a_date_given_twice_in_wide_json_is_rejected_not_silently_overwritten(st
     assert result.validation.counts == {"malformed_record": 2}
     assert sorted(result.prices["card_id"] + " " + result.prices["date"].dt.strftime("%m-%d")) == \
         ["base1-4 01-04", "sv3pt5-199 01-05"]
-    rejected = pd.read_csv(tmp_path / "run" / "rejected_rows.csv")
+    rejected = pd.read_csv(RunFolder(tmp_path / "run").rejected_rows)
     assert rejected["malformed"].str.contains("given 2 times").all()
 
 

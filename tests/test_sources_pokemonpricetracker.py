@@ -11,6 +11,7 @@ from pokewatch.data.collect import collect
 from pokewatch.errors import ParameterError, SourceError
 from pokewatch.data.sources.pokemonpricetracker import history_days
 from pokewatch.data.store import PriceStore
+from pokewatch.run.folder import RunFolder
 
 KEY = "ppt-fake-key-7781"
 
@@ -72,7 +73,7 @@ def test_a_429_stops_at_once_and_lists_what_was_not_fetched(server, store, tmp_p
                 options={"tcgplayer_id": "517045", "set_id": "23237,24380"})
 
     assert len(server.requests) == 2  # 517045, then the 429: no retry, no set 24380
-    report = json.loads((tmp_path / "run" / "quality.json").read_text())
+    report = json.loads(RunFolder(tmp_path / "run").quality.read_text())
     errors = {f["item"]: f["error"] for f in report["fetch_failures"]}
     assert "Daily API credit limit exceeded" in errors["setId=23237 offset 0"]
     assert errors["setId=24380 offset 0"].startswith("not fetched: the API answered 429 earlier")
@@ -132,7 +133,7 @@ def test_an_answer_in_an_unexpected_shape_is_a_failure_not_zero_cards_at_100_per
         collect("pokemonpricetracker", "2026-01-05", "2026-01-05", tmp_path / "run", store=store,
                 options={"set_id": "99999"})
 
-    report = json.loads((tmp_path / "run" / "quality.json").read_text())
+    report = json.loads(RunFolder(tmp_path / "run").quality.read_text())
     assert report["completeness"] == 0.0
     assert says in report["fetch_failures"][0]["error"]
     assert any(n["kind"] == "unexpected_response_shape" for n in report["notes"])

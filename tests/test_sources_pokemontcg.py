@@ -12,6 +12,7 @@ from pokewatch.errors import ParameterError, SourceError
 from pokewatch.data.sources.pokemontcg import build_queries, parse_updated_at
 from pokewatch.data.store import PriceStore
 from pokewatch.data.watchlist import Selection
+from pokewatch.run.folder import RunFolder
 
 DAY = "2026-01-05"
 SET_Q = {"q": "set.id:sv3pt5"}
@@ -75,7 +76,7 @@ def test_stale_prices_are_dropped_and_reported_not_stored_as_today(server, store
     assert stale["USD"]["oldest_updated_at"] == "2021-03-01" and stale["USD"]["updated_before"] == "2025-12-29"
     assert stale["USD"]["examples"] == ["sv3pt5-200"]
     assert "dropped" in stale["USD"]["action"]
-    report = json.loads((tmp_path / "run" / "quality.json").read_text())
+    report = json.loads(RunFolder(tmp_path / "run").quality.read_text())
     assert any(n["kind"] == "stale_prices" for n in report["notes"])
 
 
@@ -134,7 +135,7 @@ def test_a_500_page_then_malformed_json_are_listed_failures(server, store, tmp_p
     with pytest.raises(SourceError, match="returned 33% of 3 item"):
         run(store, tmp_path, set="sv3pt5,sv3pt6")
 
-    report = json.loads((tmp_path / "run" / "quality.json").read_text())
+    report = json.loads(RunFolder(tmp_path / "run").quality.read_text())
     errors = {f["item"]: f["error"] for f in report["fetch_failures"]}
     assert "HTTP 500" in errors["q='set.id:sv3pt5' page 2"]
     assert "malformed JSON" in errors["q='set.id:sv3pt6' page 1"]

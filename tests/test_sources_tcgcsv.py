@@ -21,6 +21,7 @@ from pokewatch.cli.main import main
 from pokewatch.data.collect import collect, replay
 from pokewatch.errors import ParameterError, SourceError
 from pokewatch.data.store import PriceStore
+from pokewatch.run.folder import RunFolder
 
 DAY = "2026-01-05"
 
@@ -40,7 +41,7 @@ def store(tmp_path):
 
 
 def quality(run_dir) -> dict:
-    return json.loads((run_dir / "quality.json").read_text())
+    return json.loads(RunFolder(run_dir).quality.read_text())
 
 
 def test_a_day_of_tcgcsv_becomes_validated_long_rows(server, store, tmp_path):

@@ -45,6 +45,7 @@ import pandas as pd
 
 from pokewatch.analysis import candidates, summary
 from pokewatch.run import runs
+from pokewatch.run.folder import RunFolder
 from pokewatch.data.redaction import origin_only, redact_secret_url
 from pokewatch.data.retry import Attempt, RetryPolicy, parse_retry_after
 
@@ -203,10 +204,10 @@ def run_message(run_dir: Path | str, report: str | None = None) -> str:
     from pokewatch.analysis.explore import read_signals  # avoid a circular import at start-up
 
     run_dir = Path(run_dir)
+    folder = RunFolder(run_dir)
     manifest = runs.read_manifest(run_dir)
-    metrics = _read_json(run_dir / "metrics.json")
-    return build_message(manifest.get("run_date", run_dir.name[:10]), read_signals(run_dir / "signals.csv"),
-                         metrics, _read_json(run_dir / "portfolio.json") or None, report)
+    return build_message(manifest.get("run_date", run_dir.name[:10]), read_signals(folder.signals),
+                         _read_json(folder.metrics), _read_json(folder.portfolio_summary) or None, report)
 
 
 def _read_json(path: Path) -> dict:

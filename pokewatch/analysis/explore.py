@@ -42,6 +42,7 @@ from pokewatch.analysis import candidates, history, summary, tables
 from pokewatch import config
 from pokewatch.core import checks
 from pokewatch.run import model_file, runs
+from pokewatch.run.folder import INTERACTIVE, LATEST, RunFolder
 from pokewatch.errors import ParameterError, RunError, UnknownCardError
 from pokewatch.core.schema import SERIES_KEY
 
@@ -50,7 +51,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-INTERACTIVE = history.INTERACTIVE
 #: KPIs followed from run to run (precision, lift, forecast error against naive).
 TREND_KPIS = history.TREND_KPIS
 #: Fuzzy matches at least this similar (difflib ratio, 0..1) are accepted as the card meant: one
@@ -105,9 +105,9 @@ def locate_run(run_date: str = "latest", run_dir: str | Path = "", runs_root: Pa
     root = _root(runs_root)
     if run_dir:
         folder = Path(run_dir).expanduser()
-        if not (folder / "signals.csv").exists():
-            raise RunError(f"{folder} has no signals.csv; point run_dir at a finished run folder "
-                           f"such as {root / 'latest'}")
+        if not RunFolder(folder).signals.exists():
+            raise RunError(f"{folder} has no {RunFolder.signals.name}; point run_dir at a finished run folder "
+                           f"such as {root / LATEST}")
         return folder.resolve()
     spec = str(run_date or "latest").strip()
     if spec == "latest":
@@ -126,7 +126,7 @@ def locate_run(run_date: str = "latest", run_dir: str | Path = "", runs_root: Pa
     if (root / date).exists():
         return (root / date).resolve()
     interactive = root / INTERACTIVE / date
-    if (interactive / "signals.csv").exists():
+    if RunFolder(interactive).signals.exists():
         return interactive
     raise RunError(_no_run_message(date, root))
 
@@ -182,7 +182,7 @@ class Run:
     @property
     def source(self) -> str:
         """The price source the run evaluated (``demo``, ``tcgcsv``, ...), from its parameters."""
-        return run_source(self.manifest) or _read_json(self.dir / "quality.json").get("source") or DEFAULT_SOURCE
+        return run_source(self.manifest) or _read_json(RunFolder(self.dir).quality).get("source") or DEFAULT_SOURCE
 
     @property
     def min_price(self) -> float:
@@ -225,9 +225,10 @@ def load_run(folder: Path | str, runs_root: Path | str | None = None) -> Run:
         RunError: the folder has no ``signals.csv`` (the evaluate step did not finish).
     """
     folder = Path(folder)
-    if not (folder / "signals.csv").exists():
-        raise RunError(f"{folder} has no signals.csv; its evaluate step did not finish")
-    manifest = _read_json(folder / runs.MANIFEST)
+    files = RunFolder(folder)
+    if not files.signals.exists():
+        raise RunError(f"{folder} has no {files.signals.name}; its evaluate step did not finish")
+    manifest = _read_json(files.manifest)
     root = _root(runs_root)
     published = {(root / d).resolve() for d in runs.published_dates(root)}
     status = manifest.get("status")
@@ -238,8 +239,7 @@ def load_run(folder: Path | str, runs_root: Path | str | None = None) -> Run:
     else:
         kind = "failed" if status == "failed" else "superseded"
     run_date = manifest.get("run_date") or folder.name[:10]
-    return Run(folder, run_date, kind, manifest, _read_json(folder / "metrics.json"),
-               read_signals(folder / "signals.csv"))
+    return Run(folder, run_date, kind, manifest, _read_json(files.metrics), read_signals(files.signals))
 
 
 def open_run(run_date: str = "latest", run_dir: str | Path = "", runs_root: Path | str | None = None,

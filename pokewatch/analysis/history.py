@@ -7,10 +7,8 @@ needs nothing but the standard library. :func:`pokewatch.analysis.explore.run_hi
 these records into the DataFrame the index and the notebooks use, so the terminal
 and the HTML index always list the same attempts with the same figures.
 
-The folder layout is :mod:`pokewatch.run.runs`'s (``runs/attempts/<attempt>/manifest.json``,
-``runs/<date>`` links to the published attempt). :data:`MANIFEST`, :data:`ATTEMPTS`
-and :data:`INTERACTIVE` mirror its names because importing it would import pandas;
-``tests/test_history.py`` checks that they agree.
+The folder layout is :mod:`pokewatch.run.folder`'s (``runs/attempts/<attempt>/``,
+``runs/<date>`` links to the published attempt), which imports nothing but pathlib.
 """
 from __future__ import annotations
 
@@ -19,11 +17,10 @@ import logging
 import re
 from pathlib import Path
 
+from pokewatch.run.folder import ATTEMPTS, INTERACTIVE, RunFolder
+
 logger = logging.getLogger(__name__)
 
-MANIFEST = "manifest.json"       # pokewatch.run.runs.MANIFEST
-ATTEMPTS = "attempts"            # pokewatch.run.runs.ATTEMPTS
-INTERACTIVE = "interactive"      # pokewatch.analysis.explore.INTERACTIVE: what the notebooks write in JupyterLab
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 #: KPIs followed from run to run (precision, lift, forecast error against naive).
@@ -64,7 +61,7 @@ def attempts(root: Path) -> list[dict]:
     live = {(root / d).resolve() for d in published_dates(root)}
     rows = []
     for attempt in sorted(folder.iterdir()):
-        manifest = read_json(attempt / MANIFEST) if (attempt / MANIFEST).exists() else None
+        manifest = read_json(RunFolder(attempt).manifest) or None
         if not manifest:
             continue
         rows.append({"run_date": manifest.get("run_date"), "status": manifest.get("status"),
@@ -77,7 +74,7 @@ def interactive_folders(root: Path) -> list[Path]:
     folder = root / INTERACTIVE
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.iterdir() if _DATE_RE.match(p.name) and (p / "signals.csv").exists())
+    return sorted(p for p in folder.iterdir() if _DATE_RE.match(p.name) and RunFolder(p).signals.exists())
 
 
 def run_source(manifest: dict) -> str | None:
@@ -92,25 +89,26 @@ def run_source(manifest: dict) -> str | None:
 
 def record(folder: Path, manifest: dict, published: bool) -> dict:
     """One attempt as a record with :data:`FIELDS` (missing figures are None)."""
-    kpis = read_json(folder / "metrics.json").get("kpis", {})
+    files = RunFolder(folder)
+    kpis = read_json(files.metrics).get("kpis", {})
     evaluate = manifest.get("steps", {}).get("evaluate", {})
     model = manifest.get("model") or {}
     failure = manifest.get("failure") or {}
-    book = read_json(folder / "portfolio.json")
+    book = read_json(files.portfolio_summary)
     totals = (book.get("totals") or [{}])[0]
     status = manifest.get("status")
     state = ("published" if published else "superseded" if status == "success" else status or "unknown")
     return {
         "run_date": manifest.get("run_date") or folder.name[:10], "state": state, "status": status,
         "published": published, "attempt": folder.name, "path": folder,
-        "source": run_source(manifest) or read_json(folder / "quality.json").get("source") or UNKNOWN_SOURCE,
+        "source": run_source(manifest) or read_json(files.quality).get("source") or UNKNOWN_SOURCE,
         "started_at": manifest.get("started_at"), "finished_at": manifest.get("finished_at"),
         "cards": evaluate.get("cards"), "buy": evaluate.get("buy"), "sell": evaluate.get("sell"),
         "hold": evaluate.get("hold"),
         "model": f"{model['method']}({model['window']})" if model.get("method") else None,
         **{k: kpis.get(k) for k in (*TREND_KPIS, "mean_forward_return_buy", "mean_forward_return_sell")},
         "failure": (f"{failure.get('step')}: {failure.get('cell') or failure.get('error')}" if failure else None),
-        "report": (folder / "report.html").exists(),
+        "report": files.report.exists(),
         "portfolio_value": totals.get("value"), "portfolio_pnl": totals.get("pnl"),
         "portfolio_currency": totals.get("currency"), "alert": (manifest.get("alert") or {}).get("status"),
         "failed_step": failure.get("step") if failure else None,
@@ -132,6 +130,6 @@ def records(root: Path, interactive: bool = False) -> list[dict]:
     rows = [record(Path(a["path"]), a["manifest"], bool(a["published"])) for a in attempts(root)]
     if interactive:
         for folder in interactive_folders(root):
-            manifest = {"run_date": folder.name, "status": INTERACTIVE, **read_json(folder / MANIFEST)}
+            manifest = {"run_date": folder.name, "status": INTERACTIVE, **read_json(RunFolder(folder).manifest)}
             rows.append(record(folder, manifest, False) | {"state": INTERACTIVE})
     return sorted(rows, key=lambda r: (str(r["run_date"]), r["attempt"]))

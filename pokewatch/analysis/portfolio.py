@@ -52,6 +52,7 @@ import pandas as pd
 
 from pokewatch import atomic, config
 from pokewatch.run import runs
+from pokewatch.run.folder import RunFolder
 from pokewatch.analysis import summary
 from pokewatch.core.schema import CURRENCIES, SERIES_KEY
 
@@ -59,6 +60,8 @@ logger = logging.getLogger(__name__)
 
 PORTFOLIO_ENV = "POKEWATCH_PORTFOLIO"
 EXAMPLE = "portfolio.example.csv"
+#: The collector's own holdings file at the project root (git-ignored), used by ``auto``.
+OWN = "portfolio.csv"
 HOLDING_COLUMNS = ["card_id", "variant", "quantity", "purchase_price", "purchase_date", "currency", "note"]
 REQUIRED = ("card_id", "quantity", "purchase_price")
 #: Why a portfolio row was skipped (the first rule a row breaks, in this order).
@@ -97,7 +100,7 @@ def resolve_path(setting: str = "auto", source: str = "demo") -> Path | None:
     if text.lower() == "auto":
         if os.environ.get(PORTFOLIO_ENV):
             return Path(os.environ[PORTFOLIO_ENV]).expanduser()
-        own = config.PROJECT_ROOT / "portfolio.csv"
+        own = config.PROJECT_ROOT / OWN
         if own.exists():
             return own
         return config.PROJECT_ROOT / EXAMPLE if source == "demo" else None
@@ -435,13 +438,14 @@ def write_outputs(book: PortfolioBook, run_dir: Path | str) -> list[Path]:
     if book.path is None:
         return []
     run_dir = Path(run_dir)
-    written = [atomic.write_csv(run_dir / "portfolio.csv", book.positions),
-               atomic.write_csv(run_dir / "portfolio_value.csv", book.value),
-               atomic.write_json(run_dir / "portfolio.json", book.to_json())]
+    folder = RunFolder(run_dir)
+    written = [atomic.write_csv(folder.portfolio, book.positions),
+               atomic.write_csv(folder.portfolio_value, book.value),
+               atomic.write_json(folder.portfolio_summary, book.to_json())]
     if len(book.rejected):
-        written.append(atomic.write_csv(run_dir / "portfolio_rejected.csv", book.rejected))
+        written.append(atomic.write_csv(folder.portfolio_rejected, book.rejected))
     if not book.value.empty:
-        written.append(plots.save(plots.portfolio_value(book.value), run_dir / "plots" / "portfolio_value.png"))
+        written.append(plots.save(plots.portfolio_value(book.value), folder.plot("portfolio_value")))
     runs.update_manifest(run_dir, portfolio={"file": str(book.path), "lots": len(book.positions),
                                              "rejected": len(book.rejected)})
     return written

@@ -44,13 +44,11 @@ import pandas as pd
 
 from pokewatch import atomic, config
 from pokewatch.analysis import candidates, explore, summary, tables
-from pokewatch.run import runs
+from pokewatch.run.folder import ATTEMPTS, INDEX, RunFolder
 from pokewatch.errors import PokeWatchError, RunError
 
 logger = logging.getLogger(__name__)
 
-REPORT = "report.html"
-INDEX = "index.html"
 #: How many flagged cards the headline names.
 HEADLINE_FLAGS = 5
 #: How much of a failure message the index shows (all of it is in the cell's tooltip and the notebook).
@@ -146,12 +144,12 @@ def _read_json(path: Path) -> dict:
 
 def run_summary(run_dir: Path | str) -> str:
     """The plain-language paragraph of a run, from its metrics, signals, quality and portfolio files."""
-    run_dir = Path(run_dir)
-    today = explore.read_signals(run_dir / "signals.csv")
-    metrics = _read_json(run_dir / "metrics.json")
-    quality = _read_json(run_dir / "quality.json") or None
+    folder = RunFolder(run_dir)
+    today = explore.read_signals(folder.signals)
+    metrics = _read_json(folder.metrics)
+    quality = _read_json(folder.quality) or None
     text = summary.plain_summary(metrics, today, quality)
-    book = _read_json(run_dir / "portfolio.json")
+    book = _read_json(folder.portfolio_summary)
     if book:
         text += " " + summary.portfolio_sentence(book.get("totals", []), book.get("rejected", 0))
     return text
@@ -215,9 +213,10 @@ def headline(run_dir: Path | str, track_record: str | None = None) -> tuple[str,
         (HTML, the plain sentences of the block).
     """
     run_dir = Path(run_dir)
-    manifest = _read_json(run_dir / runs.MANIFEST)
-    metrics = _read_json(run_dir / "metrics.json")
-    today = explore.read_signals(run_dir / "signals.csv")
+    folder = RunFolder(run_dir)
+    manifest = _read_json(folder.manifest)
+    metrics = _read_json(folder.metrics)
+    today = explore.read_signals(folder.signals)
     counts = today["signal"].astype(str).value_counts()
     run_date = manifest.get("run_date", run_dir.name[:10])
     flags = (f"{counts.get('BUY', 0):,} BUY and {counts.get('SELL', 0):,} SELL of "
@@ -225,10 +224,10 @@ def headline(run_dir: Path | str, track_record: str | None = None) -> tuple[str,
                                                                      counts.get("SELL", 0) else
                                                                      ": none flagged today."))
     record = track_record or track_record_text(metrics)
-    quality = quality_text(_read_json(run_dir / "quality.json") or None)
+    quality = quality_text(_read_json(folder.quality) or None)
     facts = [("Today's flags", flags, _flag_items(today)), ("Track record", record, ""),
              ("Data quality", quality, "")]
-    book = _read_json(run_dir / "portfolio.json")
+    book = _read_json(folder.portfolio_summary)
     if book:
         facts.append(("Portfolio", summary.portfolio_sentence(book.get("totals", []), book.get("rejected", 0),
                                                               label="Valued at today's prices"), ""))
@@ -238,8 +237,10 @@ def headline(run_dir: Path | str, track_record: str | None = None) -> tuple[str,
         meta.append(f"model {model['method']}({model.get('window')}) trained on {model.get('trained_on')}")
     meta += [f"attempt {manifest.get('attempt', run_dir.name)}",
              f"generated {pd.Timestamp.now(tz='UTC'):%Y-%m-%d %H:%M} UTC"]
+    here = RunFolder(Path())  # links relative to the report, which sits in the run folder
     links = " · ".join(f'<a href="{href}">{label}</a>' for href, label in (
-        ("../index.html", "all runs"), ("evaluate.ipynb", "executed notebook"), ("manifest.json", "manifest")))
+        (f"../{INDEX}", "all runs"), (here.notebook("evaluate").as_posix(), "executed notebook"),
+        (here.manifest.as_posix(), "manifest")))
     blocks = "".join(f'<div class="pw-fact"><h3>{html.escape(title)}</h3>{html.escape(text)}{extra}</div>'
                      for title, text, extra in facts)
     page = (f'<div class="pw-headline"><h1>PokeWatch · {html.escape(run_date)}</h1>'
@@ -386,12 +387,12 @@ def _exporter(exclude_input: bool = True):
                         exclude_output_prompt=exclude_input, embed_images=True)
 
 
-def render_report(run_dir: Path | str, notebook: str = "evaluate.ipynb", track_record: str | None = None) -> Path:
+def render_report(run_dir: Path | str, notebook: str = "evaluate", track_record: str | None = None) -> Path:
     """Render a run's executed ``notebook`` to ``report.html`` in the run folder.
 
     Args:
         run_dir: the run (or attempt) folder.
-        notebook: the executed notebook to render.
+        notebook: the step whose executed notebook to render.
         track_record: the headline's track-record sentence (default :func:`track_record_text`).
 
     Raises:
@@ -400,16 +401,17 @@ def render_report(run_dir: Path | str, notebook: str = "evaluate.ipynb", track_r
     import nbformat
 
     run_dir = Path(run_dir)
-    source = run_dir / notebook
-    if not source.exists() or not (run_dir / "signals.csv").exists():
-        raise RunError(f"{run_dir} has no executed {notebook} and signals.csv to report on; "
+    folder = RunFolder(run_dir)
+    source = folder.notebook(notebook)
+    if not source.exists() or not folder.signals.exists():
+        raise RunError(f"{run_dir} has no executed {source.name} and {folder.signals.name} to report on; "
                        "the evaluate step has not finished there")
     page, said = headline(run_dir, track_record)
     nb = report_notebook(nbformat.read(str(source), as_version=4), page, [*said, run_summary(run_dir)])
-    run_date = _read_json(run_dir / runs.MANIFEST).get("run_date", run_dir.name[:10])
+    run_date = _read_json(folder.manifest).get("run_date", run_dir.name[:10])
     body, _ = _exporter().from_notebook_node(
         nb, resources={"metadata": {"name": f"PokeWatch report {run_date}", "path": str(run_dir)}})
-    path = atomic.write_text(run_dir / REPORT, body)
+    path = atomic.write_text(folder.report, body)
     logger.info("wrote %s (%.0f kB)", path, path.stat().st_size / 1024)
     return path
 
@@ -425,7 +427,7 @@ def notebook_page(attempt: Path | str, step: str) -> Path | None:
     import nbformat
 
     attempt = Path(attempt)
-    source, target = attempt / f"{step}.ipynb", attempt / f"{step}.html"
+    source, target = RunFolder(attempt).notebook(step), RunFolder(attempt).notebook_page(step)
     if not source.exists():
         return None
     if target.exists() and target.stat().st_mtime >= source.stat().st_mtime:
@@ -493,20 +495,20 @@ def _status_html(row: dict, root: Path) -> str:
         return badge
     step = row.get("failed_step") or str(row.get("failure") or "").split(":", 1)[0]
     page = notebook_page(Path(row["path"]), step) if step else None
-    attempt = f"{runs.ATTEMPTS}/{row['attempt']}"
+    attempt = RunFolder(Path(ATTEMPTS, row["attempt"]))  # links relative to runs/index.html
     if page is not None:
-        badge = _link(f"{attempt}/{page.name}", state).replace("<a ", f'<a class="state {state}" ', 1)
-    elif step and (Path(row["path"]) / f"{step}.ipynb").exists():
-        badge = _link(f"{attempt}/{step}.ipynb", state).replace("<a ", f'<a class="state {state}" ', 1)
+        badge = _link(f"{attempt.path.as_posix()}/{page.name}", state).replace("<a ", f'<a class="state {state}" ', 1)
+    elif step and RunFolder(row["path"]).notebook(step).exists():
+        badge = _link(attempt.notebook(step).as_posix(), state).replace("<a ", f'<a class="state {state}" ', 1)
     failure = str(row.get("failure") or "")
     short = failure if len(failure) <= FAILURE_CHARS else failure[:FAILURE_CHARS].rsplit(" ", 1)[0] + " …"
     return f'{badge}<div class="failure" title="{html.escape(failure)}">{html.escape(short)}</div>'
 
 
 def _row_html(row: dict, root: Path) -> str:
-    attempt = f"{runs.ATTEMPTS}/{row['attempt']}"
-    home = row["run_date"] if row["state"] == "published" else attempt
-    date = _link(f"{home}/{REPORT}", row["run_date"]) if row["report"] else html.escape(row["run_date"])
+    attempt = RunFolder(Path(ATTEMPTS, row["attempt"]))  # links relative to runs/index.html
+    home = RunFolder(Path(row["run_date"])) if row["state"] == "published" else attempt
+    date = _link(home.report.as_posix(), row["run_date"]) if row["report"] else html.escape(row["run_date"])
     date += f'<div class="attempt">{html.escape(row["attempt"])}</div>'
 
     def signal(kind: str) -> str:
@@ -521,9 +523,9 @@ def _row_html(row: dict, root: Path) -> str:
         currency = row["portfolio_currency"] if not tables.is_missing(row["portfolio_currency"]) else "USD"
         portfolio = (f"{tables.money(row['portfolio_value'], currency)} "
                      f"({tables.money(row['portfolio_pnl'], currency, signed=True)})")
-    links = [_link(f"{attempt}/{runs.MANIFEST}", "manifest")]
-    if (Path(row["path"]) / "evaluate.ipynb").exists() and row["state"] != "failed":
-        links.insert(0, _link(f"{attempt}/evaluate.ipynb", "notebook"))
+    links = [_link(attempt.manifest.as_posix(), "manifest")]
+    if RunFolder(row["path"]).notebook("evaluate").exists() and row["state"] != "failed":
+        links.insert(0, _link(attempt.notebook("evaluate").as_posix(), "notebook"))
     cells = [
         _cell(date, row["run_date"] + row["attempt"]),
         _cell(_status_html(row, root), row["state"]),
@@ -598,7 +600,7 @@ def _source_section(source: str, part: pd.DataFrame, trend_png: bytes | None, ro
             (f", {counts.get('running', 0)} running" if counts.get("running", 0) else "") + ".")
     if len(published):
         latest = published["run_date"].max()
-        text += f" Latest good run: {_link(f'{latest}/{REPORT}', latest)}."
+        text += f" Latest good run: {_link(RunFolder(Path(latest)).report.as_posix(), latest)}."
     image = (f'<img alt="KPI trends across the {html.escape(source)} runs: precision, lift and forecast error" '
              f'src="data:image/png;base64,{base64.b64encode(trend_png).decode()}">' if trend_png else "")
     head = "".join(f'<th class="{cls}" scope="col">{html.escape(name)}</th>' for name, cls in _INDEX_HEAD)

@@ -10,5 +10,6 @@
   memory-mapped history the core reads.
 * :mod:`~pokewatch.data.watchlist`, :mod:`~pokewatch.data.demo_market`: what to collect, and the offline demo market.
 
-Builds on :mod:`pokewatch.core` (the schema and the frame); knows nothing of runs or pages.
+Builds on :mod:`pokewatch.core` (the schema and the frame); of runs it knows only the file names in
+:mod:`pokewatch.run.folder`, where collect writes, and nothing of pages.
 """

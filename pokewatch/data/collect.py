@@ -38,12 +38,9 @@ from pokewatch.core.schema import (
 )
 from pokewatch.data.sources import CollectRequest, FetchReport, get_source
 from pokewatch.data.store import PriceStore, WriteReport
+from pokewatch.run.folder import RunFolder  # the run folder's file names; pathlib only
 
 logger = logging.getLogger(__name__)
-
-QUALITY_FILE = "quality.json"
-REJECTED_FILE = "rejected_rows.csv"
-PRICES_FILE = "prices.parquet"
 
 
 @dataclass
@@ -174,31 +171,32 @@ def _finish(source_name: str, request: CollectRequest, fetch: FetchReport, raw: 
                            fetch, stored=written.stored, rows_valid=rows_valid, replace_day=replace_day,
                            written=written, dropped_columns=list(dropped), run_dir=run_dir,
                            series=len(pd.concat(keys).drop_duplicates()) if keys else 0)
+    folder = RunFolder(run_dir)
     if not complete:
         result.seconds = time.perf_counter() - started
-        atomic.write_json(run_dir / QUALITY_FILE, result.quality_report(min_completeness))
+        atomic.write_json(folder.quality, result.quality_report(min_completeness))
         raise SourceError(
             f"source {source_name!r} returned {fetch.completeness:.0%} of {fetch.expected} item(s), below the "
             f"min_completeness of {min_completeness:.0%}; nothing was stored. Failures are listed in "
-            f"{run_dir / QUALITY_FILE}; the raw responses are kept in {raw.root} for a replay."
+            f"{folder.quality}; the raw responses are kept in {raw.root} for a replay."
         )
     if rows_valid == 0:
         result.seconds = time.perf_counter() - started
-        atomic.write_json(run_dir / QUALITY_FILE, result.quality_report(min_completeness))
+        atomic.write_json(folder.quality, result.quality_report(min_completeness))
         why = f"all {len(rejected_rows)} row(s) were rejected ({ordered_counts})" if len(rejected_rows) \
             else "it returned no rows"
         raise SourceError(
             f"source {source_name!r} gave no valid row for {request.start:%Y-%m-%d}..{request.end:%Y-%m-%d}: "
-            f"{why}; nothing was stored. See {run_dir / QUALITY_FILE}; check the source's options (and, for the "
+            f"{why}; nothing was stored. See {folder.quality}; check the source's options (and, for the "
             "file source, that the file has rows in that window)."
         )
     if len(rejected_rows):
-        atomic.write_csv(run_dir / REJECTED_FILE, rejected_rows)
-    atomic.write_parquet(run_dir / PRICES_FILE, prices[prices["date"] == request.end])
+        atomic.write_csv(folder.rejected_rows, rejected_rows)
+    atomic.write_parquet(folder.prices, prices[prices["date"] == request.end])
     if keep_raw:
         result.raw_kept = str(raw_archive.keep(raw, source_name, f"{request.end:%Y-%m-%d}"))
     result.seconds = time.perf_counter() - started
-    atomic.write_json(run_dir / QUALITY_FILE, result.quality_report(min_completeness))
+    atomic.write_json(folder.quality, result.quality_report(min_completeness))
     if result.rows_removed:
         logger.warning("replace_day removed %d stored row(s) of %s that this collect did not fetch: %s",
                        result.rows_removed, source_name, written.removed)
@@ -269,7 +267,7 @@ def collect(source: str, start, end, run_dir: str | Path, *, options: dict | Non
     run_dir = Path(run_dir)
     store = store or PriceStore.default()
     src = get_source(source)
-    raw = RawArchive(run_dir / "raw" / source)
+    raw = RawArchive(RunFolder(run_dir).raw / source)
     raw.root.mkdir(parents=True, exist_ok=True)
     atomic.write_json(raw.root / "request.json", {
         "source": source, "start": f"{request.start:%Y-%m-%d}", "end": f"{request.end:%Y-%m-%d}",
@@ -303,7 +301,7 @@ def replay(run_dir: str | Path, source: str | None = None, *, store: PriceStore 
         out = Path(out_dir) if out_dir else config.data_dir() / "collect-runs" / f"replay-{source}-{run_dir.name}"
         keep_raw = False
     else:
-        raw_root = run_dir / "raw"
+        raw_root = RunFolder(run_dir).raw
         candidates = sorted(p.name for p in raw_root.iterdir() if p.is_dir()) if raw_root.exists() else []
         if source is None:
             if len(candidates) != 1:

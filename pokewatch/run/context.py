@@ -33,6 +33,7 @@ import pandas as pd
 from pokewatch import atomic, config
 from pokewatch.run import model_file, runs
 from pokewatch.run.caching import CachedResult
+from pokewatch.run.folder import INTERACTIVE, RunFolder
 from pokewatch.errors import RunError
 from pokewatch.core.model import FairValueModel
 
@@ -159,12 +160,11 @@ class RunContext:
         configure_logging()
         checked = parameters.validate(notebook, values, bases=(Path.cwd(), config.PROJECT_ROOT))
         resolved = checked.run_date
-        folder = Path(checked.run_dir) if checked.run_dir else config.runs_dir() / "interactive" / resolved
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "plots").mkdir(exist_ok=True)
-        if not (folder / runs.MANIFEST).exists():
-            atomic.write_json(folder / runs.MANIFEST, {"run_date": resolved, "status": "interactive",
-                                                       "git_commit": runs.git_commit(), "steps": {}})
+        folder = Path(checked.run_dir) if checked.run_dir else config.runs_dir() / INTERACTIVE / resolved
+        RunFolder(folder).plots.mkdir(parents=True, exist_ok=True)
+        if not RunFolder(folder).manifest.exists():
+            runs.update_manifest(folder, run_date=resolved, status="interactive", git_commit=runs.git_commit(),
+                                 steps={})
         runs.update_manifest(folder, parameters={notebook: checked.recorded()})
         logger.info("%s notebook for %s writing to %s", notebook, resolved, folder)
         return cls(notebook, resolved, folder, checked)
@@ -179,8 +179,10 @@ class RunContext:
     def days_before(self, days: int) -> pd.Timestamp:
         return self.date - pd.Timedelta(days=int(days))
 
-    def path(self, name: str) -> Path:
-        return self.dir / name
+    @property
+    def folder(self) -> RunFolder:
+        """The run's files by what they hold (``ctx.folder.signals``): no notebook spells a file name."""
+        return RunFolder(self.dir)
 
     @contextmanager
     def step(self, name: str):
@@ -221,14 +223,19 @@ class RunContext:
         return model, f"trained on {model.trained_on} (run {found.parent.name})"
 
     # -- outputs -----------------------------------------------------------------
-    def write_csv(self, name: str, frame: pd.DataFrame) -> Path:
-        return atomic.write_csv(self.path(name), frame)
+    def write_csv(self, path: Path, frame: pd.DataFrame) -> Path:
+        """Write ``frame`` to ``path``, a file of :attr:`folder`, atomically."""
+        return atomic.write_csv(self._own(path), frame)
 
-    def write_json(self, name: str, obj) -> Path:
-        return atomic.write_json(self.path(name), _jsonable(obj))
+    def write_json(self, path: Path, obj) -> Path:
+        """Write ``obj`` (numpy scalars, timestamps and NaN made JSON-safe) to ``path``, a file of :attr:`folder`."""
+        return atomic.write_json(self._own(path), _jsonable(obj))
 
-    def plot_path(self, name: str) -> Path:
-        return self.dir / "plots" / name
+    def _own(self, path: Path) -> Path:
+        if Path(path).parent != self.dir:
+            raise RunError(f"{path} is not a file of this run's folder {self.dir}; "
+                           "name it through ctx.folder (for example ctx.folder.signals)")
+        return Path(path)
 
 
 def _jsonable(obj):

@@ -39,6 +39,7 @@ from pathlib import Path
 
 from pokewatch import atomic, config
 from pokewatch.run import runs
+from pokewatch.run.folder import INDEX, RunFolder
 from pokewatch.errors import ParameterError, PokeWatchError
 
 logger = logging.getLogger(__name__)
@@ -197,7 +198,7 @@ def fail(attempt: Path, step: str, message: str, notebook: Path | None = None, l
 def _counts(run_dir: Path) -> dict[str, int]:
     counts: dict[str, int] = {}
     try:
-        with open(run_dir / "signals.csv", newline="", encoding="utf-8") as handle:
+        with open(RunFolder(run_dir).signals, newline="", encoding="utf-8") as handle:
             for row in csv.DictReader(handle):
                 counts[row.get("signal")] = counts.get(row.get("signal"), 0) + 1
     except OSError:
@@ -232,8 +233,8 @@ def finish(attempt: Path, wall: dict[str, float] | None = None) -> None:
         say(f"pruned {len(pruned)} superseded attempt(s) of {manifest['run_date']} to their manifests "
             f"({freed:.1f} MB freed): {', '.join(p['attempt'] for p in pruned)}")
     index = _refresh_index()
-    if (attempt / "report.html").exists():
-        say(f"report: {link / 'report.html'}" + (f"; all runs: {index}" if index else ""))
+    if RunFolder(attempt).report.exists():
+        say(f"report: {RunFolder(link).report}" + (f"; all runs: {index}" if index else ""))
     _send_alert(attempt, link)
 
 
@@ -256,7 +257,7 @@ def _refresh_index() -> Path | None:
     try:
         return report.write_index()
     except Exception as exc:  # noqa: BLE001 - the index is a convenience
-        logger.warning("could not regenerate %s: %s: %s", config.runs_dir() / "index.html", type(exc).__name__, exc)
+        logger.warning("could not regenerate %s: %s: %s", config.runs_dir() / INDEX, type(exc).__name__, exc)
         return None
 
 
@@ -264,7 +265,7 @@ def _send_alert(attempt: Path, link: Path) -> None:
     """Post the webhook alert when POKEWATCH_WEBHOOK_URL is set; the outcome goes in the manifest."""
     from pokewatch.analysis import alerts  # noqa: PLC0415
 
-    report_path = link / "report.html"
+    report_path = RunFolder(link).report
     result = alerts.notify_run(attempt, report=str(report_path) if report_path.exists() else None)
     if result is not None:
         say(f"alert to {result.target}: " + ("sent" if result.ok else
@@ -339,7 +340,7 @@ def _dispatch(args) -> int:
             say(f"removed {len(removed)} temporary file(s) left by killed writers", sys.stderr)
         attempt = runs.start_run(spec["run_date"], spec.get("parameters") or spec["notebooks"], pid=args.pid)
         for nb, values in spec["notebooks"].items():
-            atomic.write_text(attempt / "params" / f"{nb}.yaml",
+            atomic.write_text(RunFolder(attempt).parameters_file(nb),
                               yaml.safe_dump({**values, "run_dir": str(attempt)}, sort_keys=True))
         print(attempt)
         return 0

@@ -28,14 +28,15 @@ from typing import TYPE_CHECKING
 
 from pokewatch import atomic
 from pokewatch.errors import RunError
+from pokewatch.run.folder import RunFolder
 
 if TYPE_CHECKING:
     from pokewatch.core.model import FairValueModel
 
-#: The model's file in a run folder: the one place this name is spelled.
-MODEL_FILE = "model.npz"
+#: The model's file in a run folder (named in :class:`~pokewatch.run.folder.RunFolder`).
+MODEL_FILE = RunFolder.model.name
 #: What runs written before ``model.npz`` hold instead: a pickle, refused and never loaded.
-OLD_MODEL_FILE = "model.joblib"
+OLD_MODEL_FILE = RunFolder.old_model.name
 #: The JSON member of the archive.
 META_MEMBER = "meta.json"
 #: What ``meta.json`` says the file is, so another ``.npz`` is not taken for a model.
@@ -51,7 +52,7 @@ _DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 def path_in(run_dir: str | Path) -> Path:
     """Where the model of ``run_dir`` lives."""
-    return Path(run_dir) / MODEL_FILE
+    return RunFolder(Path(run_dir)).model
 
 
 def write(path: str | Path, model: FairValueModel) -> Path:

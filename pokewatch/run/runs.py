@@ -43,19 +43,15 @@ from pokewatch import atomic, config
 from pokewatch.core import checks
 from pokewatch.errors import RunError
 from pokewatch.run import model_file
+from pokewatch.run import manifest as manifest_fields
+from pokewatch.run.folder import ATTEMPTS, KEPT_WHEN_PRUNED, LATEST, RunFolder
+from pokewatch.run.manifest import Manifest
 
 logger = logging.getLogger(__name__)
 
-MANIFEST = "manifest.json"
-ATTEMPTS = "attempts"
-LATEST = "latest"
-#: Folder of each step's full papermill/kernel output inside an attempt.
-LOGS = "logs"
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 #: Superseded successful attempts kept whole per date (failed ones are always kept whole).
 KEEP_SUPERSEDED = 2
-#: Files a pruned attempt keeps: its record, and what the runs index shows of it.
-KEPT_WHEN_PRUNED = (MANIFEST, "metrics.json", "quality.json")
 #: A temporary file older than this is a crashed writer's leftover, never a live writer's.
 STALE_TEMP_SECONDS = 3600
 
@@ -78,23 +74,30 @@ def git_commit() -> str | None:
         return None
 
 
-def read_manifest(run_dir: Path) -> dict:
-    path = Path(run_dir) / MANIFEST
+def read_manifest(run_dir: Path) -> Manifest:
+    path = RunFolder(run_dir).manifest
     if not path.exists():
-        raise RunError(f"{run_dir} has no {MANIFEST}; it is not a PokeWatch run folder")
+        raise RunError(f"{run_dir} has no {path.name}; it is not a PokeWatch run folder")
     return json.loads(path.read_text())
 
 
-def update_manifest(run_dir: Path, **fields) -> dict:
-    """Merge ``fields`` into the manifest (dicts are merged one level deep)."""
-    run_dir = Path(run_dir)
-    manifest = read_manifest(run_dir) if (run_dir / MANIFEST).exists() else {}
+def update_manifest(run_dir: Path, **fields) -> Manifest:
+    """Merge ``fields`` into the manifest (dicts are merged one level deep), atomically.
+
+    The one writer of ``manifest.json``: a manifest that does not exist yet is created.
+
+    Raises:
+        ValueError: a field or status :class:`~pokewatch.run.manifest.Manifest` does not declare.
+    """
+    manifest_fields.check(fields)
+    path = RunFolder(run_dir).manifest
+    manifest = read_manifest(run_dir) if path.exists() else {}
     for key, value in fields.items():
         if isinstance(value, dict) and isinstance(manifest.get(key), dict):
             manifest[key] = {**manifest[key], **value}
         else:
             manifest[key] = value
-    atomic.write_json(run_dir / MANIFEST, manifest)
+    atomic.write_json(path, manifest)
     return manifest
 
 
@@ -103,7 +106,7 @@ def record_step(run_dir: Path, step: str, seconds: float, cache_hits: dict | Non
 
     A wall time the pipeline already recorded for the step is kept.
     """
-    manifest = read_manifest(run_dir) if (Path(run_dir) / MANIFEST).exists() else {}
+    manifest = read_manifest(run_dir) if RunFolder(run_dir).manifest.exists() else {}
     previous = manifest.get("steps", {}).get(step, {})
     entry = {"seconds": round(seconds, 3), "cache_hits": cache_hits or {}, **extra}
     if "wall_seconds" in previous:
@@ -111,17 +114,15 @@ def record_step(run_dir: Path, step: str, seconds: float, cache_hits: dict | Non
     return update_manifest(run_dir, steps={step: entry})
 
 
-def record_wall_times(run_dir: Path, wall_seconds: dict[str, float]) -> dict:
+def record_wall_times(run_dir: Path, wall_seconds: dict[str, float]) -> Manifest:
     """Record each step's wall time as the pipeline measured it (kernel start, cells, shutdown).
 
     Stored as ``steps.<step>.wall_seconds`` beside the cells' own ``seconds``.
     """
-    manifest = read_manifest(run_dir)
-    steps = manifest.setdefault("steps", {})
-    for step, seconds in wall_seconds.items():
-        steps.setdefault(step, {})["wall_seconds"] = round(float(seconds), 3)
-    atomic.write_json(Path(run_dir) / MANIFEST, manifest)
-    return manifest
+    steps = read_manifest(run_dir).get("steps") or {}
+    return update_manifest(run_dir, steps={
+        step: {**steps.get(step, {}), "wall_seconds": round(float(seconds), 3)}
+        for step, seconds in wall_seconds.items()})
 
 
 # -- the pipeline's process, and what a dead one left behind -------------------------------------
@@ -234,19 +235,12 @@ def start_run(run_date: str, parameters: dict | None = None, runs_root: Path | N
     while attempt.exists():
         suffix += 1
         attempt = root / ATTEMPTS / f"{run_date}T{stamp}-{pid}-{suffix}"
-    (attempt / "plots").mkdir(parents=True)
-    (attempt / LOGS).mkdir()
-    atomic.write_json(attempt / MANIFEST, {
-        "run_date": run_date,
-        "status": "running",
-        "started_at": now_utc(),
-        "attempt": attempt.name,
-        "process": process_record(pid),
-        "git_commit": git_commit(),
-        "package_version": pokewatch.__version__,
-        "parameters": parameters or {},
-        "steps": {},
-    })
+    folder = RunFolder(attempt)
+    folder.plots.mkdir(parents=True)
+    folder.logs.mkdir()
+    update_manifest(attempt, run_date=run_date, status="running", started_at=now_utc(), attempt=attempt.name,
+                    process=process_record(pid), git_commit=git_commit(), package_version=pokewatch.__version__,
+                    parameters=parameters or {}, steps={})
     return attempt
 
 

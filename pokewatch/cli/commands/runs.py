@@ -12,6 +12,8 @@ import argparse
 import json
 from pathlib import Path
 
+from pokewatch.run.folder import INDEX, RunFolder
+
 EXAMPLES = """\
 examples:
   pokewatch runs                      # every attempt, newest first, with status and KPIs
@@ -112,7 +114,7 @@ def list_runs(args: argparse.Namespace) -> int:
     for row in rows:
         if row["failure"]:
             terminal.print_text(f"{row['run_date']} failed at {row['failure']} (attempt {row['attempt']})")
-    index = root / "index.html"
+    index = root / INDEX
     terminal.print_text(f"{len(records)} attempt(s) in {root}" + (
         f"; open {index} for links and reports" if index.exists() else ""))
     return 0
@@ -152,12 +154,13 @@ def _details(row, manifest: dict, folder: Path) -> list[str]:
     lines = [f"Run {row['run_date']}: {row['state']} ({row['source']}, attempt {row['attempt']})",
              f"  folder     {folder}",
              f"  started    {manifest.get('started_at', '?')}   finished {manifest.get('finished_at', '-')}"]
+    files = RunFolder(folder)
     failure = manifest.get("failure")
     if failure:
         lines.append(f"  FAILED at  step {failure.get('step')}: {failure.get('cell') or failure.get('error')}")
-        for name in (f"{failure.get('step')}.html", f"{failure.get('step')}.ipynb"):
-            if (folder / name).exists():
-                lines.append(f"  notebook   {folder / name}")
+        for path in (files.notebook_page(failure.get("step")), files.notebook(failure.get("step"))):
+            if path.exists():
+                lines.append(f"  notebook   {path}")
     model = manifest.get("model") or {}
     if model:
         lines.append(f"  model      {model.get('method')}({model.get('window')}) trained on {model.get('trained_on')}"
@@ -170,9 +173,9 @@ def _details(row, manifest: dict, folder: Path) -> list[str]:
     if not is_missing(row["buy"]):
         lines.append(f"  signals    BUY {row['buy']:,}, SELL {row['sell']:,}, HOLD {row['hold']:,} "
                      f"of {row['cards']:,} cards tracked")
-    for name in ("report.html", "signals.csv", "metrics.json", "portfolio.csv"):
-        if (folder / name).exists():
-            lines.append(f"  {name:<14} {folder / name}")
+    for path in (files.report, files.signals, files.metrics, files.portfolio):
+        if path.exists():
+            lines.append(f"  {path.name:<14} {path}")
     alert = manifest.get("alert")
     if alert:
         lines.append(f"  alert      {alert.get('status')} to {alert.get('target')} after {alert.get('attempts')} "
@@ -188,11 +191,12 @@ def show_run(args: argparse.Namespace) -> int:
     history = explore.run_history(root)
     row = pick_attempt(history, args.date, root)
     folder = Path(row["path"])
-    manifest = json.loads((folder / "manifest.json").read_text())
-    metrics = json.loads((folder / "metrics.json").read_text()) if (folder / "metrics.json").exists() else {}
+    files = RunFolder(folder)
+    manifest = json.loads(files.manifest.read_text())
+    metrics = json.loads(files.metrics.read_text()) if files.metrics.exists() else {}
     kpis = metrics.get("kpis", {})
     text = None
-    if (folder / "signals.csv").exists():
+    if files.signals.exists():
         from pokewatch.analysis.report import run_summary  # nbconvert-free
 
         text = run_summary(folder)
