@@ -175,7 +175,7 @@ def attack_partial_recollect(quick: bool) -> Outcome:
     """pokemontcg, 10 sets of 10 cards; each trial re-collects with one set answering 500."""
     from sources_server import RecordedServer, Reply
 
-    from pokewatch.data.collect import collect
+    from pokewatch.run.collect import collect
     from pokewatch.data.store import PriceStore
 
     out = Outcome("partial pokemontcg re-collect (1 of 10 sets answers 500) loses stored rows")
@@ -212,7 +212,7 @@ def attack_partial_recollect(quick: bool) -> Outcome:
 
 def attack_partial_reimport(quick: bool) -> Outcome:
     """File source: 30 stored rows; re-import 1..5 cards of one day; then --replace-day through the CLI."""
-    from pokewatch.data.collect import collect
+    from pokewatch.run.collect import collect
     from pokewatch.data.store import PriceStore
 
     out = Outcome("partial file re-import loses stored rows; --replace-day removes silently")
@@ -543,7 +543,7 @@ def attack_malformed_cards(quick: bool) -> Outcome:
     real collect against the local server."""
     from sources_server import RecordedServer, Reply
 
-    from pokewatch.data.collect import collect
+    from pokewatch.run.collect import collect
     from pokewatch.core.schema import MALFORMED, validate_observations
     from pokewatch.data.sources import pokemontcg
     from pokewatch.data.store import PriceStore
@@ -608,7 +608,7 @@ def attack_malformed_cards(quick: bool) -> Outcome:
 # -- 6, 7: the store keeps only the schema; no silent mis-acceptance ------------------------------------
 def attack_wide_file(quick: bool) -> Outcome:
     """Files with 200,000 columns: imported (or refused) in under 5 s, the store growing by its valid rows only."""
-    from pokewatch.data.collect import collect
+    from pokewatch.run.collect import collect
     from pokewatch.data.store import PriceStore
 
     out = Outcome("200,000-column file poisons the store (must be refused or trimmed in < 5 s)")
@@ -666,7 +666,7 @@ def attack_silent_acceptance(quick: bool) -> Outcome:
     """Each input the attack saw accepted silently must now be normalised, rejected with a reason, or fail."""
     from sources_server import RecordedServer, Reply
 
-    from pokewatch.data.collect import collect
+    from pokewatch.run.collect import collect
     from pokewatch.errors import SourceError
     from pokewatch.data.store import PriceStore
 
@@ -750,7 +750,7 @@ def attack_http_budgets(quick: bool) -> Outcome:
     """Slow drips stop at the deadline; oversized bodies are refused clearly, in time, against 127.0.0.1."""
     from sources_server import RecordedServer, Reply
 
-    from pokewatch.data.collect import collect
+    from pokewatch.run.collect import collect
     from pokewatch.errors import SourceError
     from pokewatch.data.http_client import BudgetExceededError, HttpSettings, ResponseTooLargeError
     from pokewatch.data.store import PriceStore

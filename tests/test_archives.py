@@ -10,7 +10,7 @@ import pytest
 from sources_server import write_archive
 
 from pokewatch.data import archives
-from pokewatch.data.collect import collect
+from pokewatch.run.collect import collect
 from pokewatch.errors import ParameterError, SourceError
 from pokewatch.data.store import PriceStore
 

@@ -106,7 +106,7 @@ def test_progress_goes_to_the_real_stderr_stamped_with_the_step_only_under_the_p
 KERNEL_NOTEBOOK_CELLS = [
     "import logging\nfrom pokewatch.run import context\ncontext.configure_logging()",
     "logging.getLogger('pokewatch.progress').info('group 40/120')\n"
-    "logging.getLogger('pokewatch.data.collect').warning('two rows rejected')",
+    "logging.getLogger('pokewatch.run.collect').warning('two rows rejected')",
 ]
 
 
@@ -128,7 +128,7 @@ def test_in_a_kernel_records_are_plain_stdout_and_progress_reaches_the_pipeline(
     outputs = nbformat.read(tmp_path / "out.ipynb", as_version=4).cells[1].outputs
     assert {o.get("name") for o in outputs} == {"stdout"}, "no red stderr boxes in the notebook"
     text = "".join(o["text"] for o in outputs)
-    assert "WARNING pokewatch.data.collect: two rows rejected" in text and "group 40/120" in text
+    assert "WARNING pokewatch.run.collect: two rows rejected" in text and "group 40/120" in text
 
 
 def test_evaluate_loads_the_model_train_saved_and_never_an_old_pickle(isolated_dirs):

@@ -11,7 +11,7 @@ from sources_server import RecordedServer, Reply, fast_http, fixture, isolate_da
 
 from pokewatch.data import raw_archive
 from pokewatch.cli.main import main
-from pokewatch.data.collect import collect, replay
+from pokewatch.run.collect import collect, replay
 from pokewatch.errors import SourceError
 from pokewatch.data.store import PriceStore
 from pokewatch.run.folder import RunFolder

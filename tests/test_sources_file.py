@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from sources_server import FIXTURES, isolate_data
 
-from pokewatch.data.collect import collect
+from pokewatch.run.collect import collect
 from pokewatch.errors import ParameterError, SchemaError, SourceError
 from pokewatch.data.sources.file import parse_column_mapping
 from pokewatch.core.schema import MALFORMED

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from pokewatch.data.collect import source_options
+from pokewatch.run.collect import source_options
 from pokewatch.errors import ParameterError
 from pokewatch.data.sources import SOURCES, get_source
 

@@ -1,4 +1,4 @@
-"""pokemontcg.io end to end through pokewatch.data.collect.collect, against recorded /v2/cards pages."""
+"""pokemontcg.io end to end through pokewatch.run.collect.collect, against recorded /v2/cards pages."""
 from __future__ import annotations
 
 import json
@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from sources_server import RecordedServer, Reply, fast_http, fixture, isolate_data
 
-from pokewatch.data.collect import collect
+from pokewatch.run.collect import collect
 from pokewatch.errors import ParameterError, SourceError
 from pokewatch.data.sources.pokemontcg import build_queries, parse_updated_at
 from pokewatch.data.store import PriceStore

@@ -1,4 +1,4 @@
-"""tcgcsv end to end through pokewatch.data.collect.collect, against recorded responses on a local server."""
+"""tcgcsv end to end through pokewatch.run.collect.collect, against recorded responses on a local server."""
 from __future__ import annotations
 
 import json
@@ -18,7 +18,7 @@ from sources_server import (
 
 from pokewatch.data import catalogue
 from pokewatch.cli.main import main
-from pokewatch.data.collect import collect, replay
+from pokewatch.run.collect import collect, replay
 from pokewatch.errors import ParameterError, SourceError
 from pokewatch.data.store import PriceStore
 from pokewatch.run.folder import RunFolder

@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pokewatch.data import collect
+from pokewatch.run import collect
 from pokewatch.run import steps
 from pokewatch.core import walkforward
 from pokewatch.data.store import PriceStore

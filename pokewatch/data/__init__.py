@@ -5,11 +5,10 @@
   one client, one retry policy and one redactor for every request PokeWatch sends.
 * :mod:`~pokewatch.data.raw_archive`: raw responses kept before anything parses them, so a parse can be replayed.
 * :mod:`~pokewatch.data.archives`, :mod:`~pokewatch.data.catalogue`: tcgcsv's daily archives and the product catalogue.
-* :mod:`~pokewatch.data.collect`: fetch, parse, validate, store, report quality.
 * :mod:`~pokewatch.data.store`, :mod:`~pokewatch.data.compaction`: the Parquet day files and the compacted,
   memory-mapped history the core reads.
 * :mod:`~pokewatch.data.watchlist`, :mod:`~pokewatch.data.demo_market`: what to collect, and the offline demo market.
 
-Builds on :mod:`pokewatch.core` (the schema and the frame); of runs it knows only the file names in
-:mod:`pokewatch.run.folder`, where collect writes, and nothing of pages.
+Builds on :mod:`pokewatch.core` (the schema and the frame) and knows nothing of runs or pages:
+the collect step, which writes a run's files, is :mod:`pokewatch.run.collect`.
 """

@@ -7,6 +7,7 @@
 * :mod:`~pokewatch.run.parameters`: every notebook parameter, declared and validated once.
 * :mod:`~pokewatch.run.model_file`: the run's ``model.npz``, numpy arrays plus JSON; old pickles are refused.
 * :mod:`~pokewatch.run.context`: :class:`~pokewatch.run.context.RunContext`, what a notebook needs from its run.
+* :mod:`~pokewatch.run.collect`: the collect step: fetch, parse, validate, store, report quality.
 * :mod:`~pokewatch.run.steps`, :mod:`~pokewatch.run.caching`: the expensive steps and their disk cache.
 * :mod:`~pokewatch.run.helpers`: ``plan``, ``start``, ``should-train``, ``finish`` and ``fail``, as
   ``scripts/run_pipeline.sh`` calls them; imports nothing heavy.

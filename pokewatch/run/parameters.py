@@ -225,7 +225,7 @@ class CollectParameters(NotebookParameters):
     @classmethod
     def _source_options(cls, value: str, info: ValidationInfo) -> str:
         """The options dict exactly as the collect notebook builds it, checked by the source."""
-        from pokewatch.data import collect  # noqa: PLC0415 - the notebook's own options builder
+        from pokewatch.run import collect  # noqa: PLC0415 - the notebook's own options builder
         from pokewatch.data.sources import get_source  # noqa: PLC0415
 
         data = info.data

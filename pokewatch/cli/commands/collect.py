@@ -101,7 +101,7 @@ def _summary(result, run_dir: Path) -> str:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from pokewatch.data.collect import collect, replay
+    from pokewatch.run.collect import collect, replay
     from pokewatch.data.store import PriceStore
 
     store = PriceStore(Path(args.store)) if args.store else None

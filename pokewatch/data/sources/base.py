@@ -87,7 +87,7 @@ class PriceSource:
         ``parse`` call it again and read their settings only from its result.
 
         Args:
-            options: what :func:`pokewatch.data.collect.source_options` built from the
+            options: what :func:`pokewatch.run.collect.source_options` built from the
                 collect notebook's parameters and ``source_options``.
             files: check that file and folder options exist (``parse`` turns it off:
                 a replay needs only the run's raw responses).

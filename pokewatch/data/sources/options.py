@@ -206,7 +206,7 @@ def check_options(specs: Iterable[Option], options: Mapping[str, Any] | None, *,
 
     Args:
         specs: the options a source reads.
-        options: what the user gave (``pokewatch.data.collect.source_options(...)``).
+        options: what the user gave (``pokewatch.run.collect.source_options(...)``).
         source: the source's name, for messages.
         files: check that file and folder options exist (off for a replay).
 
