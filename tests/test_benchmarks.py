@@ -157,7 +157,7 @@ def test_the_page_shows_the_median_and_range_of_successful_runs_and_their_ratio(
     assert "| **total** | 12.00 s (10.00 s–14.00 s) | 6.00 s (5.50 s–9.00 s) | 0.50× |" in page
     assert "| … of which evaluate cells | 5.00 s (4.00 s–6.00 s) | 2.00 s (1.00 s–3.00 s) | 0.40× |" in page
     assert "| peak memory, evaluate kernel | 400 MB (300 MB–500 MB) | 200 MB (200 MB–200 MB) | 0.50× |" in page
-    assert "| `pokewatch.run.helpers plan` | 6.00 s (5.00 s–7.00 s) | 1.50 s (1.00 s–2.00 s) |" in page
+    assert "| `pokewatch pipeline plan` | 6.00 s (5.00 s–7.00 s) | 1.50 s (1.00 s–2.00 s) |" in page
 
 
 def test_the_page_compares_the_pass_with_the_plain_loop_the_floor_and_the_groupby_loop(rendered):
