@@ -66,7 +66,7 @@ def _day(offset: int) -> str:
 
 def stage_collect(spec: dict, memory) -> dict:
     """A demo collect of [start, end] into ``spec['store']``."""
-    collect = pokewatch_module("data.collect").collect
+    collect = pokewatch_module("run.collect").collect
     PriceStore = pokewatch_module("data.store").PriceStore
 
     store = PriceStore(Path(spec["store"]))
