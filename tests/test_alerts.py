@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from pokewatch.analysis import alerts
-from pokewatch.run import helpers
+from pokewatch.cli.main import main
 from tests.analyst_fixtures import held_cards, make_run, manifest
 
 SECRET = "/services/T000/B000/s3cr3t-t0k3n"
@@ -196,7 +196,7 @@ def test_the_webhook_secret_never_reaches_logs_manifest_or_output(isolated_dirs,
     monkeypatch.setenv(alerts.WEBHOOK_ENV, hook.url)
     monkeypatch.setenv(alerts.RETRIES_ENV, "1")
     with caplog.at_level(logging.DEBUG):
-        assert helpers.main(["finish", "--attempt", str(attempt)]) == 0, "the run finishes despite the alert"
+        assert main(["pipeline", "finish", "--attempt", str(attempt)]) == 0, "the run finishes despite the alert"
     out = capsys.readouterr()
     assert "alert to http://127.0.0.1" in out.out and "FAILED after 2 attempt(s)" in out.out
     recorded = (attempt / "manifest.json").read_text()
