@@ -17,6 +17,7 @@ by the writers that need them, so lean commands can write JSON without them.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import tempfile
@@ -33,8 +34,27 @@ if TYPE_CHECKING:
 #: Temporary files are named ``<TEMP_PREFIX><name>.<random><TEMP_SUFFIX>`` beside their target.
 TEMP_PREFIX = "."
 TEMP_SUFFIX = ".tmp"
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+
+
+@functools.cache
+def _umask() -> int:
+    """The process's umask, read once, when the first file is written.
+
+    The only way to read it is to set it, and a file another thread creates between
+    the two calls gets the temporary mask: so read it once, never at import time.
+    """
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    """The permissions a plain ``open()`` would give a new file: 0666 less the umask.
+
+    A temporary file from :func:`tempfile.mkstemp` is 0600; it gets these before it
+    replaces its target, so run files stay readable by whoever could read the old ones.
+    """
+    return 0o666 & ~_umask()
 
 
 @contextmanager
@@ -44,7 +64,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{target.name}.", suffix=TEMP_SUFFIX, dir=target.parent)
     os.close(fd)
-    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp's 0600 would hide run files from other readers
+    os.chmod(tmp, file_mode())  # mkstemp's 0600 would hide run files from other readers
     tmp_path = Path(tmp)
     try:
         yield tmp_path

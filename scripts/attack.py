@@ -6,7 +6,7 @@ late validation, misreported cache hits, and the API's) were found by attacking 
 clone. This script attacks this checkout the same way, the way a user meets each
 piece: the collect step with real sources against a real local HTTP server
 (``tests/sources_server.py``), ``scripts/run_pipeline.sh`` and ``python -m
-pokewatch.run.helpers``, a real ``pokewatch serve`` (``tests/attack_api.py``), the disk cache.
+pokewatch pipeline``, a real ``pokewatch serve`` (``tests/attack_api.py``), the disk cache.
 
 Everything happens in a temporary folder (runs, store, cache, raw archive, temporary
 files); the repository's runs/, data/ and logs/ are never touched, and nothing reaches
@@ -480,9 +480,9 @@ def attack_crash_bookkeeping(quick: bool) -> Outcome:
     notebook.write_text(json.dumps({"cells": [{"outputs": [{"output_type": "stream", "text": "x" * 500}]}]})[:300])
     log = RunFolder(attempt).log("collect")
     log.write_text("OSError: [Errno 28] No space left on device\n")
-    result, _ = run_cli([sys.executable, "-m", "pokewatch.run.helpers", "fail", "--attempt", str(attempt), "--step",
-                         "collect", "--notebook", str(notebook), "--log", str(log), "--message", "exit status 1",
-                         "--no-index"], extra_env={"POKEWATCH_RUNS_DIR": str(scratch / "runs")})
+    result, _ = run_cli([sys.executable, "-m", "pokewatch", "pipeline", "fail", "--attempt", str(attempt),
+                         "--step", "collect", "--notebook", str(notebook), "--log", str(log), "--message",
+                         "exit status 1", "--no-index"], extra_env={"POKEWATCH_RUNS_DIR": str(scratch / "runs")})
     manifest = runs.read_manifest(attempt)
     out.trial(result.returncode == 0 and manifest.get("status") == "failed"
               and "No space left" in json.dumps(manifest.get("failure")),

@@ -121,7 +121,7 @@ record_failure() {
   [[ -n "$ATTEMPT" ]] || return 0
   local step_log="$ATTEMPT/logs/${CURRENT_STEP:-start}.log"
   [[ -z "$NOTEBOOK_STARTED" ]] || WALL+=(--wall "$CURRENT_STEP=$(seconds_since "$NOTEBOOK_STARTED")")
-  log "$("${PY[@]}" -m pokewatch.run.helpers fail --attempt "$ATTEMPT" --step "${CURRENT_STEP:-start}" \
+  log "$("${PY[@]}" -m pokewatch pipeline fail --attempt "$ATTEMPT" --step "${CURRENT_STEP:-start}" \
     ${CURRENT_NOTEBOOK:+--notebook "$CURRENT_NOTEBOOK"} --log "$step_log" --message "$1" "${WALL[@]}" \
     2>>"$step_log" || echo "could not record the failure in $ATTEMPT/manifest.json")"
   log "FAILED at step ${CURRENT_STEP:-start}; executed notebooks kept in $ATTEMPT; runs/latest unchanged"
@@ -143,7 +143,7 @@ run_notebook() {
 
 maybe_train() {
   local decision
-  if decision=$("${PY[@]}" -m pokewatch.run.helpers should-train --date "$RUN_DATE" --source "$SOURCE" \
+  if decision=$("${PY[@]}" -m pokewatch pipeline should-train --date "$RUN_DATE" --source "$SOURCE" \
       --attempt "$ATTEMPT" \
       $([[ $FORCE_TRAIN -eq 1 ]] && echo --force)); then
     log "training: $decision"
@@ -154,9 +154,9 @@ maybe_train() {
 }
 
 api_hooks() {
-  "${PY[@]}" -m pokewatch.api.notify reload 2>&1 | stamped \
+  "${PY[@]}" -m pokewatch notify reload 2>&1 | stamped \
     || log "warning: API reload at $POKEWATCH_API_URL failed (run is fine)"
-  "${PY[@]}" -m pokewatch.api.notify health 2>&1 | stamped \
+  "${PY[@]}" -m pokewatch notify health 2>&1 | stamped \
     || log "warning: API health check at $POKEWATCH_API_URL failed (run is fine)"
 }
 
@@ -164,7 +164,7 @@ main() {
   parse_args "$@"
   mkdir -p "$RUNS_DIR"
   PLAN_FILE="$(mktemp "${TMPDIR:-/tmp}/pokewatch-plan.XXXXXX")"
-  RUN_DATE=$("${PY[@]}" -m pokewatch.run.helpers plan --date "$RUN_DATE" --source "$SOURCE" \
+  RUN_DATE=$("${PY[@]}" -m pokewatch pipeline plan --date "$RUN_DATE" --source "$SOURCE" \
       --archives "$ARCHIVES" --backfill "$BACKFILL" --out "$PLAN_FILE" "${PARAMS[@]}") \
     || die "parameters rejected; nothing was run"
 
@@ -173,7 +173,7 @@ main() {
     die "another pipeline run holds $RUNS_DIR/.lock; not starting (use --wait-lock SECONDS to wait)" 75
   fi
 
-  ATTEMPT=$("${PY[@]}" -m pokewatch.run.helpers start "$PLAN_FILE" --pid $$) \
+  ATTEMPT=$("${PY[@]}" -m pokewatch pipeline start "$PLAN_FILE" --pid $$) \
     || die "could not create the attempt folder in $RUNS_DIR/attempts; nothing was run" 1
   trap on_failure ERR
   trap 'on_signal INT' INT
@@ -184,7 +184,7 @@ main() {
   step collect run_notebook collect
   step train maybe_train
   step evaluate run_notebook evaluate
-  step publish "${PY[@]}" -m pokewatch.run.helpers finish --attempt "$ATTEMPT" "${WALL[@]}"
+  step publish "${PY[@]}" -m pokewatch pipeline finish --attempt "$ATTEMPT" "${WALL[@]}"
   trap - ERR INT TERM HUP
   if [[ -n "${POKEWATCH_API_URL:-}" ]]; then step api api_hooks; fi
   log "run $RUN_DATE succeeded: $RUNS_DIR/$RUN_DATE"

@@ -18,8 +18,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from pokewatch import atomic
-from pokewatch.analysis import plots, portfolio, summary
-from pokewatch.run import model_file, runs
+from pokewatch.analysis import portfolio, summary
+from pokewatch.run import display, model_file, runs
 from pokewatch.core.backtest import run_backtest
 from pokewatch.data.demo_market import demo_prices
 from pokewatch.core.model import FairValueModel
@@ -52,7 +52,7 @@ def _clean(obj):
 def _png() -> bytes:
     fig = Figure(figsize=(2, 1))
     fig.add_subplot().plot([1, 2, 3], [1, 3, 2])
-    return plots.to_png(fig, dpi=40)
+    return display.to_png(fig, dpi=40)
 
 
 #: Tables as an evaluate notebook that does not use pokewatch.analysis.tables shows them (pandas' own HTML).

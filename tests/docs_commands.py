@@ -298,9 +298,9 @@ REGISTRY: dict[str, Handling] = {
     # docs/analyst_guide.md
     ".venv/bin/papermill --help-notebook notebooks/explore.ipynb": run(expect="compare_to"),
     ".venv/bin/python -m pokewatch --help": run(expect="signals"),
-    ".venv/bin/python -m pokewatch.analysis.report runs/2026-11-28": run(RUN_2026_11_28, expect="report.html",
-                                                                then="test -s runs/2026-11-28/report.html"),
-    ".venv/bin/python -m pokewatch.analysis.report": run(PIPELINE, expect="index.html", then="test -s runs/index.html"),
+    ".venv/bin/pokewatch report runs/2026-11-28": run(RUN_2026_11_28, expect="report.html",
+                                                      then="test -s runs/2026-11-28/report.html"),
+    ".venv/bin/pokewatch report": run(PIPELINE, expect="index.html", then="test -s runs/index.html"),
     ".venv/bin/pokewatch runs --published": run(PIPELINE, expect="published"),
     ".venv/bin/pokewatch runs show latest": run(PIPELINE, expect="published"),
     ".venv/bin/pokewatch signals": run(PIPELINE, expect="published demo run of"),
@@ -327,6 +327,7 @@ REGISTRY: dict[str, Handling] = {
     # docs/automation_guide.md
     RUN_2026_01_05: run(expect="run 2026-01-05 succeeded", slow=True),
     "scripts/run_pipeline.sh --help": run(expect="Exit status"),
+    ".venv/bin/pokewatch pipeline --help": run(expect="should-train"),
     "chmod +x scripts/run_pipeline.sh": run(),
     "ls -l scripts/run_pipeline.sh": run(expect="^-rwxr-xr-x"),
     "crontab -e": not_run(NO_CRON),
@@ -347,11 +348,10 @@ REGISTRY: dict[str, Handling] = {
     "os.uname().nodename + '; see logs/pipeline.log'))\")": not_run(
         DEPLOYMENT_PATH + "; its alert call is run against a local webhook by "
         "tests/test_docs_commands.py::test_the_failure_alert_of_the_automation_guide_posts_to_the_webhook"),
-    "POKEWATCH_API_URL=http://127.0.0.1:8000 .venv/bin/python -m pokewatch.api.notify health": run(
+    "POKEWATCH_API_URL=http://127.0.0.1:8000 .venv/bin/pokewatch notify health": run(
         SERVER, expect="api health: ok", slow=True),
     "POKEWATCH_API_URL=http://127.0.0.1:8000 POKEWATCH_API_KEY=$(awk '$2 == \"admin\" {print $1; exit}' "
-    "secrets/api_keys) .venv/bin/python -m pokewatch.api.notify reload": run(SERVER, expect="api reload: ok",
-                                                                           slow=True),
+    "secrets/api_keys) .venv/bin/pokewatch notify reload": run(SERVER, expect="api reload: ok", slow=True),
     "systemctl status cron": not_run("needs systemd and a cron daemon (not on this machine)"),
     "grep CRON /var/log/syslog | tail": not_run("reads the system log of a cron host (no cron daemon here)"),
     "tail -n 20 logs/pipeline.log": mapped(README_CRON, "the cron test reads logs/pipeline.log after the run"),
@@ -363,7 +363,7 @@ REGISTRY: dict[str, Handling] = {
     # docs/deployment_guide.md
     ".venv/bin/pokewatch keys new --role admin --quiet >> /etc/pokewatch/api_keys": not_run(
         DEPLOYMENT_PATH + "; the same command into secrets/api_keys runs in the quick start"),
-    ".venv/bin/python -m pokewatch.api.notify reload": mapped(
+    ".venv/bin/pokewatch notify reload": mapped(
         "tests/test_api_notify.py::test_reload_with_a_reader_key_fails_and_says_an_admin_key_is_needed",
         "the migration note's reload with a reader key, against a real server"),
     ".venv/bin/python scripts/attack.py": mapped(

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 from pokewatch.analysis import alerts
-from pokewatch.run import helpers
 from pokewatch.run.folder import RunFolder
+from pokewatch.cli.main import main
 from tests.analyst_fixtures import held_cards, make_run, manifest
 
 SECRET = "/services/T000/B000/s3cr3t-t0k3n"
@@ -197,7 +197,7 @@ def test_the_webhook_secret_never_reaches_logs_manifest_or_output(isolated_dirs,
     monkeypatch.setenv(alerts.WEBHOOK_ENV, hook.url)
     monkeypatch.setenv(alerts.RETRIES_ENV, "1")
     with caplog.at_level(logging.DEBUG):
-        assert helpers.main(["finish", "--attempt", str(attempt)]) == 0, "the run finishes despite the alert"
+        assert main(["pipeline", "finish", "--attempt", str(attempt)]) == 0, "the run finishes despite the alert"
     out = capsys.readouterr()
     assert "alert to http://127.0.0.1" in out.out and "FAILED after 2 attempt(s)" in out.out
     recorded = RunFolder(attempt).manifest.read_text()

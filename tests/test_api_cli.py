@@ -91,7 +91,7 @@ def test_pokewatch_serve_answers_and_the_pipeline_hooks_work(tmp_path):
                 assert time.monotonic() < deadline, "pokewatch serve did not start"
                 time.sleep(0.1)
         publish_run(runs_root, "2026-11-29", demo_model("2026-11-29"))
-        notify = [sys.executable, "-m", "pokewatch.api.notify"]
+        notify = [sys.executable, "-m", "pokewatch", "notify"]
         reload = subprocess.run([*notify, "reload"], env=env, capture_output=True, text=True, timeout=30, check=False)
         health = subprocess.run([*notify, "health"], env=env, capture_output=True, text=True, timeout=30, check=False)
         assert reload.returncode == 0, reload.stdout + reload.stderr

@@ -1,13 +1,13 @@
-"""The pipeline's API hook, ``python -m pokewatch.api.notify health|reload``, against a live server."""
+"""The pipeline's API hook, ``pokewatch notify health|reload``, against a live server."""
 from __future__ import annotations
 
 import pytest
 from api_fixtures import ADMIN_KEY, KEY, LiveServer, demo_model, publish_run, settings
 from redis_server import free_port
 
-from pokewatch.api import notify
 from pokewatch.api.app import create_app
 from pokewatch.run import model_file
+from pokewatch.cli.main import main
 
 
 @pytest.fixture
@@ -28,7 +28,7 @@ def run(monkeypatch, capsys, action, url=None, key=None):
             monkeypatch.delenv(name, raising=False)
         else:
             monkeypatch.setenv(name, value)
-    status = notify.main([action, "--timeout", "5"])
+    status = main(["notify", action, "--timeout", "5"])
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 1, "notify prints exactly one line"
     return status, lines[0]

@@ -1,11 +1,11 @@
-"""pokewatch.data.redaction: what counts as a secret in a URL, and that everything else survives untouched."""
+"""pokewatch.redaction: what counts as a secret in a URL, and that everything else survives untouched."""
 from __future__ import annotations
 
 import pytest
 from api_fixtures import ADMIN_KEY, KEY, OTHER_KEY
 
 from pokewatch.api.security import KeyRing
-from pokewatch.data.redaction import REDACTED, redact_path, redact_query, redact_url, secret_parameters
+from pokewatch.redaction import REDACTED, redact_path, redact_query, redact_url, secret_parameters
 
 RING = KeyRing([KEY], [ADMIN_KEY])
 

@@ -12,8 +12,9 @@ import pytest
 
 from pokewatch.core.model import FairValueModel
 from pokewatch.core.rules import Rule
-from pokewatch.run import context, model_file, runs
+from pokewatch.run import model_file, runs
 from pokewatch.run import helpers
+from pokewatch import logs
 from pokewatch.errors import ParameterError
 from pokewatch.run.context import RunContext
 from tests.conftest import REPO, series
@@ -92,11 +93,11 @@ def test_an_interactive_run_writes_under_runs_interactive(isolated_dirs):
 
 
 def test_progress_goes_to_the_real_stderr_stamped_with_the_step_only_under_the_pipeline(monkeypatch, capfd):
-    progress = logging.getLogger(context.PROGRESS_LOGGER)
+    progress = logging.getLogger(logs.PROGRESS_LOGGER)
     monkeypatch.setattr(progress, "handlers", [])
-    monkeypatch.setenv(context.STEP_ENV, "collect")
-    context.configure_logging()
-    context.configure_logging()  # idempotent: one line per record, not two
+    monkeypatch.setenv(logs.STEP_ENV, "collect")
+    logs.configure("kernel")
+    logs.configure("kernel")  # idempotent: one line per record, not two
     progress.info("day 3/18 (2025-09-23)")
     lines = [line for line in capfd.readouterr().err.splitlines() if "day 3/18" in line]
     assert len(lines) == 1
@@ -104,18 +105,21 @@ def test_progress_goes_to_the_real_stderr_stamped_with_the_step_only_under_the_p
 
 
 KERNEL_NOTEBOOK_CELLS = [
-    "import logging\nfrom pokewatch.run import context\ncontext.configure_logging()",
+    "import logging\nfrom pokewatch.run.context import RunContext\n"
+    "ctx = RunContext.from_parameters('collect', {'run_date': '2026-11-27', 'run_dir': RUN_DIR})",
     "logging.getLogger('pokewatch.progress').info('group 40/120')\n"
     "logging.getLogger('pokewatch.run.collect').warning('two rows rejected')",
+    "from matplotlib.figure import Figure\nfig = Figure()\nfig.add_subplot().plot([1, 2])\nfig",
 ]
 
 
-def test_in_a_kernel_records_are_plain_stdout_and_progress_reaches_the_pipeline(tmp_path):
-    """One real papermill run through the pipeline's engine (IPC kernels)."""
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in KERNEL_NOTEBOOK_CELLS])
+def test_in_a_kernel_records_are_plain_stdout_progress_reaches_the_pipeline_and_figures_show(tmp_path):
+    """One real papermill run through the pipeline's engine (IPC kernels): opening the context sets the kernel up."""
+    cells = [KERNEL_NOTEBOOK_CELLS[0].replace("RUN_DIR", repr(str(tmp_path / "attempt"))), *KERNEL_NOTEBOOK_CELLS[1:]]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
     nbformat.write(nb, tmp_path / "in.ipynb")
-    env = {**subprocess.os.environ, context.STEP_ENV: "collect"}
+    env = {**subprocess.os.environ, logs.STEP_ENV: "collect"}
     result = subprocess.run([sys.executable, "-m", "papermill", "--engine", "pokewatch", "--kernel", "python3",
                              "--log-level", "WARNING", "--no-progress-bar", str(tmp_path / "in.ipynb"),
                              str(tmp_path / "out.ipynb")], capture_output=True, text=True, env=env, timeout=300,
@@ -129,6 +133,9 @@ def test_in_a_kernel_records_are_plain_stdout_and_progress_reaches_the_pipeline(
     assert {o.get("name") for o in outputs} == {"stdout"}, "no red stderr boxes in the notebook"
     text = "".join(o["text"] for o in outputs)
     assert "WARNING pokewatch.run.collect: two rows rejected" in text and "group 40/120" in text
+    figure = nbformat.read(tmp_path / "out.ipynb", as_version=4).cells[2].outputs
+    assert [o["output_type"] for o in figure] == ["execute_result"] and "image/png" in figure[0]["data"], \
+        "a returned Figure is drawn, not shown as <Figure size ...>"
 
 
 def test_evaluate_loads_the_model_train_saved_and_never_an_old_pickle(isolated_dirs):

@@ -1,6 +1,7 @@
 """The helper commands behind scripts/run_pipeline.sh, without running notebooks: the plan
 refuses bad input naming what the user typed, start/should-train/fail stay lean, and a
-failure is recorded even when the notebook on disk is truncated."""
+failure is recorded even when the notebook on disk is truncated. They run as
+``python -m pokewatch pipeline COMMAND``, as the script calls them."""
 from __future__ import annotations
 
 import datetime as dt
@@ -21,7 +22,7 @@ from tests.conftest import REPO
 
 
 def run_helper(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pokewatch.run.helpers", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "pokewatch", "pipeline", *args], capture_output=True, text=True,
                           cwd=cwd or REPO, timeout=120)
 
 
@@ -68,10 +69,11 @@ def test_the_plan_records_every_parameter_of_every_notebook():
 
 def test_plan_start_should_train_and_fail_load_only_what_they_need(tmp_path, isolated_dirs):
     plan_file = tmp_path / "plan.json"
-    code = ("import sys, runpy; sys.argv = ['pipeline', *sys.argv[1:]]\n"
-            "try:\n    runpy.run_module('pokewatch.run.helpers', run_name='__main__')\n"
+    code = ("import sys, runpy; sys.argv = ['pokewatch', 'pipeline', *sys.argv[1:]]\n"
+            "try:\n    runpy.run_module('pokewatch', run_name='__main__')\n"
             "except SystemExit:\n    pass\n"
-            "heavy = [m for m in ('pandas', 'pydantic', 'papermill', 'nbformat') if m in sys.modules]\n"
+            "heavy = [m for m in ('pandas', 'numpy', 'pydantic', 'joblib', 'papermill', 'nbformat')\n"
+            "         if m in sys.modules]\n"
             "print('HEAVY', ' '.join(heavy), file=sys.stderr)\n")
 
     def heavy(*args: str) -> set[str]:

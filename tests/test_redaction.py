@@ -1,4 +1,4 @@
-"""pokewatch.data.redaction as the one redactor: free text, headers, bodies, log records and webhook URLs.
+"""pokewatch.redaction as the one redactor: free text, headers, bodies, log records and webhook URLs.
 
 The exact URL functions the API uses are pinned in test_api_redaction.py.
 """
@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-from pokewatch.data import redaction
-from pokewatch.data.redaction import (
+from pokewatch import redaction
+from pokewatch.redaction import (
     MASK,
     SECRET_PARAMETERS,
     RedactingFilter,
@@ -66,7 +66,7 @@ def test_the_log_filter_masks_a_record_and_is_installed_once():
 
 def test_importing_the_package_installs_no_filter_and_a_client_does():
     code = (
-        "import logging, pokewatch.data.http_client as h, pokewatch.analysis.alerts, pokewatch.data.redaction as r\n"
+        "import logging, pokewatch.data.http_client as h, pokewatch.analysis.alerts, pokewatch.redaction as r\n"
         "def count():\n"
         "    return [sum(isinstance(f, r.RedactingFilter) for f in logging.getLogger(n).filters)"
         " for n in r.URL_LOGGERS]\n"

@@ -7,7 +7,8 @@ import re
 import pandas as pd
 import pytest
 
-from pokewatch.run import helpers, runs
+from pokewatch.cli.main import main
+from pokewatch.run import runs
 from pokewatch.analysis import report
 from pokewatch.run.folder import INDEX, LATEST, RunFolder
 from tests.analyst_fixtures import CODE_MARKER, LOG_MARKER, NEWS, PANDAS_TABLES, failed_run, make_run, manifest
@@ -131,7 +132,7 @@ def test_the_index_fits_a_window_its_tables_scroll_on_their_own_and_sort_without
 def test_finishing_a_run_renders_its_report_publishes_it_and_refreshes_the_index(isolated_dirs, capsys):
     root = isolated_dirs["runs"]
     attempt = make_run(root, publish=False)
-    assert helpers.main(["finish", "--attempt", str(attempt)]) == 0
+    assert main(["pipeline", "finish", "--attempt", str(attempt)]) == 0
     assert RunFolder(root / "2026-11-28").report.exists() and (root / INDEX).exists()
     assert manifest(attempt)["report"] == {"status": "rendered", "file": RunFolder.report.name}
     assert "report: " in capsys.readouterr().out
@@ -139,7 +140,7 @@ def test_finishing_a_run_renders_its_report_publishes_it_and_refreshes_the_index
 
 def test_a_report_that_cannot_be_rendered_never_holds_back_a_good_run(isolated_dirs):
     attempt = make_run(isolated_dirs["runs"], publish=False, notebook=False)
-    assert helpers.main(["finish", "--attempt", str(attempt)]) == 0
+    assert main(["pipeline", "finish", "--attempt", str(attempt)]) == 0
     recorded = manifest(attempt)
     assert recorded["status"] == "success" and recorded["report"]["status"] == "failed"
     assert RunFolder(attempt).notebook("evaluate").name in recorded["report"]["error"]
@@ -149,6 +150,16 @@ def test_a_report_that_cannot_be_rendered_never_holds_back_a_good_run(isolated_d
 def test_a_failed_run_refreshes_the_index_too(isolated_dirs):
     root = isolated_dirs["runs"]
     attempt = make_run(root, publish=False)
-    assert helpers.main(["fail", "--attempt", str(attempt), "--step", "evaluate", "--message", "exit status 1"]) == 0
+    assert main(["pipeline", "fail", "--attempt", str(attempt), "--step", "evaluate", "--message",
+                 "exit status 1"]) == 0
     page = (root / INDEX).read_text()
     assert 'class="state failed"' in page and "no runs yet" not in page
+
+
+def test_pokewatch_report_renders_the_runs_it_is_given_then_the_index(isolated_dirs, capsys):
+    root = isolated_dirs["runs"]
+    attempt = make_run(root, publish=False)
+    assert main(["report", str(attempt)]) == 0
+    assert capsys.readouterr().out.splitlines() == [str(attempt / "report.html"), str(root / "index.html")]
+    assert main(["report", str(root / "2026-01-01")]) == 2, "a folder that is not a run is one error line"
+    assert capsys.readouterr().err.startswith("pokewatch: error: ")

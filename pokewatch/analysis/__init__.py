@@ -6,6 +6,7 @@
 * :mod:`~pokewatch.analysis.summary`, :mod:`~pokewatch.analysis.tables`, :mod:`~pokewatch.analysis.card_display`:
   the wording, tables and card names people read.
 * :mod:`~pokewatch.analysis.portfolio`: a collector's cards valued with a run's prices.
-* :mod:`~pokewatch.analysis.plots`, :mod:`~pokewatch.analysis.report`: figures, ``report.html`` and ``runs/index.html``.
+* :mod:`~pokewatch.analysis.plots`, :mod:`~pokewatch.analysis.report`: figures, ``report.html`` and ``runs/index.html``;
+  :mod:`~pokewatch.run.display`: figures shown inline in a kernel.
 * :mod:`~pokewatch.analysis.alerts`: the short webhook message when a run finished or failed.
 """

@@ -20,7 +20,7 @@ or failed, is recorded under ``alert`` in the run's manifest.
 
 Secrecy: a webhook URL's path is its password. It is never logged, printed or stored;
 messages show only the scheme and host (``https://hooks.slack.com/***``, by
-:func:`pokewatch.data.redaction.origin_only`). The stdlib
+:func:`pokewatch.redaction.origin_only`). The stdlib
 ``urllib`` is used because it logs nothing of its own.
 
 Settings (environment): ``POKEWATCH_WEBHOOK_URL``; ``POKEWATCH_WEBHOOK_TIMEOUT``
@@ -46,7 +46,7 @@ import pandas as pd
 from pokewatch.analysis import candidates, summary
 from pokewatch.run import runs
 from pokewatch.run.folder import RunFolder
-from pokewatch.data.redaction import origin_only, redact_secret_url
+from pokewatch.redaction import origin_only, redact_secret_url
 from pokewatch.data.retry import Attempt, RetryPolicy, parse_retry_after
 
 logger = logging.getLogger(__name__)

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from pokewatch.analysis import candidates, history, summary, tables
+from pokewatch.analysis import candidates, display, history, summary, tables
 from pokewatch import config
 from pokewatch.core import checks
 from pokewatch.run import model_file, runs
@@ -244,7 +244,11 @@ def load_run(folder: Path | str, runs_root: Path | str | None = None) -> Run:
 
 def open_run(run_date: str = "latest", run_dir: str | Path = "", runs_root: Path | str | None = None,
              option: str = "run_date") -> Run:
-    """:func:`locate_run` then :func:`load_run` (``option`` names ``run_date`` in error messages)."""
+    """:func:`locate_run` then :func:`load_run` (``option`` names ``run_date`` in error messages).
+
+    In a notebook's kernel, returned figures are then shown inline (:mod:`pokewatch.run.display`).
+    """
+    display.show_figures_inline()
     return load_run(locate_run(run_date, run_dir, runs_root, option), runs_root)
 
 

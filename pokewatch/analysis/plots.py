@@ -1,9 +1,9 @@
 """Plots for runs and reports, as matplotlib Figures that work with or without a display.
 
 Figures are built with ``matplotlib.figure.Figure`` (not pyplot), so cron and
-papermill need no GUI backend. Importing this module inside a Jupyter kernel
-registers a PNG formatter for Figure, so a cell ending in ``fig`` shows the plot
-inline and executed notebooks (and reports rendered from them) carry the image.
+papermill need no GUI backend; :mod:`pokewatch.run.display` makes a kernel show a
+returned Figure inline (as PNG), so executed notebooks and the reports
+rendered from them carry the image. Importing this module changes nothing.
 Every function takes the frames the package already produces and returns a
 Figure, or None when there is nothing to plot (no portfolio, no finished run, no card
 above ``min_price``): a page then says so in one line (:func:`show`) instead of
@@ -16,9 +16,7 @@ the data comes in as arguments.
 """
 from __future__ import annotations
 
-import io
 import logging
-import sys
 from pathlib import Path
 
 import matplotlib.dates as mdates
@@ -343,27 +341,3 @@ def portfolio_value(value: pd.DataFrame) -> Figure | None:
     ax.grid(alpha=0.3)
     _date_axis([ax], pd.DatetimeIndex(value["date"]))
     return fig
-
-
-def to_png(fig: Figure, dpi: int = 100) -> bytes:
-    """A Figure as PNG bytes (for embedding in pages and notebook outputs)."""
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
-    return buffer.getvalue()
-
-
-def _show_figures_inline() -> None:
-    """Let IPython display a returned Figure as a PNG.
-
-    Figures built without pyplot never activate the inline backend, so a notebook cell
-    ending in ``fig`` would show ``<Figure size ...>`` and executed notebooks (and the
-    HTML reports rendered from them) would carry no image. Registering a PNG formatter
-    for :class:`Figure` fixes that wherever this module is imported inside a kernel.
-    """
-    ipython = sys.modules.get("IPython")  # a kernel has imported it already; never import it here
-    shell = ipython.get_ipython() if ipython is not None else None
-    if shell is not None and hasattr(shell, "display_formatter"):
-        shell.display_formatter.formatters["image/png"].for_type(Figure, to_png)
-
-
-_show_figures_inline()

@@ -13,6 +13,6 @@ under uvicorn. The modules, in the order a request meets them:
 * :mod:`~pokewatch.api.routes` and :mod:`~pokewatch.api.schemas`: the endpoints.
 * :mod:`~pokewatch.api.model_holder`: the served run (the newest readable one), reloaded atomically.
 * :mod:`~pokewatch.api.metrics` and :mod:`~pokewatch.api.logs`: what operators see,
-  with URLs redacted by :mod:`pokewatch.data.redaction`.
-* :mod:`~pokewatch.api.notify`: the pipeline's ``health``/``reload`` client.
+  with URLs redacted by :mod:`pokewatch.redaction`.
+* :mod:`~pokewatch.api.notify`: the pipeline's ``health``/``reload`` client (``pokewatch notify``).
 """

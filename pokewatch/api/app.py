@@ -23,6 +23,7 @@ from starlette.middleware.cors import CORSMiddleware
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 import pokewatch
+from pokewatch import logs as log_setup
 from pokewatch.api import logs
 from pokewatch.api.metrics import ApiMetrics
 from pokewatch.api.middleware import AccessControl, BodyLimit, QueryGuard, RequestContext, context
@@ -117,8 +118,10 @@ def create_app(settings: ApiSettings | None = None, *, clock: Callable[[], float
         ApiConfigError: the settings are invalid (bad key file, wildcard CORS with credentials, ...).
     """
     if os.environ.get("POKEWATCH_API_JSON_LOGS") == "1":   # set by `pokewatch serve` for its workers
-        logs.configure(getattr(logging, os.environ.get("POKEWATCH_API_LOG_LEVEL", "INFO").upper(),
-                               logging.INFO))
+        try:
+            log_setup.configure("json", os.environ.get("POKEWATCH_API_LOG_LEVEL", "info"))
+        except ValueError:   # a level name set by hand that logging does not know
+            log_setup.configure("json", "info")
     logs.silence_uvicorn_access()   # our access line is the only one, whoever runs the app
     settings = settings or ApiSettings.from_env()
     metrics = ApiMetrics()

@@ -9,7 +9,7 @@ Outermost first:
    when it is sane, else generated), adds the security headers, turns any uncaught
    exception into a generic JSON 500 (the stack trace goes to the log, never to the
    client), then writes the request's one access log line, path and query string
-   redacted (:mod:`pokewatch.data.redaction`), and the Prometheus observations.
+   redacted (:mod:`pokewatch.redaction`), and the Prometheus observations.
 2. :class:`BodyLimit`: refuses bodies over ``max_body_bytes`` with 413, whether the
    client announced the length or streams it chunked.
 3. CORS (Starlette's, only when origins are configured), so that browsers can read
@@ -42,7 +42,7 @@ from pokewatch.api import logs
 from pokewatch.api.metrics import ApiMetrics
 from pokewatch.api.ratelimit import RateLimiter
 from pokewatch.api.security import KeyRing
-from pokewatch.data.redaction import redact_path, redact_query, secret_parameters
+from pokewatch.redaction import redact_path, redact_query, secret_parameters
 
 logger = logging.getLogger(__name__)
 

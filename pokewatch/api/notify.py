@@ -1,4 +1,4 @@
-"""The pipeline's client of a running API: ``python -m pokewatch.api.notify health|reload``.
+"""The pipeline's client of a running API, behind ``pokewatch notify health|reload``.
 
 ``scripts/run_pipeline.sh`` calls it after a good run when ``POKEWATCH_API_URL`` is
 set: ``reload`` makes the server switch to the new run (with the key in
@@ -7,20 +7,18 @@ serving. Each prints exactly one line and exits 0 on success, 1 when the API fai
 or could not be reached, or serves an older run because the newest one's model
 cannot be loaded, and 2 when the client itself is misconfigured. The pipeline treats a non-zero exit as a
 warning, not a failed run. Only the standard library is used (and
-:mod:`pokewatch.data.redaction`, itself standard library only), so the check works in any
+:mod:`pokewatch.redaction`, itself standard library only), so the check works in any
 environment that can run the pipeline. The key is never printed, nor a password in the URL.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import sys
 import urllib.error
 import urllib.parse
 import urllib.request
 
-from pokewatch.data.redaction import redact_url
+from pokewatch.redaction import redact_url
 
 DEFAULT_TIMEOUT = 10.0
 
@@ -73,25 +71,19 @@ def check(action: str, base_url: str, key: str | None, timeout: float = DEFAULT_
                f"{body.get('data_freshness_days')} day(s) old) at {shown}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m pokewatch.api.notify",
-        description="Check a running PokeWatch API (health) or make it serve the newest run (reload). "
-                    "Reads POKEWATCH_API_URL and, for reload, POKEWATCH_API_KEY.")
-    parser.add_argument("action", choices=["health", "reload"])
-    parser.add_argument("--timeout", type=float, default=float(os.environ.get("POKEWATCH_API_TIMEOUT",
-                                                                              DEFAULT_TIMEOUT)),
-                        help="seconds to wait for the API (default 10)")
-    args = parser.parse_args(argv)
+def from_env(action: str, timeout: float | None = None) -> tuple[int, str]:
+    """:func:`check` against ``POKEWATCH_API_URL`` with ``POKEWATCH_API_KEY``; returns (exit status, one line).
+
+    Args:
+        timeout: seconds to wait (default: ``POKEWATCH_API_TIMEOUT``, else :data:`DEFAULT_TIMEOUT`).
+    """
+    if timeout is None:
+        raw = os.environ.get("POKEWATCH_API_TIMEOUT", "").strip()
+        try:
+            timeout = float(raw) if raw else DEFAULT_TIMEOUT
+        except ValueError:
+            return 2, f"api {action}: FAILED: POKEWATCH_API_TIMEOUT={raw!r} is not a number of seconds"
     url = os.environ.get("POKEWATCH_API_URL", "").strip()
     if not url:
-        status, line = 2, f"api {args.action}: FAILED: POKEWATCH_API_URL is not set"
-    else:
-        status, line = check(args.action, url, os.environ.get("POKEWATCH_API_KEY", "").strip() or None,
-                             args.timeout)
-    print(line)
-    return status
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+        return 2, f"api {action}: FAILED: POKEWATCH_API_URL is not set"
+    return check(action, url, os.environ.get("POKEWATCH_API_KEY", "").strip() or None, timeout)

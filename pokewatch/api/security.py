@@ -11,7 +11,7 @@ digest: enough to tell keys apart and to find a key's requests in the log (run
 
 Each key has a role (:data:`~pokewatch.api.settings.ROLES`): ``reader`` for the data
 routes, ``admin`` for ``POST /reload`` as well. :meth:`KeyRing.is_secret` tells the
-redactor (:mod:`pokewatch.data.redaction`) which text must never reach a log.
+redactor (:mod:`pokewatch.redaction`) which text must never reach a log.
 """
 from __future__ import annotations
 

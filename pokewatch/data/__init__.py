@@ -1,8 +1,9 @@
 """Getting prices and keeping them: sources, the HTTP client, raw responses and the price store.
 
 * :mod:`~pokewatch.data.sources`: the price sources by name (demo, file, tcgcsv, pokemontcg, pokemonpricetracker).
-* :mod:`~pokewatch.data.http_client`, :mod:`~pokewatch.data.retry`, :mod:`~pokewatch.data.redaction`:
-  one client, one retry policy and one redactor for every request PokeWatch sends.
+* :mod:`~pokewatch.data.http_client`, :mod:`~pokewatch.data.retry`:
+  one client and one retry policy for every request PokeWatch sends (with the one redactor,
+  :mod:`pokewatch.redaction`).
 * :mod:`~pokewatch.data.raw_archive`: raw responses kept before anything parses them, so a parse can be replayed.
 * :mod:`~pokewatch.data.archives`, :mod:`~pokewatch.data.catalogue`: tcgcsv's daily archives and the product catalogue.
 * :mod:`~pokewatch.data.store`, :mod:`~pokewatch.data.compaction`: the Parquet day files and the compacted,

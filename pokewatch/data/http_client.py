@@ -25,8 +25,8 @@ source:
   for single requests) and, for cron logs, one INFO line every few items on the
   ``pokewatch.progress`` logger (:class:`Progress`);
 * **no secrets on disk or in logs**: keys are registered with
-  :func:`pokewatch.data.redaction.register_secret` and scrubbed from every URL, header, error
-  message and stored body (:mod:`pokewatch.data.redaction`); the raw index records URLs with
+  :func:`pokewatch.redaction.register_secret` and scrubbed from every URL, header, error
+  message and stored body (:mod:`pokewatch.redaction`); the raw index records URLs with
   ``api_key=...``-style parameters and ``Authorization`` / ``X-Api-Key`` headers replaced
   by ``***``. Creating a client puts the redacting filter on urllib3's loggers.
 
@@ -75,7 +75,7 @@ from tqdm.auto import tqdm
 from pokewatch import __version__, atomic
 from pokewatch.errors import ParameterError, SourceError
 from pokewatch.data.raw_archive import RawArchive
-from pokewatch.data.redaction import install_log_filter, redact_bytes, redact_headers, redact_text, register_secret
+from pokewatch.redaction import install_log_filter, redact_bytes, redact_headers, redact_text, register_secret
 from pokewatch.data.retry import Attempt, RetryPolicy, parse_retry_after
 from pokewatch.data.sources.options import Option
 
@@ -89,7 +89,7 @@ _CHUNK = 64 * 1024
 #: How much of an error page a download keeps for its message.
 _ERROR_BODY_BYTES = 64 * 1024
 
-#: A URL as this client logs and stores it: the free-text redactor of :mod:`pokewatch.data.redaction`, which
+#: A URL as this client logs and stores it: the free-text redactor of :mod:`pokewatch.redaction`, which
 #: also masks registered secrets anywhere in it and drops a user-info part whole.
 redact_url = redact_text
 

@@ -46,7 +46,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pokewatch.data import compaction
-from pokewatch import config
+from pokewatch import atomic, config
 from pokewatch.core import kernels
 from pokewatch.errors import ParameterError
 from pokewatch.core.frame import PriceFrame, dates_of, day_numbers, rank_keys
@@ -64,8 +64,6 @@ logger = logging.getLogger(__name__)
 
 _PARTITION = re.compile(r"^date=(\d{4}-\d{2}-\d{2})\.parquet$")
 _STRING = pd.StringDtype("pyarrow")
-_UMASK = os.umask(0)
-os.umask(_UMASK)
 
 
 @dataclass
@@ -416,7 +414,7 @@ def _replace_if_changed(path: Path, table: pa.Table) -> bool:
                 return False
         except FileNotFoundError:
             pass
-        os.chmod(tmp, 0o666 & ~_UMASK)
+        os.chmod(tmp, atomic.file_mode())
         os.replace(tmp, path)
         return True
     finally:

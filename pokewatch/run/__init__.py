@@ -10,6 +10,7 @@
 * :mod:`~pokewatch.run.collect`: the collect step: fetch, parse, validate, store, report quality.
 * :mod:`~pokewatch.run.steps`, :mod:`~pokewatch.run.caching`: the expensive steps and their disk cache.
 * :mod:`~pokewatch.run.helpers`: ``plan``, ``start``, ``should-train``, ``finish`` and ``fail``, as
-  ``scripts/run_pipeline.sh`` calls them; imports nothing heavy.
+  ``scripts/run_pipeline.sh`` calls them (``python -m pokewatch pipeline ...``,
+  :mod:`pokewatch.cli.commands.pipeline`); imports nothing heavy.
 * :mod:`~pokewatch.run.kernel_engine`: the papermill engine the pipeline runs its notebooks with.
 """

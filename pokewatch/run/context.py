@@ -9,17 +9,13 @@ The parameters are validated by the notebook's model in :mod:`pokewatch.run.para
 and every one of them is recorded in the manifest, including any the notebook did
 not pass to :meth:`RunContext.open` by name.
 
-Logging in a kernel (:func:`configure_logging`): records show as plain text on the
-cell's stdout, not as red stderr boxes. Under the pipeline (``POKEWATCH_STEP`` is
-set by ``scripts/run_pipeline.sh``), records of the ``pokewatch.progress`` logger
-also go to the kernel's real stderr as ``<UTC time> <step>: <message>``; the script
-passes those lines on to the cron log and keeps everything else in the step's log.
+Opening a context sets a kernel up: logging in :mod:`pokewatch.logs`' ``kernel`` mode
+(records as plain text in the cell; progress lines to the cron log under the pipeline)
+and returned figures shown inline (:func:`pokewatch.run.display.show_figures_inline`).
 """
 from __future__ import annotations
 
-import io
 import logging
-import os
 import sys
 import time
 from collections.abc import Mapping
@@ -32,76 +28,14 @@ import pandas as pd
 
 from pokewatch import atomic, config
 from pokewatch.run import model_file, runs
+from pokewatch import logs
+from pokewatch.run import display
 from pokewatch.run.caching import CachedResult
 from pokewatch.run.folder import INTERACTIVE, RunFolder
 from pokewatch.errors import RunError
 from pokewatch.core.model import FairValueModel
 
 logger = logging.getLogger(__name__)
-
-#: Long-running work reports its progress through this logger (one line per day or N groups).
-PROGRESS_LOGGER = "pokewatch.progress"
-#: Set by the pipeline to the step a kernel runs (collect, train, evaluate).
-STEP_ENV = "POKEWATCH_STEP"
-#: The cron log's time format (see pokewatch.config).
-LOG_TIME_FORMAT = config.LOG_TIME_FORMAT
-
-
-class _CurrentStdout(logging.StreamHandler):
-    """A handler writing to whatever ``sys.stdout`` is when a record is emitted (the running cell)."""
-
-    def __init__(self) -> None:
-        super().__init__(sys.stdout)
-
-    @property
-    def stream(self):  # noqa: D401 - logging.StreamHandler reads and sets this attribute
-        return sys.stdout
-
-    @stream.setter
-    def stream(self, _value) -> None:
-        pass
-
-
-def _real_stderr() -> io.TextIOBase:
-    """The process's real stderr, bypassing a kernel's capture into the notebook.
-
-    ipykernel replaces ``sys.stderr`` with a stream into the notebook; its
-    ``fileno()`` is a copy of the original fd 2, the terminal papermill runs in.
-    """
-    try:
-        fd = sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is an OSError
-        fd = 2
-    return open(fd, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)  # noqa: SIM115
-
-
-def _utc_formatter(fmt: str) -> logging.Formatter:
-    formatter = logging.Formatter(fmt, LOG_TIME_FORMAT)
-    formatter.converter = time.gmtime
-    return formatter
-
-
-def configure_logging() -> None:
-    """Set up logging for a notebook once: plain text in the cell, progress to the cron log.
-
-    Idempotent, so every notebook (and a re-run cell) can call it.
-    """
-    root = logging.getLogger()
-    if not any(getattr(h, "_pokewatch", False) for h in root.handlers):
-        in_kernel = "ipykernel" in sys.modules
-        handler = _CurrentStdout() if in_kernel else logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
-        handler._pokewatch = True  # type: ignore[attr-defined]
-        root.addHandler(handler)
-    logging.getLogger("pokewatch").setLevel(logging.INFO)
-    step = os.environ.get(STEP_ENV, "").strip()
-    progress = logging.getLogger(PROGRESS_LOGGER)
-    if step and not any(getattr(h, "_pokewatch_progress", False) for h in progress.handlers):
-        handler = logging.StreamHandler(_real_stderr())
-        handler.setFormatter(_utc_formatter(f"%(asctime)s {step}: %(message)s"))
-        handler.setLevel(logging.INFO)
-        handler._pokewatch_progress = True  # type: ignore[attr-defined]
-        progress.addHandler(handler)
 
 
 @dataclass
@@ -157,7 +91,8 @@ class RunContext:
     def _open(cls, notebook: str, values: Mapping) -> RunContext:
         from pokewatch.run import parameters  # noqa: PLC0415 - pydantic, only when a notebook opens
 
-        configure_logging()
+        logs.configure("kernel")
+        display.show_figures_inline()
         checked = parameters.validate(notebook, values, bases=(Path.cwd(), config.PROJECT_ROOT))
         resolved = checked.run_date
         folder = Path(checked.run_dir) if checked.run_dir else config.runs_dir() / INTERACTIVE / resolved

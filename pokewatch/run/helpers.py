@@ -1,7 +1,8 @@
 """The decisions and bookkeeping behind ``scripts/run_pipeline.sh``, in testable Python.
 
 The bash script stays a readable list of steps; everything that needs parsing or
-a judgement lives here and is called as ``python -m pokewatch.run.helpers COMMAND``:
+a judgement lives here. The script calls it as ``python -m pokewatch pipeline COMMAND``
+(:mod:`pokewatch.cli.commands.pipeline` parses the options and calls these functions):
 
 * ``plan``          validate ``--date``, ``--backfill``, ``--archives`` and every ``--param
                     NAME=VALUE`` with the notebooks' parameter models
@@ -21,14 +22,13 @@ a judgement lives here and is called as ``python -m pokewatch.run.helpers COMMAN
                     when ``POKEWATCH_WEBHOOK_URL`` is set.
 
 Each command imports only what it needs: ``start``, ``should-train`` and ``fail`` load
-no pandas, pydantic or papermill (``fail`` records the failure first and only then
-imports the report code to refresh the index), and ``plan`` reads the parameters from
-the models, not from the notebooks (a test keeps the two equal). Lines meant for the log start
-with the same UTC time stamp as the script's own.
+no pandas, numpy, pydantic, joblib or papermill (``fail`` records the failure first and
+only then imports the report code to refresh the index), and ``plan`` reads the
+parameters from the models, not from the notebooks (a test keeps the two equal). Lines
+meant for the log start with the same UTC time stamp as the script's own.
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import datetime as dt
 import json
@@ -40,7 +40,7 @@ from pathlib import Path
 from pokewatch import atomic, config
 from pokewatch.run import runs
 from pokewatch.run.folder import INDEX, RunFolder
-from pokewatch.errors import ParameterError, PokeWatchError
+from pokewatch.errors import ParameterError
 
 logger = logging.getLogger(__name__)
 
@@ -108,9 +108,52 @@ def plan(run_date: str, source: str, overrides: list[str], *, backfill: str = ""
     return {"run_date": recorded["collect"]["run_date"], "notebooks": inject, "parameters": recorded}
 
 
+def save_plan(spec: dict, path: str | Path) -> Path:
+    """Write a :func:`plan` where :func:`start` reads it (JSON, atomically)."""
+    return atomic.write_text(path, json.dumps(spec, indent=2))
+
+
+# -- start -----------------------------------------------------------------------------------
+def start(plan_file: str | Path, pid: int | None = None) -> Path:
+    """Clear up after killed runs, then create the attempt folder of a saved plan; returns the folder.
+
+    Attempts whose process is gone are marked abandoned and temporary files killed writers
+    left are removed (each said on stderr). The attempt gets its manifest, with every
+    parameter, and one papermill parameter file per notebook in ``params/``.
+
+    Args:
+        pid: the process running the attempt (default: this one).
+    """
+    import yaml  # noqa: PLC0415 - papermill reads its parameter files as YAML
+
+    spec = json.loads(Path(plan_file).read_text())
+    for attempt in runs.abandon_dead_attempts():
+        say(f"marked {attempt.name} abandoned: its process is gone", sys.stderr)
+    removed = runs.remove_stale_temp_files(extra_folders=(config.store_dir(),))
+    if removed:
+        say(f"removed {len(removed)} temporary file(s) left by killed writers", sys.stderr)
+    attempt = runs.start_run(spec["run_date"], spec.get("parameters") or spec["notebooks"], pid=pid)
+    for nb, values in spec["notebooks"].items():
+        atomic.write_text(attempt / "params" / f"{nb}.yaml",
+                          yaml.safe_dump({**values, "run_dir": str(attempt)}, sort_keys=True))
+    return attempt
+
+
 # -- should-train, fail ------------------------------------------------------------------------
-def should_train(run_date: str, force: bool = False, source: str | None = None) -> tuple[bool, str]:
-    """Train on Mondays, when no usable model of ``source`` exists yet, or when forced."""
+def should_train(run_date: str, force: bool = False, source: str | None = None,
+                 attempt: Path | None = None) -> tuple[bool, str]:
+    """Train on Mondays, when no usable model of ``source`` exists yet, or when forced.
+
+    Returns:
+        ``(train, why)``; with ``attempt``, also recorded as its manifest's ``training``.
+    """
+    train, reason = _training_decision(run_date, force, source)
+    if attempt is not None:
+        runs.update_manifest(Path(attempt), training={"trained": train, "reason": reason})
+    return train, reason
+
+
+def _training_decision(run_date: str, force: bool, source: str | None) -> tuple[bool, str]:
     if force:
         return True, "forced with --force-train"
     if dt.date.fromisoformat(run_date).weekday() == 0:
@@ -159,7 +202,7 @@ def last_error_line(log_path: Path) -> str | None:
     return lines[-1] if lines else None
 
 
-def _wall_times(pairs: list[str]) -> dict[str, float]:
+def wall_times(pairs: list[str]) -> dict[str, float]:
     """``["collect=12.3", ...]`` as ``{"collect": 12.3}``; malformed pairs are ignored."""
     times = {}
     for pair in pairs:
@@ -232,7 +275,7 @@ def finish(attempt: Path, wall: dict[str, float] | None = None) -> None:
         freed = sum(p["freed_bytes"] for p in pruned) / 1e6
         say(f"pruned {len(pruned)} superseded attempt(s) of {manifest['run_date']} to their manifests "
             f"({freed:.1f} MB freed): {', '.join(p['attempt'] for p in pruned)}")
-    index = _refresh_index()
+    index = refresh_index()
     if RunFolder(attempt).report.exists():
         say(f"report: {RunFolder(link).report}" + (f"; all runs: {index}" if index else ""))
     _send_alert(attempt, link)
@@ -250,7 +293,7 @@ def _render_report(attempt: Path) -> None:
         runs.update_manifest(attempt, report={"status": "failed", "error": f"{type(exc).__name__}: {exc}"})
 
 
-def _refresh_index() -> Path | None:
+def refresh_index() -> Path | None:
     """Regenerate runs/index.html; a failure is logged, never raised."""
     from pokewatch.analysis import report  # noqa: PLC0415
 
@@ -270,101 +313,3 @@ def _send_alert(attempt: Path, link: Path) -> None:
     if result is not None:
         say(f"alert to {result.target}: " + ("sent" if result.ok else
                                               f"FAILED after {result.attempts} attempt(s): {result.error}"))
-
-
-# -- command line --------------------------------------------------------------------------------
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m pokewatch.run.helpers", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("plan", help="validate parameters; write the plan; print the run date")
-    p.add_argument("--date", default="today")
-    p.add_argument("--source", default="demo")
-    p.add_argument("--param", action="append", default=[])
-    p.add_argument("--backfill", default="")
-    p.add_argument("--archives", default="")
-    p.add_argument("--out", help="write the plan JSON here")
-    s = sub.add_parser("start", help="create an attempt folder from a plan; print its path")
-    s.add_argument("plan_file")
-    s.add_argument("--pid", type=int, help="the process running the attempt (default: this one)")
-    t = sub.add_parser("should-train", help="print yes/no and why; exit 0 to train, 1 not to")
-    t.add_argument("--date", required=True)
-    t.add_argument("--force", action="store_true")
-    t.add_argument("--source", help="the run's price source: only its models count")
-    t.add_argument("--attempt")
-    f = sub.add_parser("fail", help="mark an attempt failed; print the one-line summary")
-    f.add_argument("--attempt", required=True)
-    f.add_argument("--step", required=True)
-    f.add_argument("--notebook")
-    f.add_argument("--log", help="the step's full output")
-    f.add_argument("--message", default="")
-    f.add_argument("--wall", action="append", default=[], metavar="STEP=SECONDS")
-    f.add_argument("--no-index", action="store_true", help="do not regenerate runs/index.html")
-    sub.add_parser("index", help="regenerate runs/index.html")
-    d = sub.add_parser("finish", help="render the report, publish, print the summary")
-    d.add_argument("--attempt", required=True)
-    d.add_argument("--wall", action="append", default=[], metavar="STEP=SECONDS")
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    handler = logging.StreamHandler()
-    formatter = logging.Formatter("%(asctime)s pipeline: %(levelname)s %(name)s: %(message)s",
-                                  config.LOG_TIME_FORMAT)
-    formatter.converter = time.gmtime
-    handler.setFormatter(formatter)
-    logging.basicConfig(level=logging.WARNING, handlers=[handler])
-    try:
-        return _dispatch(args)
-    except PokeWatchError as exc:
-        say(f"error: {exc}", sys.stderr)
-        return 2
-
-
-def _dispatch(args) -> int:
-    if args.command == "plan":
-        result = plan(args.date, args.source, args.param, backfill=args.backfill, archives=args.archives)
-        if args.out:
-            atomic.write_text(args.out, json.dumps(result, indent=2))
-        print(result["run_date"])
-        return 0
-    if args.command == "start":
-        import yaml  # noqa: PLC0415 - papermill reads its parameter files as YAML
-
-        spec = json.loads(Path(args.plan_file).read_text())
-        for attempt in runs.abandon_dead_attempts():
-            say(f"marked {attempt.name} abandoned: its process is gone", sys.stderr)
-        removed = runs.remove_stale_temp_files(extra_folders=(config.store_dir(),))
-        if removed:
-            say(f"removed {len(removed)} temporary file(s) left by killed writers", sys.stderr)
-        attempt = runs.start_run(spec["run_date"], spec.get("parameters") or spec["notebooks"], pid=args.pid)
-        for nb, values in spec["notebooks"].items():
-            atomic.write_text(RunFolder(attempt).parameters_file(nb),
-                              yaml.safe_dump({**values, "run_dir": str(attempt)}, sort_keys=True))
-        print(attempt)
-        return 0
-    if args.command == "should-train":
-        train, reason = should_train(args.date, args.force, args.source)
-        if args.attempt:
-            runs.update_manifest(Path(args.attempt), training={"trained": train, "reason": reason})
-        print(f"{'yes' if train else 'no'}: {reason}")
-        return 0 if train else 1
-    if args.command == "fail":
-        print(fail(Path(args.attempt), args.step, args.message or "step failed",
-                   Path(args.notebook) if args.notebook else None, Path(args.log) if args.log else None,
-                   _wall_times(args.wall)), flush=True)
-        if not args.no_index:
-            _refresh_index()
-        return 0
-    if args.command == "index":
-        _refresh_index()
-        return 0
-    if args.command == "finish":
-        finish(Path(args.attempt), _wall_times(args.wall))
-        return 0
-    return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

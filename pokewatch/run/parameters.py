@@ -6,7 +6,7 @@ pipeline could not check everything before a run, and a notebook that forgot a
 name in its ``open`` call never recorded it in the manifest. Here each notebook has
 one pydantic model, and everything else reads the rules from it:
 
-* ``python -m pokewatch.run.helpers plan`` validates the user's ``--param`` values with
+* ``pokewatch pipeline plan`` validates the user's ``--param`` values with
   the models before anything runs, and resolves path parameters against the
   caller's working directory (the kernels run in ``notebooks/``);
 * :class:`pokewatch.run.context.RunContext` validates what papermill injected and

@@ -2,10 +2,10 @@
 
 Settings come from the environment (see :mod:`pokewatch.api.settings`) and are
 checked before uvicorn starts, so a bad key file or CORS setting stops here with
-one line. Logs are JSON lines on stderr, one per request. uvicorn runs with the
-limits of :func:`pokewatch.api.connection_guard.uvicorn_options`: bounded request
-headers, a deadline to send a request, keep-alive timeout, and no proxy headers
-believed except from ``POKEWATCH_TRUSTED_PROXIES``.
+one line. Logs are JSON lines on stderr (:mod:`pokewatch.logs`), one per request.
+uvicorn runs with the limits of :func:`pokewatch.api.connection_guard.uvicorn_options`:
+bounded request headers, a deadline to send a request, keep-alive timeout, and no
+proxy headers believed except from ``POKEWATCH_TRUSTED_PROXIES``.
 """
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def register(subparsers) -> None:
                         help="runs folder to serve (default: POKEWATCH_RUNS_DIR or runs/)")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                         help="log level (default info)")
-    parser.set_defaults(handler=serve)
+    parser.set_defaults(handler=serve, log_mode="json")  # the CLI sets JSON logging up at --log-level
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -63,7 +63,7 @@ def serve(args: argparse.Namespace) -> int:
     settings = ApiSettings.from_env()   # fail now, in one line, on a bad setting
     os.environ["POKEWATCH_API_JSON_LOGS"] = "1"
     os.environ["POKEWATCH_API_LOG_LEVEL"] = args.log_level
-    logs.configure(getattr(logging, args.log_level.upper()))
+    logs.silence_uvicorn_access()
     if not settings.runs_dir.exists():
         logger.warning("runs folder %s does not exist yet; /health answers 503 until a run is published",
                        settings.runs_dir)
