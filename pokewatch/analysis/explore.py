@@ -38,7 +38,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from pokewatch.analysis import candidates, display, history, summary, tables
+from pokewatch.analysis import candidates, history, summary, tables
+from pokewatch.run import display
 from pokewatch import config
 from pokewatch.core import checks
 from pokewatch.run import model_file, runs

@@ -294,10 +294,10 @@ def _render_report(attempt: Path) -> None:
 
 
 def refresh_index() -> Path | None:
-    """Regenerate runs/index.html; a failure is logged, never raised."""
-    from pokewatch.analysis import report  # noqa: PLC0415
-
+    """Regenerate runs/index.html; a failure (an import one too) is logged, never raised."""
     try:
+        from pokewatch.analysis import report  # noqa: PLC0415
+
         return report.write_index()
     except Exception as exc:  # noqa: BLE001 - the index is a convenience
         logger.warning("could not regenerate %s: %s: %s", config.runs_dir() / INDEX, type(exc).__name__, exc)
