@@ -209,9 +209,9 @@ def test_prices_have_the_schema_columns_dtypes_and_order(year_of_prices):
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
-    ({"start": "2025-01-01", "end": "2025-01-02", "n_series": 0}, "n_series must be a positive integer"),
-    ({"start": "2025-01-01", "end": "2025-01-02", "n_series": 2.5}, "n_series must be a positive integer"),
-    ({"start": "2025-01-01", "end": "2025-01-02", "seed": -1}, "seed must be a non-negative integer"),
+    ({"start": "2025-01-01", "end": "2025-01-02", "n_series": 0}, "n_series must be a whole number of at least 1"),
+    ({"start": "2025-01-01", "end": "2025-01-02", "n_series": 2.5}, "n_series must be a whole number of at least 1"),
+    ({"start": "2025-01-01", "end": "2025-01-02", "seed": -1}, "seed must be a whole number of at least 0"),
     ({"start": "2019-12-31", "end": "2020-01-02"}, "starts on 2020-01-01"),
     ({"start": "2025-01-10", "end": "2025-01-01"}, "end 2025-01-01 is before start 2025-01-10"),
     ({"start": "not a date", "end": "2025-01-01"}, "start must be a date"),

@@ -439,7 +439,7 @@ def backtest_arrays(pf: PriceFrame, fair: np.ndarray, codes: np.ndarray, horizon
     Raises:
         ParameterError: bad horizon, target return or min_price.
     """
-    horizon_days = checks.positive_int("horizon_days", horizon_days, maximum=365)
+    horizon_days = checks.horizon_days(horizon_days)
     target_return = checks.fraction("target_return", target_return)
     min_price = checks.non_negative("min_price", min_price)
     fair = np.ascontiguousarray(fair, np.float64)

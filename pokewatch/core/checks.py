@@ -72,6 +72,15 @@ def non_negative_int(name: str, value, *, maximum: int | None = None) -> int:
     return int(number)
 
 
+#: The longest horizon a flag may be judged over, in days (the parameter model uses it too).
+MAX_HORIZON_DAYS = 365
+
+
+def horizon_days(value) -> int:
+    """The days after a flag at which its price is judged: the one rule, wherever a horizon is taken."""
+    return positive_int("horizon_days", value, maximum=MAX_HORIZON_DAYS)
+
+
 def method(name: str, value) -> str:
     """A fair-value method of :mod:`pokewatch.core.methods`, or ``auto``."""
     if value not in (*methods.NAMES, "auto"):

@@ -34,7 +34,7 @@ import joblib
 import numpy as np
 import pandas as pd
 
-from pokewatch.core import kernels
+from pokewatch.core import checks, kernels
 from pokewatch.errors import ParameterError
 from pokewatch.core.frame import PriceFrame
 from pokewatch.core.fair_value import kernel_arguments
@@ -53,11 +53,10 @@ def check(workers: int, engine: str) -> tuple[int, str]:
     Raises:
         ParameterError: workers below 1 or an unknown engine.
     """
-    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
-        raise ParameterError(f"parameter workers must be a whole number of at least 1, got {workers!r}")
+    workers = checks.positive_int("workers", workers)
     if engine not in ENGINES:
         raise ParameterError(f"parameter engine must be one of {', '.join(ENGINES)}, got {engine!r}")
-    return int(workers), engine
+    return workers, engine
 
 
 @dataclass(frozen=True)

@@ -332,7 +332,7 @@ def select(pf: PriceFrame, as_of, *, method: str = "auto", window: int = 0, buy_
     Raises:
         ParameterError: bad method, window, thresholds, horizon or training length.
     """
-    horizon_days = checks.positive_int("horizon_days", horizon_days, maximum=365)
+    horizon_days = checks.horizon_days(horizon_days)
     target_return = checks.fraction("target_return", target_return)
     train_days = checks.positive_int("train_days", train_days, maximum=3650)
     min_flags = checks.positive_int("min_flags", min_flags, maximum=1_000_000)

@@ -183,7 +183,7 @@ def _scored_in_one_pass(pf: PriceFrame, selections: list[Selection], start, last
     :func:`pokewatch.core.backtest.backtest_arrays`, without an array of every row: memory
     grows with the scored rows' forward returns (9 bytes each) and the flags.
     """
-    horizon_days = checks.positive_int("horizon_days", horizon_days, maximum=365)
+    horizon_days = checks.horizon_days(horizon_days)
     target_return = checks.fraction("target_return", target_return)
     min_price = checks.non_negative("min_price", min_price)
     day0, tables, _starts = _week_tables(pf, selections)

@@ -63,6 +63,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from pokewatch.core import checks
 from pokewatch.errors import ParameterError
 
 logger = logging.getLogger(__name__)
@@ -168,11 +169,8 @@ _RARITY_BANDS = [
 _STRING_COLUMNS = ["card_id", "variant", "currency", "name", "set_id", "set_name", "number", "rarity"]
 
 
-def _check(n_series: int, seed: int) -> None:
-    if isinstance(n_series, bool) or not isinstance(n_series, (int, np.integer)) or n_series < 1:
-        raise ParameterError(f"n_series must be a positive integer (e.g. 500), got {n_series!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ParameterError(f"seed must be a non-negative integer (e.g. {DEFAULT_SEED}), got {seed!r}")
+def _check(n_series: int, seed: int) -> tuple[int, int]:
+    return checks.positive_int("n_series", n_series), checks.non_negative_int("seed", seed)
 
 
 def _split_normal_log10_price(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -220,7 +218,7 @@ def demo_catalogue(n_series: int = DEFAULT_N_SERIES, seed: int = DEFAULT_SEED) -
     Raises:
         ParameterError: n_series is not a positive integer or seed is negative.
     """
-    _check(n_series, seed)
+    n_series, seed = _check(n_series, seed)
     rng = np.random.default_rng(np.random.SeedSequence([seed, 1]))
     variant = rng.choice(len(VARIANTS), size=n_series, p=_VARIANT_P)
     # A second printing shares the previous series' card when that one is a matching
@@ -326,7 +324,7 @@ def simulate_blocks(n_series: int, n_days: int, seed: int, base_price: np.ndarra
     does not grow with the window. The blocks together are exactly
     :func:`simulate_prices`' array (same arguments, same raises).
     """
-    _check(n_series, seed)
+    n_series, seed = _check(n_series, seed)
     if isinstance(n_days, bool) or not isinstance(n_days, (int, np.integer)) or n_days < 1:
         raise ParameterError(f"n_days must be a positive integer, got {n_days!r}")
     base_price = np.asarray(base_price, dtype=float)
@@ -395,7 +393,7 @@ def _timestamp(value, what: str) -> pd.Timestamp:
 
 def _window(start, end, n_series: int, seed: int, epoch) -> tuple[pd.Timestamp, pd.Timestamp, pd.Timestamp]:
     """(start, end, first simulated day) of a request, checked."""
-    _check(n_series, seed)
+    n_series, seed = _check(n_series, seed)
     start, end = _timestamp(start, "start"), _timestamp(end, "end")
     first_day = EPOCH if epoch is None else _timestamp(epoch, "epoch")
     if start < first_day:
