@@ -42,8 +42,8 @@ def test_a_registered_secret_is_masked_anywhere_in_text_and_bodies():
 
 
 def test_secrets_given_for_one_call_are_masked_only_there():
-    assert redact_text("saw one-off-value-123 here", secrets=["one-off-value-123"]) == f"saw {MASK} here"
-    assert redact_text("saw one-off-value-123 here") == "saw one-off-value-123 here"
+    assert redact_text("saw pineapple here", secrets=["pineapple"]) == f"saw {MASK} here"
+    assert redact_text("saw pineapple here") == "saw pineapple here"
 
 
 def test_a_webhook_shows_only_its_origin_and_leaves_no_part_in_messages():
