@@ -226,7 +226,7 @@ def _processes(log: Path) -> list[dict]:
         entry = {"started": float(started), "ended": float(ended), "seconds": round(float(ended) - float(started), 3),
                  "exit_status": int(status), "peak_bytes": int(rss) * 1024 if rss.strip().isdigit() else None,
                  "command": " ".join(words[:4])}
-        if "papermill" in words:
+        if any(w == "papermill" or w.endswith(".papermill_cli") for w in words):
             notebooks = [w for w in words if w.endswith(".ipynb")]
             entry.update(kind="notebook", notebook=Path(notebooks[-1]).stem, output=notebooks[-1])
         elif helper := _helper_command(words):

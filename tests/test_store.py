@@ -142,3 +142,15 @@ def test_a_frame_with_200000_unmapped_columns_is_trimmed_fast_and_adds_only_its_
     assert set(store.load("demo").columns) <= set(REQUIRED_COLUMNS + DESCRIPTIVE_COLUMNS)
     files_after = sum(p.stat().st_size for p in store.root.rglob("*") if p.is_file())
     assert files_after - files_before < 100_000  # the rows, not the columns
+
+
+def test_the_listing_price_is_read_on_its_own_without_building_the_long_table(store):
+    store.write_days("demo", prices([("a-1", "Normal", "2026-11-26", 2.0), ("a-1", "Normal", "2026-11-27", 3.0),
+                                     ("b-2", "Normal", "2026-11-27", 5.0)], low_price=[1.5, 2.5, 4.0]))
+    pf = store.load_frame("demo")
+    np.testing.assert_array_equal(pf.low, [1.5, 2.5, 4.0])
+    assert callable(pf._frame)                         # the table of every column was never built
+    np.testing.assert_array_equal(pf.frame["low_price"].to_numpy(float), pf.low)
+
+    store.write_days("plain", prices([("a-1", "Normal", "2026-11-27", 2.0)]))
+    assert len(store.load_frame("plain").low) == 0

@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pokewatch.analysis import summary
 from pokewatch.core import training, walkforward
 from pokewatch.core.frame import PriceFrame
 from pokewatch.core.model import FairValueModel
@@ -84,12 +85,12 @@ def test_nothing_scorable_is_said_in_words_and_publishes_no_figures():
     record = replay(history, "2026-01-12")
     assert not record.scored and record.rows.empty
     assert record.figures["SELL"]["precision"] is None and record.figures["note"]
-    sentence = walkforward.sentence(record.figures, "SELL")
+    sentence = summary.record_sentence(record.figures, "SELL")
     assert sentence is None
 
 
 def test_the_track_record_sentence_says_exactly_h_days_later(history):
-    text = walkforward.sentence(replay(history, END).figures, "SELL")
+    text = summary.record_sentence(replay(history, END).figures, "SELL")
     assert "7 days later" in text and "within" not in text and "nan" not in text.lower()
     assert text.startswith("Of ") and "SELL flag" in text
 

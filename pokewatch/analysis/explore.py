@@ -45,7 +45,7 @@ from pokewatch.core import checks
 from pokewatch.run import model_file, runs
 from pokewatch.run.folder import INTERACTIVE, LATEST, RunFolder
 from pokewatch.errors import ParameterError, RunError, UnknownCardError
-from pokewatch.core.schema import SERIES_KEY
+from pokewatch.core.schema import SERIES_KEY, SIGNAL_DTYPE
 
 if TYPE_CHECKING:
     from pokewatch.core.model import FairValueModel
@@ -152,8 +152,6 @@ def read_signals(path: Path | str) -> pd.DataFrame:
     are read back with it: ``'=SUM(A1)`` is the expected form of such a name.
     Numeric columns are unaffected.
     """
-    from pokewatch.core.signals import SIGNAL_DTYPE  # imports numba, via kernels (see the module docstring)
-
     frame = pd.read_csv(path, dtype=dict.fromkeys(_STRING_COLUMNS, "string"), parse_dates=["date"])
     frame["signal"] = frame["signal"].astype(SIGNAL_DTYPE)
     return frame

@@ -47,6 +47,23 @@ def _finite(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def record_sentence(figures: dict, kind: str = "SELL") -> str | None:
+    """'Of 376 SELL flags from ... to ..., 36% were followed by a fall of 5% or more 7 days later and 16% by
+    a rise of as much', or None when no flag of ``kind`` was scored."""
+    data = figures.get(kind) or {}
+    n = data.get("flags") or 0
+    if not n or data.get("precision") is None:
+        return None
+    h, x = figures.get("horizon_days", 7), figures.get("target_return", 0.05)
+    good, bad = ("rise", "fall") if kind == "BUY" else ("fall", "rise")
+    span = ""
+    if figures.get("first_flag_date") and figures.get("last_flag_date"):
+        span = f" from {figures['first_flag_date']} to {figures['last_flag_date']}"
+    return (f"Of {n:,} {kind} flag{'s' if n != 1 else ''}{span}, {data['precision']:.0%} "
+            f"{'were' if n != 1 else 'was'} followed by a {good} of {x:.0%} or more {h} days later and "
+            f"{data['wrong_way_rate']:.0%} by a {bad} of as much")
+
+
 def track_record_sentences(figures: dict, rule: dict | None = None) -> list[str]:
     """The track record in plain words: one sentence per kind that was scored, or why none was.
 
@@ -54,10 +71,8 @@ def track_record_sentences(figures: dict, rule: dict | None = None) -> list[str]
         figures: ``metrics.json``'s ``track_record`` (out of sample).
         rule: ``metrics.json``'s ``model`` (the rule), for why a kind is off today.
     """
-    from pokewatch.core.walkforward import sentence  # the record's own wording
-
     figures = figures or {}
-    lines = [text + "." for kind in ("SELL", "BUY") if (text := sentence(figures, kind))]
+    lines = [text + "." for kind in ("SELL", "BUY") if (text := record_sentence(figures, kind))]
     if not lines:
         note = figures.get("note") or "no flag has reached its horizon yet"
         lines.append(f"No flag could be scored out of sample yet ({note}), so there is no track record to "

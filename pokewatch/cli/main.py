@@ -14,6 +14,8 @@ run is imported. ``pokewatch --help`` lists every command from the first line of
 module docstring, read from the file without importing it, because importing a
 command can pull in pandas or the price sources. A reader that stops early
 (``pokewatch runs | head``) ends the command quietly instead of with a BrokenPipeError.
+Two optional modules nothing here uses are never imported (:mod:`pokewatch.startup`):
+``finish`` renders the report with nbformat, which would spend 1.3 s on one of them.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ import sys
 from pathlib import Path
 
 from pokewatch import __version__, logs
+from pokewatch.startup import skip_unused_imports
 from pokewatch.cli import commands
 from pokewatch.errors import PokeWatchError
 
@@ -97,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     A closed output pipe (``| head``) returns 0: the reader chose to stop reading.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
+    skip_unused_imports()
     try:
         parser = build_parser(argv)
         args = parser.parse_args(argv)

@@ -4,6 +4,7 @@ What lives here, in the order data flows through it:
 
 * :mod:`~pokewatch.core.schema`: the one long price format, and its validation.
 * :mod:`~pokewatch.core.frame`: :class:`~pokewatch.core.frame.PriceFrame`, the series-sorted arrays every pass reads.
+* :mod:`~pokewatch.core.columnar`: the store layout's helpers (dictionary codes, sort check, day numbers), numpy only.
 * :mod:`~pokewatch.core.methods`: the one registry of fair-value methods (name, kernel, windows, description).
 * :mod:`~pokewatch.core.fair_value`: fair values of every row, by a method of that registry.
 * :mod:`~pokewatch.core.rules`: the one BUY/SELL/HOLD rule and its tolerance.

@@ -28,13 +28,13 @@ an install pays the few seconds of compilation.
 """
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from numba import njit, types
 
 from pokewatch.core import methods, rules
+from pokewatch.core.columnar import THREADS
 
 # Entry points are compiled eagerly for one signature each, with read-only inputs
 # (writable arrays convert to them), so memory-mapped and fresh arrays share one
@@ -997,44 +997,7 @@ def track_record_pass(prices, low, days, bounds, methods, windows, coms, tables,
     return counts, sums, scored_return, scored_code, flagged, errors
 
 
-@njit([types.Tuple((types.int32[::1], types.int64[::1]))(types.Array(t, 1, "A", readonly=True), types.int64)
-       for t in (types.int8, types.int16, types.int32)], cache=True, nogil=True)
-def local_codes(codes, n_categories):
-    """Codes re-numbered over just the categories they use (in order), and those categories.
-
-    ``codes`` index ``n_categories`` categories (-1 = null, kept). Returns
-    ``(local, used)`` with ``categories[used][local] == categories[codes]``.
-    """
-    mark = np.full(n_categories, -1, np.int64)
-    for c in codes:
-        if c >= 0:
-            mark[c] = 0
-    used = np.empty(n_categories, np.int64)
-    k = 0
-    for j in range(n_categories):
-        if mark[j] == 0:
-            mark[j] = k
-            used[k] = j
-            k += 1
-    local = np.empty(len(codes), np.int32)
-    for i in range(len(codes)):
-        c = codes[i]
-        local[i] = mark[c] if c >= 0 else -1
-    return local, used[:k]
-
-
-@njit(types.int32[::1](types.Array(types.int64, 1, "A", readonly=True), types.int64), cache=True, nogil=True)
-def floor_divide_to_int32(ticks, per_day):
-    """``floor(ticks / per_day)`` as int32, without an int64 temporary (timestamps to day numbers)."""
-    out = np.empty(len(ticks), np.int32)
-    for i in range(len(ticks)):
-        out[i] = ticks[i] // per_day
-    return out
-
-
 # -- threads ------------------------------------------------------------------------------
-#: Threads for the in-process passes (``POKEWATCH_THREADS``; default: the machine's cores, at most 8).
-THREADS = max(1, min(int(os.environ.get("POKEWATCH_THREADS", 0)) or (os.cpu_count() or 1), 8))
 _MIN_ROWS_PER_THREAD = 250_000
 _POOL: ThreadPoolExecutor | None = None
 
@@ -1074,37 +1037,6 @@ def run_by_series(work, bounds: np.ndarray, threads: int | None = None) -> None:
         _POOL = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="pokewatch-kernel")
     for future in [_POOL.submit(work, first, last) for first, last in ranges]:
         future.result()
-
-
-# -- layout helpers ----------------------------------------------------------------------
-@njit(types.boolean(_I4, _I4), cache=True, nogil=True)
-def is_sorted_by_series_and_day(codes, days):
-    """True when rows are ordered by series code, then strictly by day."""
-    for i in range(1, len(codes)):
-        if codes[i] < codes[i - 1] or (codes[i] == codes[i - 1] and days[i] <= days[i - 1]):
-            return False
-    return True
-
-
-@njit([types.int8[::1](types.Array(types.int8, 1, "C", readonly=True), _I8, types.int64, types.int8[::1]),
-       types.int16[::1](types.Array(types.int16, 1, "C", readonly=True), _I8, types.int64, types.int16[::1]),
-       types.int32[::1](_I4, _I8, types.int64, types.int32[::1])], cache=True, nogil=True)
-def expand_runs(values, heads, n, out):
-    """``out[heads[k]:heads[k+1]] = values[k]`` (the last run ends at ``n``)."""
-    for k in range(len(heads)):
-        end = heads[k + 1] if k + 1 < len(heads) else n
-        for i in range(heads[k], end):
-            out[i] = values[k]
-    return out
-
-
-@njit(types.int64[::1](types.Array(types.int32, 1, "A", readonly=True), types.int64), cache=True, nogil=True)
-def scale_to_int64(days, factor):
-    """``days * factor`` as int64 in one pass (day numbers to nanoseconds, without an int64 temporary)."""
-    out = np.empty(len(days), np.int64)
-    for i in range(len(days)):
-        out[i] = days[i] * factor
-    return out
 
 
 @njit(types.Tuple((types.int64[::1], types.int64))(_I4, _I8, types.int64), cache=True, nogil=True)

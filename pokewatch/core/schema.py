@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from pokewatch.core.rules import SIGNALS
 from pokewatch.errors import ParameterError, SchemaError
 
 logger = logging.getLogger(__name__)
@@ -57,6 +58,8 @@ CURRENCIES = frozenset({"USD", "EUR"})
 STRIPPED_COLUMNS = ("card_id", "variant", "currency")
 #: Column a parser fills with what was wrong with an unreadable source record; never in valid rows.
 MALFORMED = "malformed"
+#: The ``signal`` column's dtype wherever a table carries one (signals.csv, the model, the backtest).
+SIGNAL_DTYPE = pd.CategoricalDtype(list(SIGNALS))
 #: Plausible market prices, inclusive, in any currency: outside them a price is a data error.
 PRICE_BOUNDS = (0.01, 1_000_000.0)
 

@@ -20,8 +20,7 @@ import pandas as pd
 from pokewatch.core import kernels, parallel
 from pokewatch.core.frame import PriceFrame
 from pokewatch.core.rules import SIGNALS, Rule
-
-SIGNAL_DTYPE = pd.CategoricalDtype(list(SIGNALS))
+from pokewatch.core.schema import SIGNAL_DTYPE
 
 __all__ = ["SIGNALS", "SIGNAL_DTYPE", "as_labels", "compute_signals", "deviation", "signals_frame"]
 

@@ -262,21 +262,4 @@ def run_metrics(run_date: str, model, origin: str, record: TrackRecord) -> dict:
     }
 
 
-def sentence(figures: dict, kind: str = "SELL") -> str | None:
-    """'Of 376 SELL flags from ... to ..., 36% were followed by a fall of 5% or more 7 days later and 16% by
-    a rise of as much', or None when no flag of ``kind`` was scored."""
-    data = figures.get(kind) or {}
-    n = data.get("flags") or 0
-    if not n or data.get("precision") is None:
-        return None
-    h, x = figures.get("horizon_days", 7), figures.get("target_return", 0.05)
-    good, bad = ("rise", "fall") if kind == "BUY" else ("fall", "rise")
-    span = ""
-    if figures.get("first_flag_date") and figures.get("last_flag_date"):
-        span = f" from {figures['first_flag_date']} to {figures['last_flag_date']}"
-    return (f"Of {n:,} {kind} flag{'s' if n != 1 else ''}{span}, {data['precision']:.0%} "
-            f"{'were' if n != 1 else 'was'} followed by a {good} of {x:.0%} or more {h} days later and "
-            f"{data['wrong_way_rate']:.0%} by a {bad} of as much")
-
-
-__all__ = ["TRACK_COLUMNS", "TrackRecord", "assemble", "sentence", "track_record", "training_dates", "SELL"]
+__all__ = ["TRACK_COLUMNS", "TrackRecord", "assemble", "track_record", "training_dates", "SELL"]

@@ -79,7 +79,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pokewatch import atomic
-from pokewatch.core import kernels
+from pokewatch.core import columnar
 from pokewatch.errors import SchemaError
 from pokewatch.core.frame import rank_keys
 from pokewatch.core.schema import DESCRIPTIVE_COLUMNS, REQUIRED_COLUMNS, SERIES_KEY
@@ -147,8 +147,7 @@ def factorize_strings(column) -> tuple[np.ndarray, list]:
         heads = np.flatnonzero(np.concatenate(([True], ~same)))
         if len(heads) <= n // 8:
             head_codes, categories = _factorize(array.take(pa.array(heads)))
-            out = np.empty(n, index_dtype(len(categories)))
-            return kernels.expand_runs(head_codes.astype(out.dtype), heads, n, out), categories
+            return columnar.expand_runs(head_codes, heads, n, index_dtype(len(categories))), categories
     codes, categories = _factorize(array)
     return codes.astype(index_dtype(len(categories))), categories
 
@@ -221,7 +220,7 @@ class Rows:
                 arrays.append(prices if prices.type == field.type else prices.cast(field.type))
             elif name in self.codes:
                 codes, categories = self.codes[name]
-                local, used = kernels.local_codes(codes[rows], len(categories))
+                local, used = columnar.local_codes(codes[rows], len(categories))
                 nulls = local < 0
                 indices = pa.array(local, mask=nulls) if nulls.any() else pa.array(local)
                 arrays.append(pa.DictionaryArray.from_arrays(indices, self._categories(name).take(pa.array(used))))
@@ -489,7 +488,7 @@ class Fresh(_Table):
         del combined
         days = np.ascontiguousarray(rows.days, np.int32)
         order = None
-        if not kernels.is_sorted_by_series_and_day(series, days):
+        if not columnar.is_sorted_by_series_and_day(series, days):
             order = np.argsort((series.astype(np.int64) << 32) | (days.astype(np.int64) + 2 ** 31), kind="stable")
             series, days = series[order], days[order]
         self.series, self.days = series, days
@@ -846,7 +845,7 @@ def _write_part(folder_path: Path, table: _Table, role: str, covered: np.ndarray
                 continue
             file = f"c{i}.npy"
             if kind == "category":
-                local, used = kernels.local_codes(np.asarray(table.codes(name)), len(spec["categories"]))
+                local, used = columnar.local_codes(np.asarray(table.codes(name)), len(spec["categories"]))
                 categories = [spec["categories"][u] for u in used]
                 codes = local.astype(index_dtype(len(categories)))
                 del local

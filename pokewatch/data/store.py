@@ -47,7 +47,7 @@ import pyarrow.parquet as pq
 
 from pokewatch.data import compaction
 from pokewatch import atomic, config
-from pokewatch.core import kernels
+from pokewatch.core import columnar
 from pokewatch.errors import ParameterError
 from pokewatch.core.frame import PriceFrame, dates_of, day_numbers, rank_keys
 from pokewatch.core.schema import (
@@ -318,7 +318,7 @@ class PriceStore:
 
         wanted = [c for c in view.specs if columns is None or c["name"] in columns]
         # Decoding the string columns is the whole cost; Arrow does it without the GIL.
-        with ThreadPoolExecutor(max_workers=kernels.THREADS) as pool:
+        with ThreadPoolExecutor(max_workers=columnar.THREADS) as pool:
             values = list(pool.map(column, wanted))
         out = pd.DataFrame(dict(zip([c["name"] for c in wanted], values)), copy=False)
         return out[columns] if columns is not None else out
@@ -352,7 +352,15 @@ class PriceStore:
             frame["series"] = series
             return pd.DataFrame(frame, copy=False)
 
-        return PriceFrame(series, days, prices, bounds, build)
+        def low() -> np.ndarray:
+            # The one extra column the passes read: taken alone, not by building the long table.
+            spec = next((s for s in view.specs if s["name"] == "low_price"), None)
+            if spec is None:
+                return np.zeros(0)
+            values = prices if spec["kind"] == "price" else view.arrow_values("low_price").to_pandas()
+            return np.ascontiguousarray(pd.to_numeric(values, errors="coerce").to_numpy(np.float64))
+
+        return PriceFrame(series, days, prices, bounds, build, low=low)
 
 
 def _read_day(path: Path) -> tuple[compaction.Rows, pa.Schema] | None:
@@ -447,7 +455,7 @@ def _refuse_duplicates(rows: compaction.Rows, source: str) -> None:
         codes, categories = rows.codes.get(name, (np.full(rows.n, -1, np.int8), []))
         combined = combined * (len(categories) + 1) + (codes + 1)
     series = rank_keys(combined)[0]
-    if kernels.is_sorted_by_series_and_day(series, rows.days):
+    if columnar.is_sorted_by_series_and_day(series, rows.days):
         return
     order = np.lexsort((rows.days, series))
     same = (series[order][1:] == series[order][:-1]) & (rows.days[order][1:] == rows.days[order][:-1])

@@ -13,4 +13,5 @@
   ``scripts/run_pipeline.sh`` calls them (``python -m pokewatch pipeline ...``,
   :mod:`pokewatch.cli.commands.pipeline`); imports nothing heavy.
 * :mod:`~pokewatch.run.kernel_engine`: the papermill engine the pipeline runs its notebooks with.
+* :mod:`~pokewatch.run.papermill_cli`: papermill's command line as the pipeline starts it, minus two unused imports.
 """

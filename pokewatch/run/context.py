@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -33,7 +34,9 @@ from pokewatch.run import display
 from pokewatch.run.caching import CachedResult
 from pokewatch.run.folder import INTERACTIVE, RunFolder
 from pokewatch.errors import RunError
-from pokewatch.core.model import FairValueModel
+
+if TYPE_CHECKING:   # the model pulls in numba's kernels, which the collect notebook never needs
+    from pokewatch.core.model import FairValueModel
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,58 @@
+"""What PokeWatch processes leave out of their imports, and that nothing they do needs it."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _python(code: str) -> str:
+    result = subprocess.run([sys.executable, "-P", "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_the_papermill_launcher_is_papermills_command_line():
+    result = subprocess.run([sys.executable, "-P", "-m", "pokewatch.run.papermill_cli", "--help"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("Usage: papermill [OPTIONS] NOTEBOOK_PATH")
+    assert "--engine" in result.stdout
+
+
+def test_papermill_and_nbformat_validate_notebooks_without_the_skipped_modules():
+    out = _python(
+        "import sys\n"
+        "from pokewatch.startup import SKIPPED_BY_PAPERMILL, skip_unused_imports\n"
+        "skip_unused_imports(SKIPPED_BY_PAPERMILL)\n"
+        "import nbformat, papermill\n"
+        "nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell('1')])\n"
+        "nbformat.validate(nb)\n"
+        "bad = nbformat.from_dict({'nbformat': 4, 'nbformat_minor': 5, 'metadata': {}, 'cells': [{'x': 1}]})\n"
+        "try:\n"
+        "    nbformat.validate(bad)\n"
+        "except nbformat.ValidationError:\n"
+        "    print('invalid refused')\n"
+        "print([sys.modules[name] for name in SKIPPED_BY_PAPERMILL])\n")
+    assert out.splitlines() == ["invalid refused", "[None, None]"]
+
+
+def test_the_command_line_still_reads_parquet():
+    out = _python(
+        "import sys\n"
+        "from pokewatch.startup import skip_unused_imports\n"
+        "skip_unused_imports()\n"
+        "import pandas as pd, pyarrow.parquet\n"
+        "print(sys.modules['rfc3987_syntax'], 'pyarrow.fs' in sys.modules and sys.modules['pyarrow.fs'] is not None)\n")
+    assert out == "None True"
+
+
+def test_a_module_imported_already_is_left_alone():
+    out = _python(
+        "import sys, json\n"
+        "from pokewatch.startup import skip_unused_imports\n"
+        "skip_unused_imports(('json',))\n"
+        "print(sys.modules['json'] is json)\n")
+    assert out == "True"
