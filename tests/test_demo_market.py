@@ -10,7 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pokewatch.data.demo_market import demo_catalogue, demo_price_chunks, demo_prices, simulate_prices
+from pokewatch.data.demo_market import (MarketState, demo_catalogue, demo_price_chunks, demo_prices, simulate_blocks,
+                                        simulate_prices)
+from pokewatch.data.sources.demo import SavedStates
 from pokewatch.errors import ParameterError
 
 STRING_COLUMNS = ["card_id", "variant", "currency", "name", "set_id", "set_name", "number",
@@ -177,6 +179,57 @@ def test_chunks_of_a_backfill_are_the_backfill_with_categorical_strings(start, e
     joined = pd.concat([c.astype({name: "string" for name in STRING_COLUMNS}) for c in chunks])
     joined = joined.sort_values(["card_id", "variant", "date"], kind="stable", ignore_index=True)
     pd.testing.assert_frame_equal(joined, whole)
+
+
+def test_a_simulation_resumed_from_a_saved_state_gives_the_same_prices():
+    base = demo_catalogue(30, seed=5)["base_price"].to_numpy()
+    states = []
+    whole = np.concatenate([b for _, b in simulate_blocks(30, 300, 5, base, on_block=states.append)])
+    assert [s.day for s in states] == [0, 64, 128, 192, 256]
+
+    saved = MarketState.from_bytes(states[2].to_bytes())          # through the file format
+    resumed = np.concatenate([b for _, b in simulate_blocks(30, 300, 5, base, keep_from=150, resume=saved)])
+    np.testing.assert_array_equal(resumed, whole[150:])
+
+
+def test_a_state_after_the_first_kept_day_cannot_be_resumed_from():
+    base = demo_catalogue(10, seed=5)["base_price"].to_numpy()
+    states = []
+    for _ in simulate_blocks(10, 200, 5, base, on_block=states.append):
+        pass
+    with pytest.raises(ParameterError, match="cannot resume the simulation from a state of day 128"):
+        next(simulate_blocks(10, 200, 5, base, keep_from=100, resume=states[2]))
+
+
+def test_chunks_resume_from_yesterdays_state_and_match_a_fresh_simulation(tmp_path):
+    store = SavedStates(tmp_path, 40)
+    list(demo_price_chunks("2020-06-01", "2020-06-30", n_series=40, states=store))
+    assert [p.name for p in tmp_path.iterdir()] == ["128.npz"]          # the last block start reached
+
+    resumed = pd.concat(demo_price_chunks("2020-07-01", "2020-07-01", n_series=40, states=store))
+    fresh = pd.concat(demo_price_chunks("2020-07-01", "2020-07-01", n_series=40))
+    pd.testing.assert_frame_equal(resumed, fresh)
+
+
+def test_an_unreadable_or_foreign_state_is_skipped_with_a_warning(tmp_path, caplog):
+    (tmp_path / "128.npz").write_bytes(b"not a state")
+    other = SavedStates(tmp_path / "other", 7)
+    list(demo_price_chunks("2020-05-20", "2020-05-20", n_series=7, states=other))
+    (tmp_path / "other" / "128.npz").rename(tmp_path / "64.npz")        # a 7-series state under a 40-series market
+    store = SavedStates(tmp_path, 40)
+
+    assert store.latest(200) is None
+    assert "unreadable demo market state" in caplog.text and "it is not of day 64 and 40 series" in caplog.text
+    pd.testing.assert_frame_equal(pd.concat(demo_price_chunks("2020-05-20", "2020-05-20", n_series=40, states=store)),
+                                  pd.concat(demo_price_chunks("2020-05-20", "2020-05-20", n_series=40)))
+
+
+def test_only_the_newest_states_are_kept(tmp_path):
+    store = SavedStates(tmp_path, 5)
+    for end in ("2020-02-01", "2020-04-01", "2020-06-01", "2020-08-01", "2020-10-01"):
+        list(demo_price_chunks(end, end, n_series=5, states=store))
+    assert sorted(int(p.stem) for p in tmp_path.iterdir()) == [128, 192, 256]
+    assert store.latest(200).day == 192 and store.latest(63) is None
 
 
 def test_a_chunk_size_below_one_is_refused():
