@@ -1,15 +1,19 @@
 """A stored day is merged, never truncated: every source, --replace-day, the kept raw responses, empty collects."""
 from __future__ import annotations
 
+import gzip
 import json
 import os
+import shutil
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
 from sources_server import RecordedServer, Reply, fast_http, fixture, isolate_data, tcgcsv_routes
 
 from pokewatch.data import raw_archive
+from pokewatch.data.raw_archive import RawArchive
 from pokewatch.cli.main import main
 from pokewatch.run.collect import collect, replay
 from pokewatch.errors import SourceError
@@ -197,12 +201,45 @@ def test_kept_raw_folders_older_than_raw_keep_days_are_pruned(server, store, tmp
     assert not os.path.exists(first.raw_kept) and os.path.exists(second.raw_kept)
 
 
-def test_kept_responses_are_hard_links_not_copies(server, store, tmp_path):
+def test_kept_responses_move_out_of_the_run_folder_which_still_reads_them(server, store, tmp_path):
     tcgcsv_routes(server)
-    result = collect("tcgcsv", DAY, DAY, tmp_path / "run", store=store)
-    name = "prices-3-23237.json.gz"
-    original = tmp_path / "run" / "raw" / "tcgcsv" / name
-    assert os.stat(f"{result.raw_kept}/{name}").st_ino == os.stat(original).st_ino
+    fetched = tmp_path / "run" / "raw" / "tcgcsv" / "prices-3-23237.json.gz"
+    real_keep = raw_archive.keep
+    inodes = {}
+
+    def keep(raw, *args, **kwargs):
+        inodes["fetched"] = os.stat(fetched).st_ino
+        return real_keep(raw, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(raw_archive, "keep", keep)
+        result = collect("tcgcsv", DAY, DAY, tmp_path / "run", store=store)
+
+    assert os.stat(f"{result.raw_kept}/{fetched.name}").st_ino == inodes["fetched"]   # linked, never copied
+    assert not list(fetched.parent.glob("*.gz"))                                     # the run folder stays small
+    archive = RawArchive(fetched.parent)
+    assert archive.kept_folder() == Path(result.raw_kept) and archive.has("prices-3-23237.json")
+    assert archive.get("prices-3-23237.json") == gzip.decompress(Path(result.raw_kept, fetched.name).read_bytes())
+
+    requests = len(server.requests)
+    again = replay(tmp_path / "run", store=store)                                    # through the pointer
+    assert again.rows_valid == 4 and len(server.requests) == requests
+
+
+def test_a_kept_folder_a_run_still_points_to_is_not_pruned(server, store, tmp_path, monkeypatch):
+    monkeypatch.setenv("POKEWATCH_RAW_KEEP_DAYS", "30")
+    run = tmp_path / "runs" / "attempts" / "2026-01-05T030000-1"
+    first = collect("file", DAY, DAY, run, store=store,
+                    options={"path": write_csv(tmp_path / "a.csv", [("a-1", DAY, 2.0)])})
+    old = time.time() - 31 * 86_400
+    os.utime(f"{first.raw_kept}/{raw_archive.KEPT_MARKER}", (old, old))
+
+    collect("file", DAY, DAY, tmp_path / "run2", store=store,
+            options={"path": write_csv(tmp_path / "b.csv", [("a-1", DAY, 3.0)])})
+
+    assert os.path.exists(first.raw_kept)
+    shutil.rmtree(run)                                    # the attempt is pruned: nothing points there any more
+    assert raw_archive.prune_kept() == [Path(first.raw_kept)]
 
 
 def test_a_failed_collect_keeps_no_raw_copy(server, store, tmp_path):

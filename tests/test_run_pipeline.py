@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from pokewatch.data.raw_archive import RawArchive
 from pokewatch.run.folder import RunFolder
 from tests.conftest import REPO
 
@@ -233,7 +234,8 @@ def test_tcgcsv_source_runs_end_to_end_against_a_local_server(tmp_path):
     folder = home.runs / "2026-01-05"
     signals = pd.read_csv(RunFolder(folder).signals)
     assert len(signals) > 0 and (signals["currency"] == "USD").all()
-    assert any((RunFolder(folder).raw / "tcgcsv").glob("*.gz"))
+    raw = RawArchive(RunFolder(folder).raw / "tcgcsv")     # the responses moved to the kept folder it names
+    assert raw.entries() and all(raw.has(entry["name"]) for entry in raw.entries())
     assert home.manifest("2026-01-05")["parameters"]["collect"]["source"] == "tcgcsv"
 
 

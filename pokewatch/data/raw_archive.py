@@ -4,17 +4,23 @@ Why: a parser bug must never cost fetched data. Every source writes each HTTP
 response (or archive) here first and parses only from here, so a fixed parser can
 replay a past run (``pokewatch collect --replay runs/<date>``) without the network.
 
-Why a second copy: run attempts are pruned (a date keeps its last few), so the raw
+Why they move on: run attempts are pruned (a date keeps its last few), so the raw
 responses of the collect that stored a day can vanish with its attempt folder. After
-every successful collect :func:`keep` links the responses into
+every successful collect :func:`keep` moves the responses into
 ``$POKEWATCH_DATA_DIR/raw/<source>/<end date>-<digest>/`` (hard links where the file
-system allows, so no second copy of the bytes), where they stay for
-:func:`raw_keep_days` days (``POKEWATCH_RAW_KEEP_DAYS``, default 90) whatever happens
-to the attempt folders. ``pokewatch collect --replay`` takes such a folder as well.
+system allows, so the bytes are never copied) and leaves ``kept_in.json`` in the run
+folder's ``raw/<source>/`` in their place: a run folder stays small (an 18-day
+tcgcsv backfill's responses are 17 MB), and :class:`RawArchive` reads a response
+through that pointer as if it were still there, so a replay of the run folder works
+as before. A kept folder stays for :func:`raw_keep_days` days
+(``POKEWATCH_RAW_KEEP_DAYS``, default 90), and for as long as a run folder under
+``runs/`` points to it. ``pokewatch collect --replay`` takes a kept folder as well. A
+failed collect keeps its responses in its attempt folder.
 
 Layout: ``<run>/raw/<source>/<name>.gz`` plus ``index.jsonl`` with one line of
 metadata (URL without secrets, status, content type, fetched-at) per response, and
-``request.json`` / ``fetch_report.json`` from the collect step.
+``request.json`` / ``fetch_report.json`` from the collect step; after a successful
+collect, ``kept_in.json`` instead of the ``.gz`` files.
 """
 from __future__ import annotations
 
@@ -38,6 +44,8 @@ logger = logging.getLogger(__name__)
 RAW_KEEP_DAYS = 90
 #: The marker file of a kept folder; its mtime is when the folder was kept.
 KEPT_MARKER = "kept.json"
+#: In a run folder's ``raw/<source>/`` once its responses were kept: which kept folder has them.
+KEPT_IN = "kept_in.json"
 
 
 @dataclass
@@ -67,14 +75,28 @@ class RawArchive:
                 fh.write(line + "\n")
         return path
 
-    def get(self, name: str) -> bytes:
+    def kept_folder(self) -> Path | None:
+        """The kept folder this archive's responses moved to (see the module docstring), or None."""
+        pointer = self.root / KEPT_IN
+        if not pointer.exists():
+            return None
+        return kept_root() / json.loads(pointer.read_text(encoding="utf-8"))["folder"]
+
+    def _path(self, name: str) -> Path:
         path = self.root / f"{name}.gz"
+        if not path.exists() and (kept := self.kept_folder()) is not None and (kept / path.name).exists():
+            return kept / path.name
+        return path
+
+    def get(self, name: str) -> bytes:
+        path = self._path(name)
         if not path.exists():
-            raise RunError(f"raw response {name!r} is not in {self.root}; it was never fetched or was deleted")
+            where = f"{self.root} or the kept folder it points to" if self.kept_folder() else str(self.root)
+            raise RunError(f"raw response {name!r} is not in {where}; it was never fetched or was deleted")
         return gzip.decompress(path.read_bytes())
 
     def has(self, name: str) -> bool:
-        return (self.root / f"{name}.gz").exists()
+        return self._path(name).exists()
 
     def entries(self) -> list[dict]:
         """Index lines in fetch order; the last entry wins for a repeated name."""
@@ -161,21 +183,51 @@ def keep(raw: RawArchive, source: str, end_day: str, root: Path | None = None) -
     except OSError:  # kept meanwhile by another process
         shutil.rmtree(tmp, ignore_errors=True)
     logger.info("kept the raw responses in %s (%d linked, %d copied)", target, linked, copied)
+    _hand_over(raw, target, root)
     prune_kept(root)
     return target
 
 
+def _hand_over(raw: RawArchive, target: Path, root: Path) -> None:
+    """Point ``raw`` at ``target`` (:data:`KEPT_IN`), then drop its own copy of each response ``target`` holds.
+
+    The pointer is written first, so a reader finds every response at every moment.
+    """
+    atomic.write_json(raw.root / KEPT_IN, {"folder": target.relative_to(root).as_posix()})
+    for path in raw.root.glob("*.gz"):
+        kept = target / path.name
+        if kept.exists() and (os.path.samefile(path, kept) or kept.read_bytes() == path.read_bytes()):
+            path.unlink()
+
+
+def referenced_kept_folders(runs_root: Path | None = None, root: Path | None = None) -> set[Path]:
+    """The kept folders some run folder under ``runs_root`` (default ``runs/``) still points to."""
+    runs_root = Path(runs_root) if runs_root is not None else config.runs_dir()
+    root = Path(root) if root is not None else kept_root()
+    found = set()
+    for folders in ("attempts", "interactive"):   # every published run is an attempt folder
+        for pointer in runs_root.glob(f"{folders}/*/raw/*/{KEPT_IN}"):
+            try:
+                found.add(root / json.loads(pointer.read_text(encoding="utf-8"))["folder"])
+            except (OSError, ValueError, KeyError):
+                continue
+    return found
+
+
 def prune_kept(root: Path | None = None, keep_days: int | None = None, now: float | None = None) -> list[Path]:
-    """Remove kept folders older than ``keep_days`` (default :func:`raw_keep_days`); return them."""
+    """Remove kept folders older than ``keep_days`` (default :func:`raw_keep_days`) that no run points to."""
     root = Path(root) if root is not None else kept_root()
     cutoff = (now if now is not None else time.time()) - (keep_days or raw_keep_days()) * 86_400
     removed = []
+    referenced = None
     for marker in root.glob(f"*/*/{KEPT_MARKER}"):
         try:
             old = marker.stat().st_mtime < cutoff
         except FileNotFoundError:
             continue
-        if old:
+        if old and referenced is None:
+            referenced = referenced_kept_folders(root=root)
+        if old and marker.parent not in referenced:
             shutil.rmtree(marker.parent, ignore_errors=True)
             removed.append(marker.parent)
     if removed:
