@@ -71,6 +71,7 @@ def test_the_error_histogram_has_a_percent_axis_that_says_where_it_is_capped():
     assert ax.get_title(loc="left") and ax.get_xlim() == (0, 0.5)
     assert _percent(ax.xaxis.get_major_formatter(), 0.5) == "50%"
     assert "above 50% counted at 50%" in ax.get_xlabel() and ax.get_ylabel().startswith("observations")
+    assert ax.yaxis.get_major_formatter()(1000, 0) == "1,000"   # plain counts: no mathtext to parse
 
 
 def test_signal_bars_leave_room_for_their_labels_under_the_title():

@@ -17,6 +17,8 @@ the data comes in as arguments.
 from __future__ import annotations
 
 import logging
+import weakref
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib.dates as mdates
@@ -26,31 +28,54 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
 from pokewatch import atomic
+from pokewatch.run import display
 
 logger = logging.getLogger(__name__)
 
 COLORS = {"BUY": "#1a9850", "HOLD": "#8c8c8c", "SELL": "#d73027"}
 
 
-def save(fig: Figure | None, path: str | Path, dpi: int = 110) -> Path | None:
-    """Write ``fig`` to ``path`` as PNG, atomically; None (nothing to plot) writes no file and returns None."""
+#: PNGs :func:`save` wrote, by figure, so :func:`show` need not draw the same figure again.
+_SAVED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+@dataclass(frozen=True)
+class Png:
+    """A picture already drawn: a notebook shows these PNG bytes as they are."""
+
+    data: bytes
+
+    def _repr_png_(self) -> bytes:
+        return self.data
+
+
+def save(fig: Figure | None, path: str | Path, dpi: int = display.DPI) -> Path | None:
+    """Write ``fig`` to ``path`` as PNG, atomically; None (nothing to plot) writes no file and returns None.
+
+    The PNG is remembered for :func:`show`: drawing a figure (constrained layout,
+    every tick label) is most of a plot's cost, and the pipeline's notebooks save each
+    figure and then show it.
+    """
     if fig is None:
         logger.info("nothing to plot for %s; no file written", Path(path).name)
         return None
-    with atomic.atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
-    return Path(path)
+    png = display.to_png(fig, dpi)
+    _SAVED[fig] = png
+    return atomic.write_bytes(path, png)
 
 
 def show(fig: Figure | None, empty: str = "None today."):
-    """What a notebook cell returns for a plot: the Figure, or one line of text when there was nothing to plot.
+    """What a notebook cell returns for a plot: the figure, or one line of text when there was nothing to plot.
 
-    Plot functions here return None instead of a blank figure when their input is
-    empty; a report then says so in one line (``empty``) rather than showing a frame
-    with "no data" in it.
+    A figure :func:`save` wrote is shown from the bytes it wrote (so change a figure
+    before saving it, not after); any other is returned as it is and drawn by the
+    kernel. Plot functions here return None instead of a blank figure when their input
+    is empty; a report then says so in one line (``empty``) rather than showing a
+    frame with "no data" in it.
     """
     if fig is not None:
-        return fig
+        saved = _SAVED.get(fig)
+        return Png(saved) if saved is not None else fig
     from pokewatch.analysis.tables import Note
 
     return Note(empty)
@@ -74,6 +99,19 @@ def _percent_axis(ax, axis: str = "y", decimals: int | None = None, signed: bool
         target.set_major_formatter(lambda v, _: f"{v:+.0%}" if round(v, 6) else "0%")
     else:
         target.set_major_formatter(PercentFormatter(1.0, decimals=decimals))
+
+
+def _plain_log_labels(axis) -> None:
+    """Log-axis ticks as plain counts (1, 10, 1,000), no minor labels.
+
+    matplotlib's default labels a log axis ``$10^{3}$``, in mathtext; building the
+    mathtext parser costs about 0.3 s the first time a process draws one, and "1,000
+    observations" reads better anyway.
+    """
+    from matplotlib.ticker import NullFormatter  # noqa: PLC0415 - beside the one log axis that needs it
+
+    axis.set_major_formatter(lambda v, _: f"{v:,.0f}" if v >= 1 else f"{v:g}")
+    axis.set_minor_formatter(NullFormatter())
 
 
 def price_with_band(series_signals: pd.DataFrame, buy_threshold: float, sell_threshold: float,
@@ -139,13 +177,14 @@ def top_cards(history: pd.DataFrame, today: pd.DataFrame, buy_threshold: float, 
         One panel per card, or None when no card is at least ``min_price``.
     """
     from pokewatch.analysis.candidates import top_candidates
+    from pokewatch.core.frame import rows_of_cards
 
     picks = top_candidates(today, min_price, n)
     if picks.empty:
         return None
     keys = ["card_id", "variant", "currency"]
     # Narrow to the picked cards first: string comparisons over millions of rows are slow.
-    mine = history[history["card_id"].isin(picks["card_id"].astype(str).unique())]
+    mine = history[rows_of_cards(history, picks["card_id"])]
     fig = Figure(figsize=(10, 2.9 * len(picks)), layout="constrained")
     axes = fig.subplots(len(picks), 1, squeeze=False)[:, 0]
     for ax, (_, pick) in zip(axes, picks.iterrows()):  # one panel per picked card (at most n)
@@ -176,6 +215,7 @@ def error_distribution(histogram: dict) -> Figure | None:
     if not drawn:
         return None
     ax.set_yscale("log")
+    _plain_log_labels(ax.yaxis)
     ax.legend(fontsize=8, frameon=False)
     _percent_axis(ax, "x", decimals=0)
     ax.set_xlim(0, edges[-1])

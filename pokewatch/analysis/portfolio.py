@@ -54,6 +54,7 @@ from pokewatch import atomic, config
 from pokewatch.run import runs
 from pokewatch.run.folder import RunFolder
 from pokewatch.analysis import summary
+from pokewatch.core.frame import rows_of_cards
 from pokewatch.core.schema import CURRENCIES, SERIES_KEY
 
 logger = logging.getLogger(__name__)
@@ -170,14 +171,18 @@ def check_holdings(raw: pd.DataFrame, known: pd.DataFrame, run_date) -> tuple[pd
     quantity = _number(frame["quantity"])
     price = _number(frame["purchase_price"])
     date = pd.to_datetime(frame["purchase_date"], format="%Y-%m-%d", errors="coerce")
-    series = known[SERIES_KEY].drop_duplicates().astype("string")
+    # Only the holdings' cards: the string work below then costs nothing at 45,000 series.
+    wanted = frame["card_id"].astype("string").str.casefold().unique()
+    near = known["card_id"].astype("string").str.casefold().isin(wanted).to_numpy(dtype=bool, na_value=False)
+    series = known.loc[near, SERIES_KEY].drop_duplicates().astype("string")
     id_of = dict(zip(series["card_id"].str.casefold(), series["card_id"]))
-    card = frame["card_id"].str.casefold().map(id_of)
+    card = frame["card_id"].astype("string").str.casefold().map(id_of).astype("string")
     variants = series.assign(v=series["variant"].str.casefold())
     variant_of = {(c, cur, v): orig for c, cur, v, orig in
                   zip(variants["card_id"], variants["currency"], variants["v"], variants["variant"])}
     printings = series.groupby(["card_id", "currency"])["variant"].agg(lambda v: ", ".join(sorted(v)))
-    listed = pd.Series(list(zip(card.fillna(""), frame["currency"])), index=frame.index).map(printings.to_dict())
+    listed = pd.Series(list(zip(card.fillna(""), frame["currency"])), index=frame.index,
+                       dtype=object).map(printings.to_dict()).astype("string")
     only = listed.where(~listed.fillna(",").str.contains(",", regex=False))
     chosen = pd.Series([variant_of.get((c, cur, v.casefold())) for c, cur, v in
                         zip(card.fillna(""), frame["currency"], frame["variant"])], index=frame.index, dtype="string")
@@ -231,7 +236,7 @@ def price_panel(prices: pd.DataFrame, holdings: pd.DataFrame, start, end) -> pd.
     """
     held = holdings[SERIES_KEY].drop_duplicates()
     # Narrow to the held cards before any string work: prices can be millions of rows.
-    mine = prices["card_id"].isin(held["card_id"].astype(str).unique())
+    mine = rows_of_cards(prices, held["card_id"].dropna())
     rows = prices.loc[mine, [*SERIES_KEY, "date", "market_price"]].astype({k: "string" for k in SERIES_KEY})
     rows = rows.merge(held.astype("string"), on=SERIES_KEY, how="inner", validate="m:1")
     wide = rows.pivot_table(index="date", columns=SERIES_KEY, values="market_price", aggfunc="last")
@@ -291,8 +296,10 @@ def positions(holdings: pd.DataFrame, prices: pd.DataFrame, today: pd.DataFrame,
     if holdings.empty:
         return pd.DataFrame(columns=POSITION_COLUMNS)
     day = pd.Timestamp(run_date)
-    current = today[[*SERIES_KEY, "name", "set_name", "market_price", "date", "fair_value", "deviation",
-                     "signal"]].rename(columns={"date": "price_date"}).astype({k: "string" for k in SERIES_KEY})
+    held = today["card_id"].astype("string").isin(holdings["card_id"].dropna().unique())
+    held = held.to_numpy(bool, na_value=False)   # only the held cards go through the string work below
+    columns = [*SERIES_KEY, "name", "set_name", "market_price", "date", "fair_value", "deviation", "signal"]
+    current = today.loc[held, columns].rename(columns={"date": "price_date"}).astype({k: "string" for k in SERIES_KEY})
     lots = holdings.astype({k: "string" for k in SERIES_KEY}).merge(current, on=SERIES_KEY, how="left",
                                                                      validate="m:1")
     panel = price_panel(prices, holdings, day - pd.Timedelta(days=7), day).to_numpy(float)

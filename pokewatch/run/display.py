@@ -17,12 +17,14 @@ import sys
 
 #: The class a cell's result must be for :func:`show_figures_inline` to draw it.
 FIGURE = ("matplotlib.figure", "Figure")
+#: The one resolution of every PNG: in notebooks, reports and the run folder's plots/.
+DPI = 100
 
 
-def to_png(fig, dpi: int = 100) -> bytes:
+def to_png(fig, dpi: int = DPI) -> bytes:
     """A matplotlib Figure as PNG bytes (for notebook outputs, and pages embedding them)."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    fig.savefig(buffer, format="png", dpi=dpi)
     return buffer.getvalue()
 
 
