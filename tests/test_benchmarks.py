@@ -214,3 +214,10 @@ def test_a_real_pipeline_run_through_the_shim_is_broken_down_and_writes_nothing_
     foreign = pipeline_cases.Checkout("other", own.root, own.python, "x", own=False)
     env = foreign.env(tmp_path)
     assert env["NUMBA_CACHE_DIR"].startswith(str(tmp_path)) and env["PYTHONPYCACHEPREFIX"].startswith(str(tmp_path))
+
+
+def test_memory_is_touched_once_before_measuring_and_zero_skips_it():
+    from benchmarks.run import _prefault
+
+    assert _prefault(0) == 0.0
+    assert _prefault(0.25) > 0.0          # 256 MB in a child process, then returned to the system
