@@ -61,6 +61,16 @@ def test_nothing_to_plot_is_one_line_of_text_not_a_blank_figure():
     assert plots.save(None, "unused.png") is None
 
 
+def test_a_saved_figure_is_shown_from_the_bytes_it_wrote_with_a_short_text_form(tmp_path):
+    fig = plots.signal_distribution(today_of([("a-1", 5.0, 0.0, "HOLD")]))
+    path = plots.save(fig, tmp_path / "signals.png")
+    shown = plots.show(fig)
+    assert shown._repr_png_() == path.read_bytes()
+    assert repr(shown).startswith("<PNG image, ") and len(repr(shown)) < 40
+    unsaved = plots.signal_distribution(today_of([("a-1", 5.0, 0.0, "HOLD")]))
+    assert plots.show(unsaved) is unsaved           # drawn by the kernel's formatter as before
+
+
 def test_the_error_histogram_has_a_percent_axis_that_says_where_it_is_capped():
     rng = np.random.default_rng(1)
     prices = np.round(rng.uniform(5, 10, 501), 2)

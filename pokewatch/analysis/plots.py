@@ -39,7 +39,7 @@ COLORS = {"BUY": "#1a9850", "HOLD": "#8c8c8c", "SELL": "#d73027"}
 _SAVED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Png:
     """A picture already drawn: a notebook shows these PNG bytes as they are."""
 
@@ -47,6 +47,9 @@ class Png:
 
     def _repr_png_(self) -> bytes:
         return self.data
+
+    def __repr__(self) -> str:   # the notebook's text/plain beside the image: never the bytes
+        return f"<PNG image, {len(self.data) / 1024:,.0f} kB>"
 
 
 def save(fig: Figure | None, path: str | Path, dpi: int = display.DPI) -> Path | None:
