@@ -284,7 +284,7 @@ def _prefault(gigabytes: float | None) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    prefault = (args.prefault_gb, _prefault(args.prefault_gb))
+    prefault_seconds = _prefault(args.prefault_gb)
     base = Path(tempfile.mkdtemp(prefix="pokewatch-bench-", dir=args.workdir))
     sys.path.insert(0, str(ROOT))
     from benchmarks import report
@@ -296,11 +296,11 @@ def main(argv: list[str] | None = None) -> int:
             "rerun_series": args.rerun_series, "daily_scales": args.daily_scales, "days": args.days,
             "end": args.end, "calls": args.calls, "reference_repeats": args.reference_repeats},
         "cases": {}, "kernels": {}, "scales": [], "load_samples": []}
-    if prefault[1]:
-        how_much = "all but 3 GB of the available" if prefault[0] is None else f"{prefault[0]:g} GB of"
-        results["notes"] = [f"Before measuring, the benchmark touched {how_much} memory once ({prefault[1]:.0f} s): "
-                            "first-touch page faults of this VM would otherwise land on whichever checkout runs "
-                            "first."]
+    if prefault_seconds:
+        how_much = "all but 3 GB of the available" if args.prefault_gb is None else f"{args.prefault_gb:g} GB of"
+        results["notes"] = [f"Before measuring, the benchmark touched {how_much} memory once "
+                            f"({prefault_seconds:.0f} s): first-touch page faults of this VM would otherwise land "
+                            "on whichever checkout runs first."]
     args.out.mkdir(parents=True, exist_ok=True)
 
     def save() -> None:

@@ -1,8 +1,8 @@
 """What a PokeWatch process leaves out of its imports: two optional modules nothing here uses.
 
-Why: importing nbformat (every papermill process, and the ``finish`` command that
-renders the report) cost about 1.8 s before any work, in two optional imports a run of
-ours never exercises:
+Why: a papermill process spent about 1.8 s of its start-up, and the ``finish`` command
+(which renders the report with nbformat) 1.3 s, in two optional imports a run of ours
+never exercises:
 
 * ``jsonschema`` imports ``rfc3987_syntax`` when it is installed, and that module
   builds about 35 Lark grammars at import time (1.3 s here). It only serves the

@@ -296,8 +296,7 @@ def positions(holdings: pd.DataFrame, prices: pd.DataFrame, today: pd.DataFrame,
     if holdings.empty:
         return pd.DataFrame(columns=POSITION_COLUMNS)
     day = pd.Timestamp(run_date)
-    held = today["card_id"].astype("string").isin(holdings["card_id"].dropna().unique())
-    held = held.to_numpy(bool, na_value=False)   # only the held cards go through the string work below
+    held = rows_of_cards(today, holdings["card_id"].dropna())   # only the held cards reach the string work
     columns = [*SERIES_KEY, "name", "set_name", "market_price", "date", "fair_value", "deviation", "signal"]
     current = today.loc[held, columns].rename(columns={"date": "price_date"}).astype({k: "string" for k in SERIES_KEY})
     lots = holdings.astype({k: "string" for k in SERIES_KEY}).merge(current, on=SERIES_KEY, how="left",

@@ -108,6 +108,7 @@ _LOG_MIN_PRICE = np.log(0.01)   # a card never trades below a cent
 _P_MISSING = 0.02          # share of series-days with no observed price
 _NS_PER_DAY = 86_400_000_000_000
 _BLOCK_DAYS = 64           # random draws are made in whole blocks of days from the epoch
+_STREAMS = 5               # independent random streams: trades, move sizes, signs, spikes, missing days
 
 VARIANTS = np.array(["Normal", "Reverse Holofoil", "Holofoil", "1st Edition Holofoil", "1st Edition Normal"])
 _VARIANT_P = np.array([0.43, 0.30, 0.23, 0.025, 0.015])
@@ -337,6 +338,11 @@ class MarketState:
     last_move: np.ndarray
     streams: tuple[dict, ...]   # each random stream's bit-generator state
 
+    def fits(self, n_series: int) -> bool:
+        """Whether this is a state of ``n_series`` series at a block start, with every random stream."""
+        return (self.day % _BLOCK_DAYS == 0 and self.day >= 0 and len(self.streams) == _STREAMS
+                and all(np.shape(a) == (n_series,) for a in (self.latent, self.shown, self.spike, self.last_move)))
+
     def to_bytes(self) -> bytes:
         """The state as one ``.npz`` file's bytes (the streams as JSON beside the arrays)."""
         buffer = io.BytesIO()
@@ -392,7 +398,7 @@ def simulate_blocks(n_series: int, n_days: int, seed: int, base_price: np.ndarra
         raise ParameterError(f"base_price must hold {n_series} positive prices, got shape {base_price.shape}")
     if not 0 <= keep_from < n_days:
         raise ParameterError(f"keep_from must be in [0, n_days={n_days}), got {keep_from}")
-    streams = tuple(np.random.default_rng(s) for s in np.random.SeedSequence([seed, 2]).spawn(5))
+    streams = tuple(np.random.default_rng(s) for s in np.random.SeedSequence([seed, 2]).spawn(_STREAMS))
     trade_rng, size_rng, sign_rng, spike_rng, missing_rng = streams
     anchor = np.log(base_price)
     latent = anchor.copy()        # log price the last trade left
@@ -401,9 +407,7 @@ def simulate_blocks(n_series: int, n_days: int, seed: int, base_price: np.ndarra
     last_move = np.zeros(n_series)
     first_block = 0
     if resume is not None:
-        if resume.day % _BLOCK_DAYS or not 0 <= resume.day <= keep_from or len(resume.streams) != len(streams) \
-                or any(np.shape(a) != (n_series,) for a in (resume.latent, resume.shown, resume.spike,
-                                                            resume.last_move)):
+        if not resume.fits(n_series) or resume.day > keep_from:
             raise ParameterError(f"cannot resume the simulation from a state of day {resume.day} "
                                  f"({np.shape(resume.latent)[0]} series) to keep days from {keep_from} on")
         first_block = resume.day

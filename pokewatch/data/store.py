@@ -336,29 +336,29 @@ class PriceStore:
             return PriceFrame.from_history(empty_prices())
         series, days, prices, bounds = view.series, view.days, view.prices, view.bounds
 
+        def column(spec: dict):
+            """One column of the long table, as ``build`` puts it there."""
+            name, kind = spec["name"], spec["kind"]
+            if kind == "day":
+                return dates_of(days)
+            if kind == "price":
+                return prices
+            if kind == "category":
+                dtype = pd.CategoricalDtype(pd.Index(spec["categories"], dtype="str"))
+                return pd.Categorical.from_codes(view.codes(name), dtype=dtype, validate=False)
+            return view.arrow_values(name).to_pandas()
+
         def build() -> pd.DataFrame:
-            frame = {}
-            for spec in view.specs:
-                name, kind = spec["name"], spec["kind"]
-                if kind == "day":
-                    frame[name] = dates_of(days)
-                elif kind == "price":
-                    frame[name] = prices
-                elif kind == "category":
-                    dtype = pd.CategoricalDtype(pd.Index(spec["categories"], dtype="str"))
-                    frame[name] = pd.Categorical.from_codes(view.codes(name), dtype=dtype, validate=False)
-                else:
-                    frame[name] = view.arrow_values(name).to_pandas()
+            frame = {spec["name"]: column(spec) for spec in view.specs}
             frame["series"] = series
             return pd.DataFrame(frame, copy=False)
 
         def low() -> np.ndarray:
-            # The one extra column the passes read: taken alone, not by building the long table.
+            # The one extra column the passes read: decoded alone, not by building the long table.
             spec = next((s for s in view.specs if s["name"] == "low_price"), None)
             if spec is None:
                 return np.zeros(0)
-            values = prices if spec["kind"] == "price" else view.arrow_values("low_price").to_pandas()
-            return np.ascontiguousarray(pd.to_numeric(values, errors="coerce").to_numpy(np.float64))
+            return np.ascontiguousarray(pd.to_numeric(column(spec), errors="coerce").to_numpy(np.float64))
 
         return PriceFrame(series, days, prices, bounds, build, low=low)
 

@@ -21,7 +21,6 @@ from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from pokewatch import atomic, config
@@ -72,8 +71,7 @@ class SavedStates:
             except (OSError, ValueError, KeyError) as exc:
                 logger.warning("skipping the unreadable demo market state %s: %s", path, exc)
                 continue
-            if state.day == day and all(np.shape(a) == (self.n_series,) for a in
-                                        (state.latent, state.shown, state.spike, state.last_move)):
+            if state.day == day and state.fits(self.n_series):
                 return state
             logger.warning("skipping the demo market state %s: it is not of day %d and %d series",
                            path, day, self.n_series)
