@@ -569,9 +569,15 @@ only reads each price and writes the three outputs.
 * **Only the confirmations a rule demands.** The rule pass computes a confirmation
   only when some rule tests it; a rule without confirmations takes a single loop.
   Training, which scores every combination, computes each log move once per row.
-* **No unused arrays.** Today's rule pass is shared by the signals table and the model
-  (the model's pass writes no deviations); the model copies only each series' recent
-  rows into its day grids.
+* **No unused arrays.** Today's rule pass is shared by the signals and the model, and
+  writes no deviations; the model copies only each series' recent rows into its day
+  grids.
+* **No table of every row.** Evaluate never builds the long table of the history (32M
+  rows at 45,000 × 730). The model reads each series' newest row, the track record its
+  scored flags' rows, and the price-and-band plot and the portfolio the rows of the
+  cards they draw (`SignalHistory.of_cards`): the store reads just those rows of each
+  column, and works out their deviations then. Once the base and the day segments
+  are merged, the mapped pages of the parts are let go, so no column is held twice.
 
 Results are unchanged bit for bit (tests/test_fast_paths.py pins each fast path
 against the general one), with one documented exception: the forecast-error

@@ -179,3 +179,41 @@ def test_an_unreadable_part_is_rebuilt_from_the_daily_files(store):
     compaction._OPEN_PARTS.clear()
     os.utime(store.day_path("demo", "2026-11-03"))  # a change, so the state is looked for again
     assert_in_step(store)
+
+
+# -- a few rows without the whole table -----------------------------------------------------------------
+def _assert_rows_match(frame) -> None:
+    """Every way of asking for rows gives the rows of the whole table, whatever order they are asked in."""
+    whole = frame.frame
+    picks = np.random.default_rng(7).permutation(len(frame))[: max(1, len(frame) // 2)]
+    for positions in (picks, np.sort(picks), frame.starts, np.zeros(0, np.int64)):
+        fresh = type(frame)(frame.codes, frame.days, frame.prices, frame.bounds, frame._rows_source, rows=frame._rows)
+        pd.testing.assert_frame_equal(fresh.rows(positions), whole.iloc[positions])
+
+
+@pytest.fixture
+def mixed_store(store):
+    """A base, a day segment with a new column and a new card, and an older day collected again."""
+    store.write_days("demo", pd.concat([days("a-1", 1, 28, category="grail"), days("b-2", 1, 28),
+                                        days("d-4", 1, 28)]))
+    store.write_days("demo", pd.concat([days("a-1", 29, 29, low_price=0.5), days("c-3", 29, 29, low_price=2.0)]))
+    store.write_days("demo", prices([("b-2", "Normal", "2026-11-04", 99.0), ("a-0", "Normal", "2026-11-04", 7.0)]))
+    assert len(store.compacted("demo")[0].parts) >= 2   # the base, and the segment the two days went to
+    return store
+
+
+def test_rows_read_at_positions_equal_the_whole_tables_rows(mixed_store):
+    for start, end in ((None, None), ("2026-11-03", "2026-11-29"), ("2026-11-04", "2026-11-04")):
+        frame = mixed_store.load_frame("demo", start, end)
+        frame._rows_source = frame._frame
+        _assert_rows_match(frame)
+
+
+def test_reading_rows_at_positions_never_builds_the_whole_table(mixed_store):
+    frame = mixed_store.load_frame("demo")
+    rows = frame.rows(frame.bounds[1:] - 1)
+    assert callable(frame._frame)  # still the builder: the long table was never made
+    assert rows["card_id"].astype(str).tolist() == ["a-0", "a-1", "b-2", "c-3", "d-4"]
+    assert rows["low_price"].isna().tolist() == [True, False, True, False, True]
+    assert frame.rows(frame.starts)["category"].tolist() == [np.nan, "grail", np.nan, np.nan, np.nan]
+    assert callable(frame._frame)

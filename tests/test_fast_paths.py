@@ -198,7 +198,7 @@ def test_todays_signals_and_the_model_share_one_rule_pass_and_equal_the_direct_c
     rule_arrays = parallel.rule_arrays
     monkeypatch.setattr(parallel, "rule_arrays", lambda *a, **k: passes.append(k) or rule_arrays(*a, **k))
     steps._MEMO.clear()
-    table = steps.signals_step(key, rule).value
+    table = steps.signals_step(key, rule).value.table()
     model = steps.fitted_model(selection, key, "2026-03-01", steps.TrainingSpec())
     assert len(passes) == 1
     pf = store.load_frame("demo", "1970-01-01", "2026-03-01")
@@ -209,6 +209,34 @@ def test_todays_signals_and_the_model_share_one_rule_pass_and_equal_the_direct_c
     steps._MEMO.clear()
     alone = steps.fitted_model(selection, key, "2026-03-01", steps.TrainingSpec())    # the train notebook's way
     assert passes[-1].get("with_dev") in (None, False) and np.array_equal(alone.codes, model.codes)
+
+
+def test_the_evaluate_notebook_reads_only_the_cards_it_draws_and_gets_the_same_rows_as_the_whole_table():
+    from pokewatch.analysis import plots, portfolio
+    from pokewatch.run import steps
+    from pokewatch.data.store import PriceStore
+
+    store = PriceStore.default()
+    store.write_days("demo", market(days=40))
+    store.write_days("demo", market(days=42).query("date >= '2026-02-10'"))    # a day segment on the base
+    key = steps.history_key("demo", "2026-02-11", store)
+    steps._MEMO.clear()
+    history = steps.signals_step(key, Rule("rolling_mean", 7)).value
+    pf = history.pf
+    today = FairValueModel(Rule("rolling_mean", 7)).fit(pf, through=key.end).predict_all(key.end)
+    cards = sorted(today["card_id"].astype(str).unique())[:2]
+    mine = history.of_cards(cards)
+    holdings = portfolio.parse_holdings(f"card_id,variant,quantity,purchase_price\n{cards[1]},"
+                                        f"{today.loc[today['card_id'] == cards[1], 'variant'].iloc[0]},2,1.50\n")
+    book = portfolio.build(holdings, history, today, key.end)
+    figure = plots.top_cards(history, today, 0.10, 0.15, min_price=0.0, n=2)
+    assert callable(pf._frame)                      # none of it built the 32M-row table at catalogue scale
+    whole = history.table()
+    pd.testing.assert_frame_equal(mine, whole[whole["card_id"].astype(str).isin(cards)])
+    assert len(mine) and set(mine["card_id"].astype(str)) == set(cards)
+    pd.testing.assert_frame_equal(book.value, portfolio.build(holdings, whole, today, key.end).value)
+    pd.testing.assert_frame_equal(book.positions, portfolio.build(holdings, whole, today, key.end).positions)
+    assert len(figure.axes) == len(plots.top_cards(whole, today, 0.10, 0.15, min_price=0.0, n=2).axes) == 2
 
 
 def test_the_one_pass_track_record_keeps_the_rules_min_price_apart_from_the_scored_universe(walk):

@@ -170,7 +170,8 @@ def top_cards(history: pd.DataFrame, today: pd.DataFrame, buy_threshold: float, 
     Args:
         history: the price history to draw, one row per series and day with card_id,
             variant, currency, date and market_price, and fair_value and signal where
-            known (e.g. the evaluate step's signals over the whole stored history).
+            known (e.g. the evaluate step's signals over the whole stored history, a
+            :class:`~pokewatch.core.signals.SignalHistory` that reads only the picked cards).
             Each picked card is drawn over every day it has here.
         today: the day's signals (``signals.csv``).
         min_price: cards under this price are never picked.
@@ -180,14 +181,14 @@ def top_cards(history: pd.DataFrame, today: pd.DataFrame, buy_threshold: float, 
         One panel per card, or None when no card is at least ``min_price``.
     """
     from pokewatch.analysis.candidates import top_candidates
-    from pokewatch.core.frame import rows_of_cards
+    from pokewatch.core.frame import history_of_cards
 
     picks = top_candidates(today, min_price, n)
     if picks.empty:
         return None
     keys = ["card_id", "variant", "currency"]
     # Narrow to the picked cards first: string comparisons over millions of rows are slow.
-    mine = history[rows_of_cards(history, picks["card_id"])]
+    mine = history_of_cards(history, picks["card_id"])
     fig = Figure(figsize=(10, 2.9 * len(picks)), layout="constrained")
     axes = fig.subplots(len(picks), 1, squeeze=False)[:, 0]
     for ax, (_, pick) in zip(axes, picks.iterrows()):  # one panel per picked card (at most n)

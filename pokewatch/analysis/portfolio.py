@@ -54,7 +54,7 @@ from pokewatch import atomic, config
 from pokewatch.run import runs
 from pokewatch.run.folder import RunFolder
 from pokewatch.analysis import summary
-from pokewatch.core.frame import rows_of_cards
+from pokewatch.core.frame import first_day_of, history_of_cards, rows_of_cards
 from pokewatch.core.schema import CURRENCIES, SERIES_KEY
 
 logger = logging.getLogger(__name__)
@@ -247,22 +247,22 @@ def price_panel(prices: pd.DataFrame, holdings: pd.DataFrame, start, end) -> pd.
     return wide.reindex(columns=lots).loc[pd.Timestamp(start):]
 
 
-def _start(holdings: pd.DataFrame, prices: pd.DataFrame) -> pd.Timestamp:
-    first_price = prices["date"].min()
+def _start(holdings: pd.DataFrame, first_price: pd.Timestamp) -> pd.Timestamp:
     bought = holdings["purchase_date"].min()
     return max(bought, first_price) if pd.notna(bought) and holdings["purchase_date"].notna().all() \
         else first_price
 
 
-def value_over_time(holdings: pd.DataFrame, prices: pd.DataFrame, end) -> pd.DataFrame:
+def value_over_time(holdings: pd.DataFrame, prices: pd.DataFrame, end, since=None) -> pd.DataFrame:
     """The portfolio's market value, cost and P&L per currency for every day up to ``end``.
 
     Starts at the first purchase (or the start of the price history when a lot has no
-    purchase date or was bought before it). Columns: :data:`VALUE_COLUMNS`.
+    purchase date or was bought before it; ``since`` when ``prices`` were narrowed to the
+    held cards and the history starts earlier). Columns: :data:`VALUE_COLUMNS`.
     """
     if holdings.empty:
         return pd.DataFrame(columns=VALUE_COLUMNS)
-    start = _start(holdings, prices)
+    start = _start(holdings, prices["date"].min() if since is None or pd.isna(since) else pd.Timestamp(since))
     panel = price_panel(prices, holdings, start, end)
     dates = panel.index.to_numpy()
     bought = holdings["purchase_date"].to_numpy(dtype="datetime64[ns]")
@@ -349,10 +349,19 @@ class PortfolioBook:
     value: pd.DataFrame = field(repr=False)
     totals: pd.DataFrame = field(repr=False)
     notes: list[str] = field(default_factory=list)
+    _figure: object = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def empty(self) -> bool:
         return self.positions.empty
+
+    def value_figure(self):
+        """:func:`pokewatch.analysis.plots.portfolio_value` of this book, drawn once (saved and shown)."""
+        from pokewatch.analysis import plots  # matplotlib only when a book is drawn
+
+        if self._figure is None:
+            self._figure = plots.portfolio_value(self.value)
+        return self._figure
 
     def summary(self) -> str:
         """What a person needs to know: which file, its worth and P&L, what was skipped."""
@@ -384,11 +393,18 @@ def _records(frame: pd.DataFrame) -> list[dict]:
 
 def build(raw: pd.DataFrame, prices: pd.DataFrame, today: pd.DataFrame, run_date,
           path: Path | None = None, notes: list[str] | None = None) -> PortfolioBook:
-    """Value parsed holdings (:func:`parse_holdings`) with a run's prices and signals."""
+    """Value parsed holdings (:func:`parse_holdings`) with a run's prices and signals.
+
+    ``prices`` is the price history as a long table, or the evaluate step's
+    :class:`~pokewatch.core.signals.SignalHistory`, which reads only the held cards' rows.
+    """
     day = f"{pd.Timestamp(run_date):%Y-%m-%d}"
     holdings, rejected = check_holdings(raw, today, day)
+    since = first_day_of(prices)
+    if len(holdings):
+        prices = history_of_cards(prices, holdings["card_id"].dropna())   # the held cards' rows only from here on
     lots = positions(holdings, prices, today, day)
-    return PortfolioBook(path, day, holdings, rejected, lots, value_over_time(holdings, prices, day),
+    return PortfolioBook(path, day, holdings, rejected, lots, value_over_time(holdings, prices, day, since=since),
                          totals(lots), list(notes or []))
 
 
@@ -451,7 +467,7 @@ def write_outputs(book: PortfolioBook, run_dir: Path | str) -> list[Path]:
     if len(book.rejected):
         written.append(atomic.write_csv(folder.portfolio_rejected, book.rejected))
     if not book.value.empty:
-        written.append(plots.save(plots.portfolio_value(book.value), folder.plot("portfolio_value")))
+        written.append(plots.save(book.value_figure(), folder.plot("portfolio_value")))
     runs.update_manifest(run_dir, portfolio={"file": str(book.path), "lots": len(book.positions),
                                              "rejected": len(book.rejected)})
     return written

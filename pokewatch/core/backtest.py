@@ -239,15 +239,18 @@ def by_category(counts: np.ndarray, categories: np.ndarray, labels: list[str]) -
     return pd.DataFrame(rows)
 
 
-def series_categories(frame: pd.DataFrame, starts: np.ndarray) -> tuple[np.ndarray, list[str]]:
-    """Per series (its first row), the code of its watchlist category and the category labels."""
-    if "category" not in frame.columns or not len(starts):
-        return np.full(len(starts), -1, np.int64), []
-    column = frame["category"]
+def series_categories(first_rows: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
+    """Per series, the code of its watchlist category and the category labels.
+
+    ``first_rows`` holds one row per series, in series order (e.g. ``pf.rows(pf.starts)``).
+    """
+    if "category" not in first_rows.columns or not len(first_rows):
+        return np.full(len(first_rows), -1, np.int64), []
+    column = first_rows["category"]
     if isinstance(column.dtype, pd.CategoricalDtype):
-        codes, labels = column.cat.codes.to_numpy()[starts], [str(c) for c in column.cat.categories]
+        codes, labels = column.cat.codes.to_numpy(), [str(c) for c in column.cat.categories]
     else:
-        codes, uniques = pd.factorize(column.take(starts))
+        codes, uniques = pd.factorize(column)
         labels = [str(u) for u in uniques]
     return np.asarray(codes, np.int64), labels
 
@@ -459,7 +462,8 @@ def backtest_arrays(pf: PriceFrame, fair: np.ndarray, codes: np.ndarray, horizon
             table = frame() if callable(frame) else frame if frame is not None else pf.frame
         return table
 
-    category = by_category(counts, *series_categories(frame_of(), pf.starts)) if len(pf) else pd.DataFrame()
+    first_rows = frame_of().iloc[pf.starts] if frame is not None else pf.rows(pf.starts)
+    category = by_category(counts, *series_categories(first_rows)) if len(pf) else pd.DataFrame()
 
     def detail() -> tuple[pd.DataFrame, pd.DataFrame]:
         return scored_rows(frame_of(), pf.prices, fair, forward_return, flags, target_return)

@@ -213,7 +213,7 @@ class FairValueModel:
         first = int(first)                               # only days something was observed on
         has = starts < bounds[1:]
         positions = np.where(has, np.cumsum(has) - 1, -1).astype(np.int64)
-        table = pf.frame.iloc[bounds[1:][has] - 1]      # each kept series' newest row
+        table = pf.rows(bounds[1:][has] - 1)            # each kept series' newest row
         descriptive = [c for c in ("source", *DESCRIPTIVE_COLUMNS) if c in table.columns]
         # Arrow-backed strings: the model pickles (and so loads from the cache) as a few
         # buffers instead of one Python object per cell.

@@ -203,7 +203,7 @@ def _scored_in_one_pass(pf: PriceFrame, selections: list[Selection], start, last
     del scored_return, scored_code
     direction, by_signal, boxes = backtesting.signal_summaries(counts, sums, kpis, values)
     del values
-    category = backtesting.by_category(counts, *backtesting.series_categories(pf.frame, pf.starts))
+    category = backtesting.by_category(counts, *backtesting.series_categories(pf.rows(pf.starts)))
     result = BacktestResult(kpis, by_signal, direction, category)
     result.return_boxes, result.error_histogram = boxes, backtesting.error_figures(bins, kpis)
     rows = flagged[:, 0].astype(np.int64)
@@ -223,7 +223,7 @@ def _rows_table(pf: PriceFrame, selections: list[Selection], picked: np.ndarray,
     """``track_record.csv``: one row per scored BUY or SELL flag (rows ``picked`` of ``pf``), oldest first."""
     if not len(picked):
         return pd.DataFrame(columns=TRACK_COLUMNS)
-    frame = pf.frame
+    frame = pf.rows(picked)
     price = pf.prices[picked]
     day = pf.days[picked]
     starts = day_numbers(pd.Series([pd.Timestamp(s.as_of) for s in selections]))
@@ -233,8 +233,8 @@ def _rows_table(pf: PriceFrame, selections: list[Selection], picked: np.ndarray,
     through = np.array([s.trained_through for s in selections], dtype=object)
     rows = pd.DataFrame({
         "date": dates_of(day),
-        "card_id": frame["card_id"].take(picked).astype("string").to_numpy(),
-        "variant": frame["variant"].take(picked).astype("string").to_numpy(),
+        "card_id": frame["card_id"].astype("string").to_numpy(),
+        "variant": frame["variant"].astype("string").to_numpy(),
         "signal": np.array(SIGNALS, dtype=object)[code],
         "market_price": price, "fair_value": fair, "deviation": deviation(price, fair),
         "forward_price": price * (1 + fwd), "forward_return": fwd,

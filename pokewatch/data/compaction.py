@@ -708,7 +708,22 @@ class View(_Table):
 
         base = cut(get(self.parts[0]), self._base_keep, self._base_n)
         tails = [cut(get(self.parts[index]), live, len(g)) for index, live, g in self._tails]
-        return self._merge(base, tails, dtype)
+        merged = self._merge(base, tails, dtype)
+        if self.merged:
+            # The merged copy is what is read from now on: holding the mapped pages too would count
+            # each column twice in this process's memory (a few rows read later map back in).
+            self.release_parts()
+        return merged
+
+    @property
+    def merged(self) -> bool:
+        """Whether columns are copies merged from the parts (not the base's own mapped arrays)."""
+        return bool(self._tails) or self._base_keep is not None
+
+    def release_parts(self) -> None:
+        """Drop the parts' resident mapped pages (they are read again if needed)."""
+        for part in self.parts:
+            part.release()
 
     # -- the merged columns -------------------------------------------------------------------------
     @cached_property
@@ -800,6 +815,92 @@ class View(_Table):
 
         return values, self._gather(valid, bool, fill=False)
 
+    # -- a few rows, without merging whole columns ----------------------------------------------------
+    @cached_property
+    def _tail_lookup(self) -> list[tuple[np.ndarray, np.ndarray | None]]:
+        """Per tail, its rows' output positions sorted, and the order that sorts them (None: already sorted)."""
+        lookup = []
+        for where in self._tail_positions():
+            if len(where) < 2 or bool(np.all(where[1:] > where[:-1])):
+                lookup.append((where, None))
+            else:
+                order = np.argsort(where, kind="stable")
+                lookup.append((where[order], order))
+        return lookup
+
+    @cached_property
+    def _base_index(self) -> tuple[str, np.ndarray]:
+        """How a kept base row's rank maps to its row in the base: through the cut rows or the kept ones.
+
+        Whichever list is shorter is kept ("gaps": per cut row, how many kept rows come before it).
+        """
+        keep = self._base_keep
+        if 2 * self._base_n >= len(keep):
+            dropped = np.flatnonzero(~keep)
+            return "gaps", dropped - np.arange(len(dropped))
+        return "kept", np.flatnonzero(keep)
+
+    def sources(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Which part each of the output ``rows`` comes from (index into ``parts``) and its row there.
+
+        Why: a plot or a portfolio wants a handful of series out of millions of rows, and
+        merging a whole column for them costs more than the rest of the notebook. Each
+        tail's sorted positions answer by binary search, so nothing the size of the
+        history is made.
+        """
+        rows = np.asarray(rows, np.int64)
+        part = np.zeros(len(rows), np.int64)
+        local = rows.copy()
+        base = np.ones(len(rows), bool)
+        tail_rows_before = np.zeros(len(rows), np.int64)
+        for (index, live, _g), (where, order) in zip(self._tails, self._tail_lookup if len(rows) else []):
+            slot = np.searchsorted(where, rows)
+            hit = where[np.minimum(slot, len(where) - 1)] == rows
+            tail_rows_before += slot
+            within = slot[hit] if order is None else order[slot[hit]]
+            part[hit] = index
+            local[hit] = within if live is None else np.flatnonzero(live)[within]
+            base &= ~hit
+        local[base] = rows[base] - tail_rows_before[base]   # a base row's rank among the base rows
+        if self._base_keep is not None and base.any():
+            how, index = self._base_index
+            kept = local[base]
+            local[base] = kept + np.searchsorted(index, kept, side="right") if how == "gaps" else index[kept]
+        return part, local
+
+    def codes_at(self, name: str, sources: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        """``codes(name)`` at the rows whose :meth:`sources` are given, reading only those rows of each part."""
+        union = pd.Index(self.spec(name)["categories"], dtype=object)
+        part, local = sources
+        out = np.full(len(part), -1, index_dtype(len(union)))
+        for index in np.unique(part):
+            source, spec, mine = self.parts[index], self.parts[index].spec(name), part == index
+            if spec is not None and spec["kind"] == "category" and spec["categories"]:
+                out[mine] = _remap(np.asarray(source.codes(name))[local[mine]], spec["categories"], union)
+        return out
+
+    def arrow_values_at(self, name: str, sources: tuple[np.ndarray, np.ndarray]) -> pa.Array:
+        """``arrow_values(name)`` at the rows whose :meth:`sources` are given, reading only those rows of each part."""
+        kind = _field_of(self.spec(name)["field"]).type
+        part, local = sources
+        chunks, order = [], []
+        for index in np.unique(part):
+            source, spec, mine = self.parts[index], self.parts[index].spec(name), np.flatnonzero(part == index)
+            if spec is None or spec["kind"] != "values":
+                chunks.append(pa.nulls(len(mine), kind))
+            else:
+                values, valid = source.values(name)
+                at = local[mine]
+                chunk = _numpy_to_arrow(np.asarray(values)[at], None if valid is None else np.asarray(valid)[at],
+                                        _field_of(spec["field"]).type)
+                chunks.append(chunk if chunk.type == kind else chunk.cast(kind))
+            order.append(mine)
+        if not chunks:
+            return pa.nulls(0, kind)
+        inverse = np.empty(len(part), np.int64)
+        inverse[np.concatenate(order)] = np.arange(len(part))
+        return pa.concat_arrays(chunks).take(pa.array(inverse))
+
     def arrow_values(self, name: str) -> pa.Array:
         """A non-string column as an Arrow array of its stored type."""
         values, valid = self.values(name)
@@ -808,8 +909,7 @@ class View(_Table):
     def release(self) -> None:
         for name in ("days", "prices", "series", "_is_base"):
             self.__dict__.pop(name, None)
-        for part in self.parts:
-            part.release()
+        self.release_parts()
 
 
 # -- writing parts ----------------------------------------------------------------------------------

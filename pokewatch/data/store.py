@@ -329,24 +329,28 @@ class PriceStore:
         With a compacted base and no newer segment, the arrays are views of the
         memory-mapped history (copies only when a window cuts rows out); otherwise they
         are merged from the base and the segments in one pass. The long table
-        (``frame``, string columns as categoricals) is only built when asked for.
+        (``frame``, string columns as categoricals) is only built when asked for, and
+        a few of its rows (``rows``) are read from each part without merging any column.
         """
         view = self._view(source, start, end)
         if view is None:
             return PriceFrame.from_history(empty_prices())
         series, days, prices, bounds = view.series, view.days, view.prices, view.bounds
 
-        def column(spec: dict):
-            """One column of the long table, as ``build`` puts it there."""
+        def column(spec: dict, positions: np.ndarray | None = None, sources=None):
+            """One column of the long table as ``build`` puts it there, or its rows ``positions`` (see ``at``)."""
             name, kind = spec["name"], spec["kind"]
             if kind == "day":
-                return dates_of(days)
+                return dates_of(days if positions is None else days[positions])
             if kind == "price":
-                return prices
+                return prices if positions is None else prices[positions]
             if kind == "category":
                 dtype = pd.CategoricalDtype(pd.Index(spec["categories"], dtype="str"))
-                return pd.Categorical.from_codes(view.codes(name), dtype=dtype, validate=False)
-            return view.arrow_values(name).to_pandas()
+                codes = view.codes(name) if positions is None else view.codes_at(name, sources)
+                return pd.Categorical.from_codes(codes, dtype=dtype, validate=False)
+            if positions is None:
+                return view.arrow_values(name).to_pandas()
+            return view.arrow_values_at(name, sources).to_pandas().set_axis(positions)
 
         def build() -> pd.DataFrame:
             frame = {spec["name"]: column(spec) for spec in view.specs}
@@ -360,7 +364,16 @@ class PriceStore:
                 return np.zeros(0)
             return np.ascontiguousarray(pd.to_numeric(column(spec), errors="coerce").to_numpy(np.float64))
 
-        return PriceFrame(series, days, prices, bounds, build, low=low)
+        def at(positions: np.ndarray) -> pd.DataFrame:
+            """The long table's rows ``positions``, each column read at those rows only."""
+            sources = view.sources(positions)
+            frame = {spec["name"]: column(spec, positions, sources) for spec in view.specs}
+            frame["series"] = series[positions]
+            if view.merged:
+                view.release_parts()   # rows spread over the history touch every page of each column
+            return pd.DataFrame(frame, index=positions)
+
+        return PriceFrame(series, days, prices, bounds, build, low=low, rows=at)
 
 
 def _read_day(path: Path) -> tuple[compaction.Rows, pa.Schema] | None:

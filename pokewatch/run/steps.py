@@ -39,13 +39,13 @@ from dataclasses import asdict, dataclass
 import pandas as pd
 
 from pokewatch import config
-from pokewatch.core import kernels, parallel, checks
+from pokewatch.core import parallel, checks
 from pokewatch.run.caching import CACHE_VERSION, CachedResult, cached_call, memorized, memory
 from pokewatch.errors import RunError
 from pokewatch.core.frame import PriceFrame
 from pokewatch.core.model import FairValueModel
 from pokewatch.core.rules import Rule
-from pokewatch.core.signals import signals_frame
+from pokewatch.core.signals import SignalHistory
 from pokewatch.data.store import PriceStore
 from pokewatch.core.training import Selection, select, select_many, training_date
 from pokewatch.core.walkforward import TrackRecord, track_record, training_dates
@@ -305,7 +305,7 @@ def train_step(key: HistoryKey, run_date, spec: TrainingSpec, *, keep_days: int 
 def fitted_model(selection: Selection, key: HistoryKey, run_date, spec: TrainingSpec, *, keep_days: int = 90,
                  stale_days: int = 2, workers: int = 1, engine: str = "loky") -> FairValueModel:
     """A model with ``selection``'s rule, fitted on ``key``'s history through ``run_date``."""
-    pf, fair, _dev, codes = _rule_arrays(key, selection.rule, workers, engine)
+    pf, fair, codes = _rule_arrays(key, selection.rule, workers, engine)
     model = FairValueModel(selection.rule, keep_days=keep_days, stale_days=stale_days, trained_on=selection.as_of,
                            selection={**selection.summary(), "spec": spec.as_dict()})
     return model.fit(pf, fair, codes, through=run_date)
@@ -323,41 +323,32 @@ def _memo(kind: str, memo_key: tuple, build):
     return held
 
 
-def _rule_arrays(key: HistoryKey, rule: Rule, workers: int, engine: str, with_dev: bool = False) -> tuple:
-    """(price frame, fair, deviation or None, codes) of ``key`` under ``rule`` (memoized in this process).
+def _rule_arrays(key: HistoryKey, rule: Rule, workers: int, engine: str) -> tuple:
+    """(price frame, fair, codes) of ``key`` under ``rule`` (memoized in this process).
 
     Not cached on disk: one compiled pass costs less than writing and reading its arrays
-    (about 0.1 s against 0.7 s at 20,000 series x 730 days). The deviation is only kept
-    when asked for (the model does not need it).
+    (about 0.1 s against 0.7 s at 20,000 series x 730 days). No deviation array: the
+    model does not need one, and the signals work theirs out for the rows they show.
     """
     def build():
         pf = price_frame(*key.args())
-        if with_dev:
-            return [pf, *parallel.rule_arrays(pf, rule, workers=workers, engine=engine, with_dev=True)]
-        fair, codes = parallel.rule_arrays(pf, rule, workers=workers, engine=engine)
-        return [pf, fair, None, codes]
+        return (pf, *parallel.rule_arrays(pf, rule, workers=workers, engine=engine))
 
-    held = _memo("rule", (*key.args(), rule), build)
-    if with_dev and held[2] is None:
-        held[2] = kernels.deviations(held[0].prices, held[1])
-    return tuple(held)
-
-
-def _signals_table(key: HistoryKey, rule: Rule, workers: int, engine: str) -> pd.DataFrame:
-    """The signals table of ``key`` under ``rule`` (memoized in this process)."""
-    def build():
-        pf, fair, dev, codes = _rule_arrays(key, rule, workers, engine, with_dev=True)
-        return signals_frame(pf, fair, codes, dev)
-
-    return _memo("signals", (*key.args(), rule), build)
+    return _memo("rule", (*key.args(), rule), build)
 
 
 def signals_step(key: HistoryKey, rule: Rule, *, workers: int = 1, engine: str = "loky") -> CachedResult:
-    """Fair value, deviation and signal of every row of ``key`` under ``rule`` (never from the disk cache)."""
+    """Fair value, deviation and signal of every row of ``key`` under ``rule`` (never from the disk cache).
+
+    Returns:
+        CachedResult of :class:`~pokewatch.core.signals.SignalHistory`: the arrays, with the
+        table built for the cards asked for (``of_cards``) or whole (``table()``).
+    """
     started = time.perf_counter()
     parallel.check(workers, engine)
-    table = _signals_table(key, rule, workers, engine)
-    return CachedResult(value=table, hit=False, seconds=time.perf_counter() - started)
+    pf, fair, codes = _rule_arrays(key, rule, workers, engine)
+    history = _memo("signals", (*key.args(), rule), lambda: SignalHistory(pf, fair, codes))
+    return CachedResult(value=history, hit=False, seconds=time.perf_counter() - started)
 
 
 # -- the track record ------------------------------------------------------------------------
