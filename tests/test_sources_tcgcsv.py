@@ -16,6 +16,7 @@ from sources_server import (
     write_archive,
 )
 
+from pokewatch import config
 from pokewatch.data import catalogue
 from pokewatch.cli.main import main
 from pokewatch.run.collect import collect, replay
@@ -396,6 +397,43 @@ def test_a_rerun_of_a_backfill_reads_the_decoded_archives(server, store, tmp_pat
 
     note = next(n for n in quality(tmp_path / "run2")["notes"] if n["kind"] == "archives_read")
     assert note["days_decoded_before"] == 3
+
+
+def test_a_rerun_of_a_backfill_parses_each_archive_day_once(server, store, tmp_path, archive_dir, monkeypatch,
+                                                             caplog):
+    from pokewatch.data.sources.tcgcsv import TcgcsvSource
+
+    options = {"archives": str(archive_dir), "catalogue": "off"}
+    first = collect("tcgcsv", "2025-09-21", "2025-09-23", tmp_path / "run", store=store, options=options)
+    parsed, parse = [], TcgcsvSource._parse_archive_day
+    monkeypatch.setattr(TcgcsvSource, "_parse_archive_day",
+                        staticmethod(lambda data, entry: parsed.append(entry["date"]) or parse(data, entry)))
+
+    again = collect("tcgcsv", "2025-09-21", "2025-09-23", tmp_path / "run2", store=store, options=options)
+    assert parsed == []
+    pd.testing.assert_frame_equal(again.prices, first.prices)
+
+    write_archive(archive_dir, "2025-09-22", archive_day("2025-09-22", 999.0))     # new bytes: parsed again
+    cached = sorted((config.data_dir() / "cache" / "tcgcsv-parsed").glob("2025-09-21-*"))
+    cached[0].write_bytes(b"not a pickle")                                           # damaged: parsed again
+    with caplog.at_level(logging.WARNING):
+        third = collect("tcgcsv", "2025-09-21", "2025-09-23", tmp_path / "run3", store=store, options=options)
+    assert sorted(parsed) == ["2025-09-21", "2025-09-22"] and "unreadable" in caplog.text
+    assert 999.0 in third.prices["market_price"].tolist()
+    assert len(list((config.data_dir() / "cache" / "tcgcsv-parsed").glob("2025-09-22-*"))) == 1   # the old one went
+
+
+def test_packed_raw_responses_are_kept_as_they_are_and_read_back_whole(tmp_path):
+    from pokewatch.data import archives
+    from pokewatch.data.raw_archive import RawArchive
+
+    raw = RawArchive(tmp_path / "raw")
+    data = archives.bundle({"604": json.dumps({"success": True, "results": []}).encode() * 200})
+    path = raw.put("archive-3-2025-09-21.zip", data, packed=True, kind="archive_day", ok=True)
+
+    assert raw.get("archive-3-2025-09-21.zip") == data
+    assert path.stat().st_size >= len(data)          # stored, not squeezed a second time
+    assert "packed" not in raw.entries()[0]
 
 
 def test_malformed_price_results_in_an_archive_are_counted(server, store, tmp_path):

@@ -154,7 +154,7 @@ def factorize_strings(column) -> tuple[np.ndarray, list]:
 
 def _factorize(array) -> tuple[np.ndarray, list]:
     codes, uniques = pd.factorize(pd.array(array, dtype=pd.StringDtype("pyarrow")), sort=True)
-    return codes, [str(u) for u in uniques]
+    return codes, uniques.to_numpy(dtype=object).tolist()   # in one go: iterating the array costs 10x more
 
 
 @dataclass

@@ -62,12 +62,16 @@ class RawArchive:
     def index_path(self) -> Path:
         return self.root / "index.jsonl"
 
-    def put(self, name: str, content: bytes, **meta) -> Path:
-        """Store one response under a unique, path-safe ``name``."""
+    def put(self, name: str, content: bytes, *, packed: bool = False, **meta) -> Path:
+        """Store one response under a unique, path-safe ``name``.
+
+        ``packed`` content (already compressed, such as a zip bundle) is stored in the gzip
+        wrapper without compressing it again: that would cost time and save nothing.
+        """
         if not name or "/" in name or name.startswith("."):
             raise ValueError(f"raw response name must be a plain file name, got {name!r}")
         path = self.root / f"{name}.gz"
-        atomic.write_bytes(path, gzip.compress(content, compresslevel=6))
+        atomic.write_bytes(path, gzip.compress(content, compresslevel=0 if packed else 6))
         line = json.dumps({"name": name, "bytes": len(content), **meta}, default=str)
         with self._lock:
             self.root.mkdir(parents=True, exist_ok=True)
