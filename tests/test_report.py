@@ -7,6 +7,7 @@ import re
 import pandas as pd
 import pytest
 
+from pokewatch import config
 from pokewatch.cli.main import main
 from pokewatch.run import runs
 from pokewatch.analysis import report
@@ -105,6 +106,27 @@ def test_the_index_groups_runs_by_source_each_with_its_own_trend(isolated_dirs):
     assert 'href="2026-11-27/report.html"' in page, "published runs link through runs/<date>"
     assert external_references(page) == [] and str(root) not in page
     assert report.page_problems(page) == []
+
+
+def _trend_image(page: str) -> str:
+    return re.search(r'<img alt="KPI trends[^>]*>', page).group(0)
+
+
+def test_the_index_draws_a_trend_only_when_it_changed(isolated_dirs, monkeypatch):
+    from pokewatch.analysis import plots
+
+    root = isolated_dirs["runs"]
+    make_run(root, "2026-11-26")
+    first = report.write_index().read_text()
+    assert '<img alt="KPI trends across the demo' in first
+    drawn = []
+    kpi_trends = plots.kpi_trends
+    monkeypatch.setattr(plots, "kpi_trends", lambda *a, **k: drawn.append(a[1]) or kpi_trends(*a, **k))
+    again = report.write_index().read_text()
+    assert drawn == [] and _trend_image(again) == _trend_image(first)      # the same runs: the kept PNG
+    make_run(root, "2026-11-27")
+    assert '<img alt="KPI trends across the demo' in report.write_index().read_text() and drawn == ["demo"]
+    assert len(list((config.cache_dir() / "index-trends").glob("demo.*.png"))) == 1
 
 
 def test_a_failed_attempt_links_its_notebook_rendered_as_html(isolated_dirs):

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import hashlib
 import html
 import json
 import logging
@@ -641,18 +642,49 @@ a whole, and each report is a single self-contained file.</p>
 """
 
 
+def trend_png(trends: pd.DataFrame, source: str) -> bytes | None:
+    """:func:`pokewatch.analysis.plots.kpi_trends` as PNG, drawn only when the trends or the plot code changed.
+
+    Why: drawing means importing matplotlib in the process that finishes a run, about a
+    second of it, and a same-day re-run or a backfill run again leaves every trend as it
+    was. The PNG is kept under the cache folder, keyed on the trends, the source and
+    the plotting module's code; the source's older PNGs are removed when one is drawn.
+    """
+    if trends.empty:
+        return None
+    code = Path(__file__).with_name("plots.py").read_bytes()
+    digest = hashlib.sha256(trends.to_csv().encode() + source.encode() + code).hexdigest()[:24]
+    path = config.cache_dir() / "index-trends" / f"{source}.{digest}.png"
+    try:
+        return path.read_bytes()
+    except OSError:
+        pass
+    from pokewatch.analysis import plots  # noqa: PLC0415 - matplotlib only when the trends changed
+    from pokewatch.run import display  # noqa: PLC0415
+
+    figure = plots.kpi_trends(trends, source)
+    if figure is None:
+        return None
+    png = display.to_png(figure)
+    try:
+        atomic.write_bytes(path, png)
+        for old in path.parent.glob(f"{source}.*.png"):
+            if old != path:
+                old.unlink(missing_ok=True)
+    except OSError as exc:  # a cache is an optimisation, never a failure
+        logger.warning("could not keep the KPI-trend plot %s: %s", path.name, exc)
+    return png
+
+
 def write_index(runs_root: Path | str | None = None) -> Path:
     """Regenerate ``runs/index.html`` from every attempt's manifest and metrics."""
-    from pokewatch.analysis import plots  # matplotlib only when writing the page
-    from pokewatch.run import display
-
     root = Path(runs_root) if runs_root else config.runs_dir()
     history = explore.run_history(root)
     pngs = {}
     for source in explore.sources(history):  # one trend plot per source (a handful)
-        figure = plots.kpi_trends(explore.kpi_trends(history, source), source)
-        if figure is not None:
-            pngs[source] = display.to_png(figure)
+        png = trend_png(explore.kpi_trends(history, source), source)
+        if png is not None:
+            pngs[source] = png
     path = atomic.write_text(root / INDEX, index_html(history, pngs, root=root))
     logger.info("wrote %s (%d attempts)", path, len(history))
     return path
