@@ -19,17 +19,20 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
+
+logger = logging.getLogger(__name__)
 
 #: Temporary files are named ``<TEMP_PREFIX><name>.<random><TEMP_SUFFIX>`` beside their target.
 TEMP_PREFIX = "."
@@ -72,6 +75,25 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def keep_cache_entry(path: str | os.PathLike, write: Callable[[Path], None], older: str) -> bool:
+    """Write a cache entry at ``path`` atomically (``write(tmp)``), then remove its older versions.
+
+    ``older`` is a glob, in the entry's folder, of the versions it replaces. A cache is an
+    optimisation: a failure to write it is a warning, never an error. Returns whether it was kept.
+    """
+    path = Path(path)
+    try:
+        with atomic_path(path) as tmp:
+            write(tmp)
+        for old in path.parent.glob(older):
+            if old != path:
+                old.unlink(missing_ok=True)
+    except OSError as exc:
+        logger.warning("could not keep the cache entry %s: %s", path.name, exc)
+        return False
+    return True
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:

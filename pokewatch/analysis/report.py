@@ -666,13 +666,7 @@ def trend_png(trends: pd.DataFrame, source: str) -> bytes | None:
     if figure is None:
         return None
     png = display.to_png(figure)
-    try:
-        atomic.write_bytes(path, png)
-        for old in path.parent.glob(f"{source}.*.png"):
-            if old != path:
-                old.unlink(missing_ok=True)
-    except OSError as exc:  # a cache is an optimisation, never a failure
-        logger.warning("could not keep the KPI-trend plot %s: %s", path.name, exc)
+    atomic.keep_cache_entry(path, lambda tmp: tmp.write_bytes(png), f"{source}.*.png")
     return png
 
 

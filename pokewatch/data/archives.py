@@ -268,13 +268,7 @@ def _read_bundle(cache: Path) -> bytes | None:
 
 def _write_bundle(cache: Path, data: bytes, stale_prefix: str) -> None:
     """Write the cache entry, then remove older entries of the same archive and category."""
-    try:
-        atomic.write_bytes(cache, data)
-        for stale in cache.parent.glob(f"{stale_prefix}*"):
-            if stale != cache:
-                stale.unlink(missing_ok=True)
-    except OSError as exc:  # a cache is an optimisation, never a failure
-        logger.warning("could not cache the decoded archive %s: %s", cache.name, exc)
+    atomic.keep_cache_entry(cache, lambda tmp: tmp.write_bytes(data), f"{stale_prefix}*")
 
 
 def read_bundle_cached(path: str | os.PathLike, category: int, date=None) -> tuple[bytes, bool]:

@@ -787,14 +787,7 @@ class TcgcsvSource(PriceSource):
         except Exception as exc:  # noqa: BLE001 - a cache entry that can't be read is parsed again
             logger.warning("parsed archive day %s is unreadable (%s); parsing it again", cache.name, exc)
         rows = TcgcsvSource._parse_archive_day(data, entry)
-        try:
-            with atomic.atomic_path(cache) as tmp:
-                rows.to_pickle(tmp)
-            for stale in cache.parent.glob(f"{cache.name.split('.')[0]}.*"):
-                if stale != cache:
-                    stale.unlink(missing_ok=True)
-        except OSError as exc:  # a cache is an optimisation, never a failure
-            logger.warning("could not cache the parsed archive day %s: %s", cache.name, exc)
+        atomic.keep_cache_entry(cache, rows.to_pickle, f"{cache.name.split('.')[0]}.*")
         return rows
 
     @staticmethod
