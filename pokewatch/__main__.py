@@ -1,5 +1,4 @@
-import sys
-
 from pokewatch.cli.main import main
+from pokewatch.startup import exit_now
 
-sys.exit(main())
+exit_now(main())

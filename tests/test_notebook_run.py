@@ -138,6 +138,29 @@ def test_in_a_kernel_records_are_plain_stdout_progress_reaches_the_pipeline_and_
         "a returned Figure is drawn, not shown as <Figure size ...>"
 
 
+def test_the_engine_stops_a_kernel_once_its_last_cell_has_answered(tmp_path):
+    """The kernel is stopped, not asked to wind down: its atexit hooks never run, yet no output is lost.
+
+    Everything a notebook of ours writes is closed before its cell returns, so the
+    interpreter's own teardown (about a second per kernel) would only free memory.
+    """
+    marker = tmp_path / "atexit-ran"
+    cells = [f"import atexit, pathlib\natexit.register(pathlib.Path({str(marker)!r}).write_text, 'ran')",
+             "print('last words', flush=False)\n'the result'"]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+    nbformat.write(nb, tmp_path / "in.ipynb")
+    result = subprocess.run([sys.executable, "-P", "-m", "pokewatch.run.papermill_cli", "--engine", "pokewatch",
+                             "--kernel", "python3", "--log-level", "WARNING", "--no-progress-bar",
+                             str(tmp_path / "in.ipynb"), str(tmp_path / "out.ipynb")], capture_output=True, text=True,
+                            timeout=300, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    last = nbformat.read(tmp_path / "out.ipynb", as_version=4).cells[1].outputs
+    assert [o["output_type"] for o in last] == ["stream", "execute_result"]
+    assert last[0]["text"] == "last words\n" and last[1]["data"]["text/plain"] == "'the result'"
+    assert not marker.exists(), "the kernel was left to run its exit hooks"
+
+
 def test_evaluate_loads_the_model_train_saved_and_never_an_old_pickle(isolated_dirs):
     from tests.analyst_fixtures import make_run
 

@@ -56,3 +56,45 @@ def test_a_module_imported_already_is_left_alone():
         "skip_unused_imports(('json',))\n"
         "print(sys.modules['json'] is json)\n")
     assert out == "True"
+
+
+def _exit(code: str, tmp_path: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-P", "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env={**subprocess.os.environ, "OUT": str(tmp_path / "atexit.txt")})
+
+
+def test_exit_now_keeps_the_status_the_atexit_hooks_and_the_buffered_output(tmp_path):
+    result = _exit(
+        "import atexit, os, sys\n"
+        "from pokewatch.startup import exit_now\n"
+        "atexit.register(lambda: open(os.environ['OUT'], 'w').write('hook ran'))\n"
+        "sys.stdout.write('no newline, still buffered')\n"
+        "exit_now(3)\n"
+        "print('never reached')\n", tmp_path)
+    assert result.returncode == 3
+    assert result.stdout == "no newline, still buffered"
+    assert (tmp_path / "atexit.txt").read_text() == "hook ran"
+
+
+def test_exit_now_says_a_message_status_and_waits_for_a_running_thread(tmp_path):
+    message = _exit("from pokewatch.startup import exit_now\nexit_now('could not start')\n", tmp_path)
+    assert (message.returncode, message.stderr.strip()) == (1, "could not start")
+    threaded = _exit(
+        "import os, threading, time\n"
+        "from pokewatch.startup import exit_now\n"
+        "def late():\n"
+        "    time.sleep(0.5)\n"
+        "    open(os.environ['OUT'], 'w').write('thread finished')\n"
+        "threading.Thread(target=late).start()\n"
+        "exit_now(None)\n", tmp_path)
+    assert threaded.returncode == 0, threaded.stderr
+    assert (tmp_path / "atexit.txt").read_text() == "thread finished"
+
+
+def test_the_command_line_exits_with_its_commands_status():
+    ok = subprocess.run([sys.executable, "-P", "-m", "pokewatch", "--version"], cwd=ROOT, capture_output=True,
+                        text=True, timeout=120)
+    assert ok.returncode == 0 and ok.stdout.startswith("pokewatch ")
+    bad = subprocess.run([sys.executable, "-P", "-m", "pokewatch", "pipeline", "plan", "--date", "2026-13-45"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "2026-13-45" in bad.stderr

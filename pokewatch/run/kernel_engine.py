@@ -1,4 +1,4 @@
-"""The papermill engine the pipeline runs its notebooks with: kernels talk over IPC, not TCP.
+"""The papermill engine the pipeline runs its notebooks with: kernels over IPC, stopped when done.
 
 Why: papermill's default engine lets jupyter_client start each kernel on TCP ports of
 127.0.0.1 without encryption, and ipykernel (7+) rightly warns about that
@@ -9,6 +9,14 @@ transport: unix domain sockets in the user's private (0700) Jupyter runtime fold
 Nothing listens on a port, and there is nothing to encrypt or to warn about. (The
 alternative, CurveZMQ keys over TCP, needs libzmq built with libsodium and still
 opens ports.)
+
+Once the last cell has answered, the kernel is stopped at once (nbclient's
+``shutdown_kernel="immediate"``) rather than asked to shut down and waited for: a
+kernel that has imported pandas, numba and matplotlib spent about a second tearing
+its modules down, in each of a run's three notebooks, freeing memory the operating
+system takes back anyway. Nothing is lost by it: every file a notebook writes is
+closed and renamed into place before its cell returns, and the last cell's outputs
+have reached papermill before the kernel is stopped.
 
 ``scripts/run_pipeline.sh`` still calls the papermill CLI once per notebook, with
 ``--engine pokewatch``; papermill finds this class through the ``papermill.engine``
@@ -22,6 +30,8 @@ from traitlets.config import Config
 
 #: The name papermill knows this engine by (``papermill --engine pokewatch``).
 NAME = "pokewatch"
+#: How nbclient stops a kernel once its notebook has run (see the module docstring).
+SHUTDOWN = "immediate"
 
 
 def kernel_config(config: Config | dict | None = None) -> Config:
@@ -37,4 +47,5 @@ class IpcEngine(NBClientEngine):
     @classmethod
     def execute_managed_notebook(cls, nb_man, kernel_name, **kwargs):
         kwargs["config"] = kernel_config(kwargs.get("config"))
+        kwargs.setdefault("shutdown_kernel", SHUTDOWN)
         return super().execute_managed_notebook(nb_man, kernel_name, **kwargs)

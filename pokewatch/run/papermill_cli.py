@@ -5,11 +5,12 @@ Why: a papermill process of the pipeline spent about 2.4 s before it launched a 
 neither papermill nor nbformat needs for local notebooks (:mod:`pokewatch.startup`
 says why each is there at all). This launcher marks them absent, then hands over to
 papermill's CLI unchanged: arguments, engines and exit codes are papermill's, and
-``python -m pokewatch.run.papermill_cli --help`` is papermill's help.
+``python -m pokewatch.run.papermill_cli --help`` is papermill's help. The process then
+ends without tearing its modules down (:func:`pokewatch.startup.exit_now`).
 """
 from __future__ import annotations
 
-from pokewatch.startup import SKIPPED_BY_PAPERMILL, skip_unused_imports
+from pokewatch.startup import SKIPPED_BY_PAPERMILL, exit_now, skip_unused_imports
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -20,4 +21,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except SystemExit as done:  # click's way of returning papermill's exit status
+        exit_now(done.code)
