@@ -62,6 +62,16 @@ def test_fingerprint_changes_when_a_day_is_rewritten(store):
     assert store.fingerprint("demo") != before
 
 
+def test_fingerprints_of_many_ends_are_each_ends_own_fingerprint(store):
+    store.write_days("demo", prices([("a-1", "Normal", f"2026-11-{d:02d}", float(d)) for d in (2, 3, 5, 9)]))
+    ends = ["2026-11-05", "2026-11-01", "2026-11-03", "2026-11-30", "2026-11-05"]
+    assert store.fingerprints("demo", "2026-11-03", ends) == [store.fingerprint("demo", "2026-11-03", e)
+                                                              for e in ends]
+    assert store.fingerprints("demo", None, ["2026-11-04"]) == [store.fingerprint("demo", None, "2026-11-04")]
+    assert store.fingerprints("demo", None, []) == []
+    assert store.fingerprints("missing", None, ["2026-11-04"]) == [store.fingerprint("missing", None, "2026-11-04")]
+
+
 def test_duplicates_are_refused_not_stored(store):
     batch = prices([("a-1", "Normal", "2026-11-27", 1.0), ("a-1", "Normal", "2026-11-27", 2.0)])
     with pytest.raises(ParameterError, match="duplicate"):

@@ -38,6 +38,18 @@ def test_the_origin_rule_is_reported_beside_the_choice(pf):
     assert chosen.table["origin"].sum() == 2                          # one BUY row, one SELL row
 
 
+def test_a_selection_comes_back_whole_from_the_disk_cache(pf, tmp_path):
+    import joblib
+
+    chosen = training.select(pf, MONDAY)
+    chosen.key = "fingerprint"
+    joblib.dump(chosen, tmp_path / "entry.pkl")       # the writer and reader of the steps' cache entries
+    again = joblib.load(tmp_path / "entry.pkl")
+    assert type(again) is training.Selection and again is not chosen
+    assert again.summary() == chosen.summary() and again.rule == chosen.rule and again.key == "fingerprint"
+    pd.testing.assert_frame_equal(again.table, chosen.table)
+
+
 def test_a_selection_sees_nothing_on_or_after_its_training_day(pf):
     history = market(persist_from=0)
     later = pd.Timestamp(MONDAY)

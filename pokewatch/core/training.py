@@ -40,6 +40,7 @@ walk-forward backtest's.
 from __future__ import annotations
 
 import logging
+import pickle
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -118,12 +119,26 @@ class Selection:
     #: Fingerprint of the stored days the selection read (set by :func:`pokewatch.run.steps.selection_step`).
     key: str = ""
 
+    def __reduce__(self):
+        # The disk cache pickles with joblib's pure-Python pickler (so that it can pull large
+        # arrays out into memory-mappable files): a selection's few hundred small objects
+        # took 3.6 ms to write and 1.3 ms to read that way, against 0.2 ms each as one
+        # C-pickled blob, and a track record writes fifty-two of them. It holds no array
+        # worth mapping.
+        return (_selection_from, (pickle.dumps(self.__dict__, protocol=pickle.HIGHEST_PROTOCOL),))
+
     def summary(self) -> dict:
         """JSON-ready: the rule, the reason and the in-sample figures (labelled in-sample)."""
         return {"as_of": self.as_of, "trained_through": self.trained_through,
                 "flag_days": list(self.flag_days) if self.flag_days else None,
                 "rule": self.rule.as_dict() if self.rule else None, "reason": self.reason,
                 "learned": self.learned, "in_sample": self.in_sample, "origin_in_sample": self.origin}
+
+
+def _selection_from(state: bytes) -> Selection:
+    selection = Selection.__new__(Selection)
+    selection.__dict__.update(pickle.loads(state))
+    return selection
 
 
 @dataclass

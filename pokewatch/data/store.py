@@ -263,6 +263,26 @@ class PriceStore:
         """
         return self._digest(source, self._partitions(source, start, end))
 
+    def fingerprints(self, source: str, start, ends) -> list[str]:
+        """:meth:`fingerprint` of [start, end] for each of ``ends``, from one listing of the folder.
+
+        A track record keys each of its weekly selections on the days before it: listing
+        and hashing the partitions once per week cost a year of them 52 listings.
+        """
+        ends = [f"{pd.Timestamp(end):%Y-%m-%d}" for end in ends]
+        if not ends:
+            return []
+        partitions = list(self._partitions(source, start, max(ends)).items())
+        digest = hashlib.sha256(source.encode())
+        by_end, taken = {}, 0
+        for end in sorted(set(ends)):
+            while taken < len(partitions) and partitions[taken][0][5:15] <= end:
+                name, (_, size, mtime_ns) = partitions[taken]
+                digest.update(f"{name}:{size}:{mtime_ns}".encode())
+                taken += 1
+            by_end[end] = digest.copy().hexdigest()[:16]
+        return [by_end[end] for end in ends]
+
     # -- the compacted history ---------------------------------------------------------------
     def compacted(self, source: str, fresh=None) -> tuple[compaction.History | None, bool]:
         """The source's compacted history, in step with its partitions (None when it has none).

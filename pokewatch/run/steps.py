@@ -76,6 +76,15 @@ class HistoryKey:
         start, end = f"{pd.Timestamp(start):%Y-%m-%d}", f"{pd.Timestamp(end):%Y-%m-%d}"
         return cls(str(store.root), source, start, end, store.fingerprint(source, start, end))
 
+    @classmethod
+    def each(cls, source: str, start, ends, store: PriceStore | None = None) -> list[HistoryKey]:
+        """:meth:`of` for each of ``ends``, listing the store once."""
+        store = store or PriceStore.default()
+        start = f"{pd.Timestamp(start):%Y-%m-%d}"
+        ends = [f"{pd.Timestamp(end):%Y-%m-%d}" for end in ends]
+        return [cls(str(store.root), source, start, end, fingerprint)
+                for end, fingerprint in zip(ends, store.fingerprints(source, start, ends))]
+
     def args(self) -> tuple:
         return (self.store_root, self.source, self.start, self.end, self.fingerprint)
 
@@ -255,7 +264,7 @@ def _without_table(selection: Selection) -> Selection:
 def _replay_each(source: str, as_ofs: list[pd.Timestamp], spec: TrainingSpec, history: PriceFrame,
                  store: PriceStore | None, *, workers: int = 1, engine: str = "loky") -> list[CachedResult]:
     """Each selection from its own cache entry, the missing ones computed in one batch."""
-    keys = [_selection_key(source, d, store) for d in as_ofs]
+    keys = HistoryKey.each(source, HISTORY_START, [d - pd.Timedelta(days=1) for d in as_ofs], store)
     cached = memorized(_select)
     missing = [i for i, (d, key) in enumerate(zip(as_ofs, keys))
                if not _in_cache(cached, *key.args(), f"{d:%Y-%m-%d}", *spec.args(), CACHE_VERSION)]
