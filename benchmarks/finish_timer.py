@@ -12,6 +12,7 @@ command's own wall time.
 """
 from __future__ import annotations
 
+import atexit
 import importlib.abc
 import importlib.util
 import json
@@ -62,18 +63,18 @@ def main() -> None:
     started = time.time()
     seconds: list[float] = []
     sys.meta_path.insert(0, _WrapRender(seconds))
-    sys.argv = ["-m", *args]
-    code = 0
-    try:
-        runpy.run_module(module, run_name="__main__", alter_sys=True)
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    finally:
+
+    def record() -> None:
+        # An atexit hook, not a finally block: a command that ends with os._exit (this
+        # checkout's pokewatch.startup.exit_now) still runs the atexit hooks.
         with open(out, "a", encoding="utf-8") as handle:
             command = args[1:2] if args[:1] == ["pipeline"] else args[:1]
             handle.write(json.dumps({"command": command, "started": started, "ended": time.time(),
                                      "render_seconds": sum(seconds), "renders": len(seconds)}) + "\n")
-    sys.exit(code)
+
+    atexit.register(record)
+    sys.argv = ["-m", *args]
+    runpy.run_module(module, run_name="__main__", alter_sys=True)
 
 
 if __name__ == "__main__":
