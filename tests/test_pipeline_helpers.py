@@ -69,12 +69,15 @@ def test_the_plan_records_every_parameter_of_every_notebook():
 
 def test_plan_start_should_train_and_fail_load_only_what_they_need(tmp_path, isolated_dirs):
     plan_file = tmp_path / "plan.json"
-    code = ("import sys, runpy; sys.argv = ['pokewatch', 'pipeline', *sys.argv[1:]]\n"
-            "try:\n    runpy.run_module('pokewatch', run_name='__main__')\n"
-            "except SystemExit:\n    pass\n"
-            "heavy = [m for m in ('pandas', 'numpy', 'pydantic', 'joblib', 'papermill', 'nbformat')\n"
-            "         if m in sys.modules]\n"
-            "print('HEAVY', ' '.join(heavy), file=sys.stderr)\n")
+    # An atexit hook reports the modules: the command ends with pokewatch.startup.exit_now,
+    # which runs the hooks and then leaves without returning here.
+    code = ("import atexit, sys, runpy; sys.argv = ['pokewatch', 'pipeline', *sys.argv[1:]]\n"
+            "def report():\n"
+            "    heavy = [m for m in ('pandas', 'numpy', 'pydantic', 'joblib', 'papermill', 'nbformat')\n"
+            "             if m in sys.modules]\n"
+            "    print('HEAVY', ' '.join(heavy), file=sys.stderr)\n"
+            "atexit.register(report)\n"
+            "runpy.run_module('pokewatch', run_name='__main__')\n")
 
     def heavy(*args: str) -> set[str]:
         out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=True,
