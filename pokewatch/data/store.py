@@ -63,6 +63,11 @@ from pokewatch.core.schema import (
 logger = logging.getLogger(__name__)
 
 _PARTITION = re.compile(r"^date=(\d{4}-\d{2}-\d{2})\.parquet$")
+
+
+def _partition_entry(name: str, size: int, mtime_ns: int) -> bytes:
+    """What a fingerprint hashes of one partition file."""
+    return f"{name}:{size}:{mtime_ns}".encode()
 _STRING = pd.StringDtype("pyarrow")
 
 
@@ -253,7 +258,7 @@ class PriceStore:
     def _digest(source: str, partitions: dict) -> str:
         digest = hashlib.sha256(source.encode())
         for name, (_, size, mtime_ns) in partitions.items():
-            digest.update(f"{name}:{size}:{mtime_ns}".encode())
+            digest.update(_partition_entry(name, size, mtime_ns))
         return digest.hexdigest()[:16]
 
     def fingerprint(self, source: str, start=None, end=None) -> str:
@@ -278,7 +283,7 @@ class PriceStore:
         for end in sorted(set(ends)):
             while taken < len(partitions) and partitions[taken][0][5:15] <= end:
                 name, (_, size, mtime_ns) = partitions[taken]
-                digest.update(f"{name}:{size}:{mtime_ns}".encode())
+                digest.update(_partition_entry(name, size, mtime_ns))
                 taken += 1
             by_end[end] = digest.copy().hexdigest()[:16]
         return [by_end[end] for end in ends]

@@ -184,7 +184,13 @@ def _select(store_root, source, start, end, fingerprint, as_of, method, window, 
 
 
 def _selection_key(source: str, as_of: pd.Timestamp, store: PriceStore | None) -> HistoryKey:
+    """The stored days a training day's selection reads: every day before it."""
     return history_key(source, as_of - pd.Timedelta(days=1), store)
+
+
+def _selection_keys(source: str, as_ofs: list[pd.Timestamp], store: PriceStore | None) -> list[HistoryKey]:
+    """:func:`_selection_key` of each training day, listing the store once."""
+    return HistoryKey.each(source, HISTORY_START, [d - pd.Timedelta(days=1) for d in as_ofs], store)
 
 
 def selection_step(source: str, as_of, spec: TrainingSpec, store: PriceStore | None = None, *,
@@ -264,7 +270,7 @@ def _without_table(selection: Selection) -> Selection:
 def _replay_each(source: str, as_ofs: list[pd.Timestamp], spec: TrainingSpec, history: PriceFrame,
                  store: PriceStore | None, *, workers: int = 1, engine: str = "loky") -> list[CachedResult]:
     """Each selection from its own cache entry, the missing ones computed in one batch."""
-    keys = HistoryKey.each(source, HISTORY_START, [d - pd.Timedelta(days=1) for d in as_ofs], store)
+    keys = _selection_keys(source, as_ofs, store)
     cached = memorized(_select)
     missing = [i for i, (d, key) in enumerate(zip(as_ofs, keys))
                if not _in_cache(cached, *key.args(), f"{d:%Y-%m-%d}", *spec.args(), CACHE_VERSION)]
