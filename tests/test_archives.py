@@ -64,6 +64,68 @@ def test_a_corrupt_archive_is_a_clear_error(tmp_path):
         archives.read_category(path, 3)
 
 
+def _many_groups(category: int, count: int) -> dict[str, list[dict]]:
+    return {str(category * 1000 + g): [{"productId": category * 100_000 + g * 100 + i, "marketPrice": 1.0 + i,
+                                        "subTypeName": "Normal"} for i in range(40)] for g in range(count)}
+
+
+def test_the_one_call_ppmd_decode_reads_the_same_bytes_as_py7zr_and_stops_at_the_last_wanted_file(
+        tmp_path, monkeypatch):
+    import py7zr
+
+    path = write_archive(tmp_path, "2025-09-21", {1: _many_groups(1, 30), 3: _many_groups(3, 20),
+                                                  85: _many_groups(85, 30)})
+    with py7zr.SevenZipFile(path) as archive:
+        stream = archives._single_ppmd_stream(archive)
+    assert stream is not None and len(stream.members) == 80
+
+    fast = {category: archives.read_category(path, category) for category in (3, 85)}
+    monkeypatch.setattr(archives, "_single_ppmd_stream", lambda archive: None)
+    through_py7zr = {category: archives.read_category(path, category) for category in (3, 85)}
+
+    assert fast == through_py7zr
+    assert len(fast[3]) == 20 and len(fast[85]) == 30
+
+
+def test_a_damaged_ppmd_stream_is_a_clear_error(tmp_path):
+    path = write_archive(tmp_path, "2025-09-21", {3: _many_groups(3, 20)})
+    data = bytearray(path.read_bytes())
+    data[32 + 400] ^= 0x01  # the packed stream starts after the 32-byte signature header
+    path.write_bytes(bytes(data))
+
+    with pytest.raises(SourceError, match=r"could not be read \(EOFError: the stream ends after .*corrupt"):
+        archives.read_category(path, 3)
+
+
+def test_a_file_that_decodes_to_other_bytes_than_its_crc_says_is_a_clear_error(tmp_path):
+    import dataclasses
+
+    import py7zr
+
+    path = write_archive(tmp_path, "2025-09-21", {3: _many_groups(3, 3)})
+    with py7zr.SevenZipFile(path) as archive:
+        stream = archives._single_ppmd_stream(archive)
+    name, size, crc = stream.members[1]
+    wrong = dataclasses.replace(stream, members=(stream.members[0], (name, size, crc ^ 1), stream.members[2]))
+    wanted = {member: member.split("/")[2] for member, _, _ in stream.members}
+
+    assert archives._decode_stream(path, stream, wanted) == archives.read_category(path, 3)
+    with pytest.raises(SourceError, match=f"{name} fails its CRC check"):
+        archives._decode_stream(path, wrong, wanted)
+
+
+def test_an_archive_of_another_compression_is_read_by_py7zr(tmp_path):
+    import py7zr
+
+    path = tmp_path / "prices-2025-09-21.ppmd.7z"
+    with py7zr.SevenZipFile(path, "w") as archive:  # py7zr's default: LZMA2
+        archive.writestr(b'{"success": true, "errors": [], "results": []}', "2025-09-21/3/7/prices")
+    with py7zr.SevenZipFile(path) as archive:
+        assert archives._single_ppmd_stream(archive) is None
+
+    assert archives.read_category(path, 3, "2025-09-21") == {"7": b'{"success": true, "errors": [], "results": []}'}
+
+
 def test_a_malformed_file_inside_an_archive_is_a_rejected_row_and_the_rest_is_read(tmp_path):
     folder = tmp_path / "archives"
     write_archive(folder, "2025-09-21", {3: {"1": [{"productId": 5, "marketPrice": 2.0, "subTypeName": "Normal"}],

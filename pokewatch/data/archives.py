@@ -9,8 +9,10 @@ from ``groups-category-{category}.csv`` when it sits beside the archives (column
 ``groupId,name,categoryId,abbreviation,modifiedOn``, with or without a header).
 
 Reading one day of category 3 (about 208 groups, 42,600 prices, 6.5 MB of JSON)
-takes about 2 s: the archive is one solid block, so everything before the last
-wanted file is decompressed, and PPMd decoding is CPU-bound. So each archive is
+takes about 1.3 s: the archive is one solid block, so everything before the last
+wanted file is decompressed (about 38 of 72 MB), and PPMd decoding is CPU-bound.
+py7zr parses the header; the stream itself is decoded by pyppmd in one call
+(:func:`_decode_stream`), which halves the time py7zr's own extraction takes. So each archive is
 decoded once: its category's files are cached under the data folder as a zip
 (:func:`bundle`; ``cache/tcgcsv-decoded``, about 0.9 MB a day, keyed on the archive's name, size,
 modification time and the category; safe to delete), and a re-run of a backfill
@@ -31,6 +33,7 @@ import multiprocessing
 import os
 import re
 import zipfile
+import zlib
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
@@ -38,6 +41,7 @@ from pathlib import Path
 
 import pandas as pd
 import py7zr
+import pyppmd
 from py7zr.io import BytesIOFactory
 
 from pokewatch import atomic, config
@@ -188,19 +192,104 @@ def read_category(path: str | os.PathLike, category: int, date=None) -> dict[str
                 raise SourceError(f"archive {path.name} has no files for category {category} "
                                   f"(layout {{date}}/{{category}}/{{groupId}}/prices); it has "
                                   f"{len(names)} file(s)")
+            stream = _single_ppmd_stream(archive)
+            if stream is not None:
+                return _decode_stream(path, stream, wanted)
             factory = BytesIOFactory(limit=MAX_EXTRACT_BYTES)
             archive.extract(targets=list(wanted), factory=factory)
     except SourceError:
         raise
     except (py7zr.exceptions.ArchiveError, py7zr.exceptions.PasswordRequired, EOFError,
             OSError, ValueError, KeyError) as exc:
-        raise SourceError(f"archive {path.name} could not be read ({type(exc).__name__}: {exc}); "
-                          "it may be truncated or corrupt: download it again") from None
+        raise _unreadable(path, exc) from None
     files = {}
     for member, group_id in wanted.items():
         product = factory.get(member)
         product.seek(0)
         files[group_id] = product.read()
+    return files
+
+
+def _unreadable(path: Path, exc: Exception) -> SourceError:
+    return SourceError(f"archive {path.name} could not be read ({type(exc).__name__}: {exc}); "
+                       "it may be truncated or corrupt: download it again")
+
+
+PPMD_METHOD = b"\x03\x04\x01"
+
+
+@dataclass(frozen=True)
+class _PpmdStream:
+    """One solid PPMd stream of a 7z file: where it sits, its model, and its files in stream order."""
+
+    offset: int
+    packed: int
+    order: int
+    memory: int
+    members: tuple[tuple[str, int, int | None], ...]  # name, size, CRC-32 (None: not recorded)
+
+
+def _single_ppmd_stream(archive: py7zr.SevenZipFile) -> _PpmdStream | None:
+    """The archive's stream, when it is tcgcsv's layout: one folder, one PPMd coder, no encryption.
+
+    Anything else (several folders, filters, AES) returns None and goes through
+    py7zr's general extraction.
+    """
+    try:
+        streams = archive.header.main_streams
+        folders = streams.unpackinfo.folders
+        if len(folders) != 1 or len(streams.packinfo.packsizes) != 1:
+            return None
+        coders = folders[0].coders
+        if len(coders) != 1 or coders[0]["method"] != PPMD_METHOD or coders[0].get("numinstreams", 1) != 1:
+            return None
+        properties = coders[0]["properties"]
+        if len(properties) not in (5, 7):
+            return None
+        members = tuple((f.filename, int(f.uncompressed), f.crc32) for f in archive.files if not f.emptystream)
+        if sum(size for _, size, _ in members) != folders[0].unpacksizes[-1]:
+            return None
+        return _PpmdStream(offset=archive.afterheader + streams.packinfo.packpos,
+                           packed=streams.packinfo.packsizes[0], order=properties[0],
+                           memory=int.from_bytes(properties[1:5], "little"), members=members)
+    except (AttributeError, IndexError, KeyError, TypeError):
+        return None
+
+
+def _decode_stream(path: Path, stream: _PpmdStream, wanted: dict[str, str]) -> dict[str, bytes]:
+    """Decode the stream up to its last wanted file in one call, checking each wanted file's CRC.
+
+    py7zr feeds pyppmd a few kilobytes per call and checks free memory on each,
+    which costs more than the decoding itself: one call decodes a day of category
+    3 in about 1.1 s, against 2.6 s through py7zr.extract.
+    """
+    starts, end, need = {}, 0, 0
+    for name, size, _ in stream.members:
+        starts[name] = end
+        end += size
+        if name in wanted:
+            need = end
+    if need > MAX_EXTRACT_BYTES:
+        raise SourceError(f"archive {path.name} would decompress to {need:,} bytes, more than the "
+                          f"{MAX_EXTRACT_BYTES:,} allowed")
+    with path.open("rb") as handle:
+        handle.seek(stream.offset)
+        packed = handle.read(stream.packed)
+    decoder = pyppmd.Ppmd7Decoder(stream.order, stream.memory)
+    data = decoder.decode(packed, need)
+    if len(data) < need and decoder.needs_input:
+        data += decoder.decode(b"\0", need - len(data))  # 7-Zip's range decoder may read one byte past the end
+    if len(packed) < stream.packed or len(data) < need:
+        raise _unreadable(path, EOFError(f"the stream ends after {len(data):,} of {need:,} bytes"))
+    view = memoryview(data)
+    files = {}
+    for name, size, crc in stream.members:
+        if name not in wanted:
+            continue
+        body = view[starts[name]:starts[name] + size]
+        if crc is not None and zlib.crc32(body) != crc:
+            raise _unreadable(path, ValueError(f"{name} fails its CRC check"))
+        files[wanted[name]] = bytes(body)
     return files
 
 
