@@ -5,7 +5,9 @@ Why: papermill's default engine lets jupyter_client start each kernel on TCP por
 ("Kernel is running over TCP without encryption") in every cron log; for the run's
 duration any local user could connect to those ports. A headless run never needs a
 kernel reachable over the network, so this engine asks for jupyter_client's IPC
-transport: unix domain sockets in the user's private (0700) Jupyter runtime folder.
+transport: unix domain sockets in the user's private (0700) Jupyter runtime folder,
+named for the papermill process (jupyter_client's default, ``kernel-ipc-N`` in the
+working folder, would make two runs started in one folder share sockets).
 Nothing listens on a port, and there is nothing to encrypt or to warn about. (The
 alternative, CurveZMQ keys over TCP, needs libzmq built with libsodium and still
 opens ports.)
@@ -21,10 +23,13 @@ have reached papermill before the kernel is stopped.
 ``scripts/run_pipeline.sh`` still calls the papermill CLI once per notebook, with
 ``--engine pokewatch``; papermill finds this class through the ``papermill.engine``
 entry point in ``pyproject.toml``. papermill imports every registered engine at
-start-up, so this module imports nothing of PokeWatch.
+start-up, so this module imports nothing of PokeWatch at import time. A kernel the
+papermill launcher started early (:mod:`pokewatch.run.early_kernel`) is used instead
+of a new one, and stopped the same immediate way.
 """
 from __future__ import annotations
 
+from jupyter_client.manager import AsyncKernelManager
 from papermill.engines import NBClientEngine
 from traitlets.config import Config
 
@@ -35,9 +40,12 @@ SHUTDOWN = "immediate"
 
 
 def kernel_config(config: Config | dict | None = None) -> Config:
-    """``config`` with the kernel manager switched to the IPC transport."""
+    """``config`` with the kernel manager switched to the IPC transport, sockets in the runtime folder."""
+    from pokewatch.run import early_kernel  # noqa: PLC0415 - imports nothing heavy
+
     merged = Config(config or {})
     merged.KernelManager.transport = "ipc"
+    merged.KernelManager.ip = early_kernel.ipc_prefix()
     return merged
 
 
@@ -48,4 +56,26 @@ class IpcEngine(NBClientEngine):
     def execute_managed_notebook(cls, nb_man, kernel_name, **kwargs):
         kwargs["config"] = kernel_config(kwargs.get("config"))
         kwargs.setdefault("shutdown_kernel", SHUTDOWN)
+        from pokewatch.run import early_kernel  # noqa: PLC0415 - imports nothing heavy
+
+        if "km" not in kwargs and early_kernel.waiting(kernel_name):
+            kwargs["config"].NotebookClient.kernel_manager_class = _EarlyKernelManager
         return super().execute_managed_notebook(nb_man, kernel_name, **kwargs)
+
+
+class _EarlyKernelManager(AsyncKernelManager):
+    """The kernel manager nbclient builds, when the launcher already started the kernel.
+
+    Constructing it hands back the launcher's running manager
+    (:func:`pokewatch.run.early_kernel.take`), so nbclient owns it as one it made:
+    it starts no second kernel, and stops this one and closes its channels exactly
+    as it would its own. Without an early kernel it is a plain AsyncKernelManager.
+    """
+
+    def __new__(cls, *args, **kwargs):
+        from pokewatch.run import early_kernel  # noqa: PLC0415
+
+        early = early_kernel.take(kwargs.get("kernel_name", ""))
+        if early is not None:
+            return early  # not an instance of cls, so __init__ is not run on it again
+        return super().__new__(cls, *args, **kwargs)

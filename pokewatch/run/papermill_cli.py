@@ -5,16 +5,23 @@ Why: a papermill process of the pipeline spent about 2.4 s before it launched a 
 neither papermill nor nbformat needs for local notebooks (:mod:`pokewatch.startup`
 says why each is there at all). This launcher marks them absent, then hands over to
 papermill's CLI unchanged: arguments, engines and exit codes are papermill's, and
-``python -m pokewatch.run.papermill_cli --help`` is papermill's help. The process then
-ends without tearing its modules down (:func:`pokewatch.startup.exit_now`).
+``python -m pokewatch.run.papermill_cli --help`` is papermill's help. For the pipeline's
+own calls it starts the kernel before importing papermill (:mod:`pokewatch.run.early_kernel`).
+The process then ends without tearing its modules down (:func:`pokewatch.startup.exit_now`).
 """
 from __future__ import annotations
 
+import sys
+
+from pokewatch.run import early_kernel
 from pokewatch.startup import SKIPPED_BY_PAPERMILL, exit_now, skip_unused_imports
 
 
 def main(argv: list[str] | None = None) -> None:
     skip_unused_imports(SKIPPED_BY_PAPERMILL)
+    early = early_kernel.kernel_for(sys.argv[1:] if argv is None else argv)
+    if early is not None:
+        early_kernel.start(*early)  # boots while papermill is imported (see pokewatch.run.early_kernel)
     from papermill.cli import papermill  # noqa: PLC0415 - after the skip, or it imports them
 
     papermill.main(args=argv, prog_name="papermill")
