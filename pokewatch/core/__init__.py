@@ -18,3 +18,46 @@ What lives here, in the order data flows through it:
 
 Nothing here imports :mod:`pokewatch.data`, :mod:`pokewatch.run` or :mod:`pokewatch.analysis`.
 """
+from __future__ import annotations
+
+import importlib
+
+_KERNELS = f"{__name__}.kernels"
+
+
+class _LazyKernels:
+    """Stands in for :mod:`pokewatch.core.kernels` until one of its names is used.
+
+    Why: importing the kernels costs about 0.9 s (numba, and loading the cached
+    machine code of every eager signature), and a notebook whose step is a cache hit
+    never calls one: a re-run's train kernel spent that second on nothing. Each
+    attribute is looked up in the real module, imported on first use (importlib's
+    module lock makes that safe from the worker threads too).
+    """
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str):
+        return getattr(importlib.import_module(_KERNELS), name)
+
+    def __setattr__(self, name: str, value) -> None:  # monkeypatching the stand-in patches the module
+        setattr(importlib.import_module(_KERNELS), name, value)
+
+    def __delattr__(self, name: str) -> None:
+        delattr(importlib.import_module(_KERNELS), name)
+
+    def __dir__(self) -> list[str]:
+        return dir(importlib.import_module(_KERNELS))
+
+    def __repr__(self) -> str:
+        return f"<lazy module {_KERNELS!r}>"
+
+
+def __getattr__(name: str):
+    """``from pokewatch.core import kernels`` before the kernels are imported gives the stand-in."""
+    if name == "kernels":
+        import sys  # noqa: PLC0415
+
+        return sys.modules.get(_KERNELS) or _LazyKernels()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+

@@ -41,12 +41,13 @@ logger = logging.getLogger(__name__)
 #: Bootstrap replicates of the lift interval, and the seed that makes it repeatable.
 BOOTSTRAP_REPLICATES = 1000
 BOOTSTRAP_SEED = 20261201
-_KIND_COLUMNS = {  # kind -> (flags, right, wrong, good rows, return sum) columns
-    "BUY": (kernels.C_SCORED_SIG + 0, kernels.C_RIGHT_BUY, kernels.C_WRONG_BUY, kernels.C_GOOD_BUY,
-            kernels.S_RETURN + 0),
-    "SELL": (kernels.C_SCORED_SIG + 2, kernels.C_RIGHT_SELL, kernels.C_WRONG_SELL, kernels.C_GOOD_SELL,
-             kernels.S_RETURN + 2),
-}
+def _kind_columns(kind: str) -> tuple[int, int, int, int, int]:
+    """(flags, right, wrong, good rows, return sum) columns of ``kind`` in the kernels' tables."""
+    if kind == "BUY":
+        return (kernels.C_SCORED_SIG + 0, kernels.C_RIGHT_BUY, kernels.C_WRONG_BUY, kernels.C_GOOD_BUY,
+                kernels.S_RETURN + 0)
+    return (kernels.C_SCORED_SIG + 2, kernels.C_RIGHT_SELL, kernels.C_WRONG_SELL, kernels.C_GOOD_SELL,
+            kernels.S_RETURN + 2)
 
 
 def scoring_bounds(first, last) -> tuple[int, int]:
@@ -125,7 +126,7 @@ def direction_figures(counts: np.ndarray, sums: np.ndarray, kind: str, returns: 
     Returns:
         A JSON-ready dict; rates are None (never NaN) when they cannot be computed.
     """
-    c_flags, c_right, c_wrong, c_good, s_return = _KIND_COLUMNS[kind]
+    c_flags, c_right, c_wrong, c_good, s_return = _kind_columns(kind)
     total = counts.sum(axis=0) if len(counts) else np.zeros(len(kernels.COUNT_COLUMNS), np.int64)
     flags, right, wrong = int(total[c_flags]), int(total[c_right]), int(total[c_wrong])
     good, scored = int(total[c_good]), int(total[kernels.C_SCORED])

@@ -48,7 +48,7 @@ STEPS_MODULE = "pokewatch.run.steps"
 _PACKAGE_DIR = Path(__file__).resolve().parents[1]
 
 #: Arguments that never change a cached result and so are not part of the key.
-NOT_IN_KEY = ("workers", "engine", "selections", "history", "precomputed")
+NOT_IN_KEY = ("workers", "engine", "selections", "selection", "history", "precomputed")
 
 
 def _module_file(name: str) -> Path | None:

@@ -312,9 +312,27 @@ def train_step(key: HistoryKey, run_date, spec: TrainingSpec, *, keep_days: int 
     pf = price_frame(*key.args())
     chosen = selection_step(key.source, as_of, spec, PriceStore(key.store_root), history=pf, workers=workers,
                             engine=engine)
-    model = fitted_model(chosen.value, key, run_date, spec, keep_days=keep_days, stale_days=stale_days,
-                         workers=workers, engine=engine)
+    model = cached_call(_fitted_model, *key.args(), f"{as_of:%Y-%m-%d}", f"{pd.Timestamp(run_date):%Y-%m-%d}",
+                        *spec.args(), int(keep_days), int(stale_days), CACHE_VERSION, selection=chosen.value,
+                        workers=workers, engine=engine).value
     return CachedResult(value=(model, chosen.value), hit=chosen.hit, seconds=time.perf_counter() - started)
+
+
+def _fitted_model(store_root, source, start, end, fingerprint, as_of, run_date, method, window, buy_threshold,
+                  sell_threshold, min_price, horizon_days, target_return, train_days, min_flags, keep_days,
+                  stale_days, cache_version, selection=None, workers=1, engine="loky") -> FairValueModel:
+    """The train step's model, cached on the history, training day and parameters that fix its selection.
+
+    Why cached, when :func:`_rule_arrays` is not: refitting costs one compiled pass,
+    and in a process that has computed nothing else it also costs importing the
+    kernels (about 0.9 s, numba included); the model itself is small (its last
+    ``keep_days`` of fair values). A re-run's train kernel then imports no kernel at all.
+    """
+    spec = TrainingSpec(method, window, buy_threshold, sell_threshold, min_price, horizon_days, target_return,
+                        train_days, min_flags)
+    key = HistoryKey(store_root, source, start, end, fingerprint)
+    return fitted_model(selection, key, run_date, spec, keep_days=keep_days, stale_days=stale_days,
+                        workers=workers, engine=engine)
 
 
 def fitted_model(selection: Selection, key: HistoryKey, run_date, spec: TrainingSpec, *, keep_days: int = 90,
