@@ -111,6 +111,33 @@ def test_recollecting_some_unchanged_rows_leaves_the_file_and_its_mtime_alone(st
     assert path.stat().st_mtime_ns == mtime and store.fingerprint("demo") == fingerprint
 
 
+def test_a_day_fetched_again_exactly_as_stored_is_neither_merged_nor_written(store, monkeypatch):
+    from pokewatch.data import compaction
+
+    day = prices([("a-1", "Normal", "2026-11-27", 1.0), ("a-2", "Holofoil", "2026-11-27", 2.0),
+                  ("a-1", "Normal", "2026-11-28", 1.5)], set_name="Base Set")
+    store.write_days("demo", day)
+    before = {d: store.day_path("demo", d).read_bytes() for d in ("2026-11-27", "2026-11-28")}
+    monkeypatch.setattr(compaction, "upsert_rows", lambda *a: pytest.fail("an unchanged day was merged"))
+
+    report = store.write_days("demo", day)
+
+    assert report.unchanged == ["2026-11-27", "2026-11-28"] and report.stored == {"2026-11-27": 2, "2026-11-28": 1}
+    assert {d: store.day_path("demo", d).read_bytes() for d in before} == before
+
+
+def test_a_day_fetched_again_with_one_changed_price_or_in_another_order_is_merged(store):
+    store.write_days("demo", prices([("a-1", "Normal", "2026-11-27", 1.0), ("a-2", "Normal", "2026-11-27", 2.0)]))
+
+    changed = store.write_days("demo", prices([("a-1", "Normal", "2026-11-27", 1.0),
+                                               ("a-2", "Normal", "2026-11-27", 2.5)]))
+    reordered = store.write_days("demo", prices([("a-2", "Normal", "2026-11-27", 2.5),
+                                                 ("a-1", "Normal", "2026-11-27", 1.0)]))
+
+    assert changed.unchanged == [] and store.load("demo")["market_price"].tolist() == [1.0, 2.5]
+    assert reordered.stored == {"2026-11-27": 2} and store.load("demo")["market_price"].tolist() == [1.0, 2.5]
+
+
 # -- the store keeps only the schema's columns ------------------------------------------------------
 def test_columns_neither_in_the_schema_nor_declared_are_dropped_with_a_warning(store, caplog):
     day = prices([("a-1", "Normal", "2026-11-27", 1.0)], low_price=0.5, grade="PSA 9", junk="x")
