@@ -197,6 +197,20 @@ def test_a_damaged_cache_entry_is_decoded_again(tmp_path, caplog):
     assert not cached and list(files) == ["604"] and "unreadable" in caplog.text
 
 
+def test_a_cache_entry_with_one_flipped_byte_is_decoded_again(tmp_path, caplog):
+    path = write_archive(tmp_path, "2025-09-21", {3: {"604": [{"productId": 1, "marketPrice": 2.0}]}})
+    expected = archives.read_category_cached(path, 3)[0]
+    entry = archives.decoded_cache_path(path, 3)
+    damaged = bytearray(entry.read_bytes())
+    damaged[len(damaged) // 2] ^= 0x01
+    entry.write_bytes(bytes(damaged))
+
+    files, cached = archives.read_category_cached(path, 3)
+
+    assert not cached and files == expected and "SHA-256 does not match" in caplog.text
+    assert archives.read_category_cached(path, 3) == (expected, True)
+
+
 def test_reading_days_in_processes_gives_the_days_in_order_with_errors_per_day(tmp_path):
     paths = {}
     for i, day in enumerate(pd.date_range("2025-09-21", periods=4)):
