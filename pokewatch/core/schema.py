@@ -125,7 +125,7 @@ def conform(frame: pd.DataFrame) -> pd.DataFrame:
             f"price table is missing required column(s) {missing}; it has {list(frame.columns)}. "
             f"Map your columns to {REQUIRED_COLUMNS} (see pokewatch.core.schema)."
         )
-    out = frame.copy()
+    out = frame.copy(deep=False)  # copy-on-write: every column below is replaced, never changed in place
     for col in ("card_id", "variant", "currency", "source", *DESCRIPTIVE_COLUMNS):
         if col not in out.columns:
             out[col] = pd.NA

@@ -112,7 +112,7 @@ class Selection:
 
     def assign_categories(self, frame: pd.DataFrame, query_category: pd.Series | None = None) -> pd.DataFrame:
         """Fill ``category``: the card's entry, else its set's, else its query's, else the old value."""
-        out = frame.copy()
+        out = frame.copy(deep=False)  # copy-on-write: the new column never reaches ``frame``
         category = pd.Series(pd.NA, index=out.index, dtype="string")
         card_map = {k: v for k, v in self.cards.items() if v}
         set_map = {k: v for k, v in self.sets.items() if v}
