@@ -129,6 +129,36 @@ def test_the_index_draws_a_trend_only_when_it_changed(isolated_dirs, monkeypatch
     assert len(list((config.cache_dir() / "index-trends").glob("demo.*.png"))) == 1
 
 
+@pytest.mark.parametrize("run_date", ["2026-11-28", "2026-11-27"])  # a new day; a re-run of a published day
+def test_the_trend_drawn_before_publishing_is_the_one_the_index_shows_after(isolated_dirs, monkeypatch, run_date):
+    from pokewatch.analysis import plots
+
+    root = isolated_dirs["runs"]
+    make_run(root, "2026-11-26")
+    make_run(root, "2026-11-27")
+    report.write_index()
+    attempt = make_run(root, run_date, publish=False, n_series=40)
+    assert report.predraw_trend(attempt)
+    drawn = []
+    kpi_trends = plots.kpi_trends
+    monkeypatch.setattr(plots, "kpi_trends", lambda *a, **k: drawn.append(a[1]) or kpi_trends(*a, **k))
+
+    runs.publish(attempt)
+    page = report.write_index().read_text()
+
+    assert drawn == [], "finish found the plot already drawn"
+    assert '<img alt="KPI trends across the demo' in page
+    assert len(list((config.cache_dir() / "index-trends").glob("demo.*.png"))) == 1
+
+
+def test_no_trend_is_drawn_ahead_for_an_interactive_run(isolated_dirs):
+    folder = isolated_dirs["runs"] / "interactive" / "2026-11-28"
+    folder.mkdir(parents=True)
+
+    assert report.predraw_trend(folder) is False
+    assert not (config.cache_dir() / "index-trends").exists()
+
+
 def test_a_failed_attempt_links_its_notebook_rendered_as_html(isolated_dirs):
     root = isolated_dirs["runs"]
     make_run(root, "2026-11-27")
