@@ -105,3 +105,14 @@ def test_an_early_kernel_papermill_never_took_ends_with_the_launcher(tmp_path):
             if line.startswith("started kernel python3 (pid ")]
     assert len(pids) == 1, text
     assert _gone_within(pids[0], 0.5), "the kernel outlived its launcher"  # its parent poller takes ~1 s
+
+
+def test_a_kernel_that_cannot_start_early_is_left_to_papermill(tmp_path):
+    early_kernel.start("no-such-kernel", str(tmp_path))
+
+    assert not early_kernel.waiting("no-such-kernel")
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1")]), tmp_path / "in.ipynb")
+    result = subprocess.run([sys.executable, "-P", "-m", "pokewatch.run.papermill_cli", "--engine", "pokewatch",
+                             "--kernel", "no-such-kernel", str(tmp_path / "in.ipynb"), str(tmp_path / "out.ipynb")],
+                            capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert result.returncode != 0 and "No such kernel named no-such-kernel" in result.stderr, "papermill's own error"

@@ -66,13 +66,24 @@ def kernel_for(argv: list[str]) -> tuple[str, str] | None:
 
 
 def start(kernel_name: str, cwd: str | None = None) -> None:
-    """Launch ``kernel_name``'s kernel over IPC in ``cwd`` now; :func:`take` hands it to the engine."""
+    """Launch ``kernel_name``'s kernel over IPC in ``cwd`` now; :func:`take` hands it to the engine.
+
+    A kernel that cannot be started here (an unknown name, say) is left to papermill,
+    which then fails with its own message exactly as without an early kernel.
+    """
     import asyncio  # noqa: PLC0415 - this module is imported before anything heavy
 
     from jupyter_client.manager import AsyncKernelManager  # noqa: PLC0415
 
-    manager = AsyncKernelManager(kernel_name=kernel_name, transport="ipc", ip=ipc_prefix())
-    asyncio.run(manager.start_kernel(cwd=cwd or os.getcwd()))
+    manager = None
+    try:
+        manager = AsyncKernelManager(kernel_name=kernel_name, transport="ipc", ip=ipc_prefix())
+        asyncio.run(manager.start_kernel(cwd=cwd or os.getcwd()))
+    except Exception as exc:  # noqa: BLE001 - papermill then starts the kernel itself, and reports its problem
+        logger.debug("no early kernel (%s: %s); papermill starts its own", type(exc).__name__, exc)
+        if manager is not None and manager.has_kernel:
+            stop(manager)
+        return
     _started[kernel_name] = manager
     logger.debug("started kernel %s (pid %d) before importing papermill", kernel_name,
                  manager.provisioner.process.pid)
