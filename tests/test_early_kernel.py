@@ -30,7 +30,7 @@ def test_only_a_command_line_whose_kernel_is_known_up_front_gets_an_early_kernel
     assert early_kernel.kernel_for(argv) == kernel
 
 
-def test_the_early_kernel_runs_in_papermills_cwd_with_its_sockets_in_the_runtime_folder(tmp_path):
+def test_the_early_kernel_runs_in_papermills_cwd_with_its_sockets_elsewhere(tmp_path):
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
         "import os\nprint(os.getcwd())\nprint([name for name in os.listdir() if 'ipc' in name])")])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
@@ -116,3 +116,19 @@ def test_a_kernel_that_cannot_start_early_is_left_to_papermill(tmp_path):
                              "--kernel", "no-such-kernel", str(tmp_path / "in.ipynb"), str(tmp_path / "out.ipynb")],
                             capture_output=True, text=True, timeout=120, cwd=REPO)
     assert result.returncode != 0 and "No such kernel named no-such-kernel" in result.stderr, "papermill's own error"
+
+
+def test_a_home_folder_too_deep_for_a_socket_path_does_not_matter(tmp_path):
+    """The sockets live in a short temporary folder, not under $HOME (a socket path has at most 107 bytes)."""
+    home = tmp_path / ("h" * 60) / ("o" * 60)
+    home.mkdir(parents=True)
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print('ran')")])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+    nbformat.write(nb, tmp_path / "in.ipynb")
+    for args in (PIPELINE_ARGS[:-2], ["--engine", "pokewatch"]):  # with an early kernel, and with nbclient's own
+        result = subprocess.run([sys.executable, "-P", "-m", "pokewatch.run.papermill_cli", *args,
+                                 str(tmp_path / "in.ipynb"), str(tmp_path / "out.ipynb")], capture_output=True,
+                                text=True, timeout=120, cwd=REPO, env={**os.environ, "HOME": str(home)})
+        assert result.returncode == 0, result.stderr
+        assert nbformat.read(tmp_path / "out.ipynb", as_version=4).cells[0].outputs[0]["text"] == "ran\n"
+    assert len(early_kernel.ipc_prefix()) <= 100

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import os
 import time
@@ -132,6 +133,9 @@ def create_app(settings: ApiSettings | None = None, *, clock: Callable[[], float
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         _announce(settings)
+        # The compiled kernels load on first use (pokewatch.core); a server loads them before it
+        # answers, so no request waits for numba (seconds, on a cold machine-code cache).
+        importlib.import_module("pokewatch.core.kernels")
         try:
             holder.load_now()
         except NoRunError as exc:

@@ -32,14 +32,29 @@ _NOT_EARLY = ("--prepare-only", "--help", "-h", "--version")
 _started: dict[str, object] = {}  # kernel name -> a started AsyncKernelManager not yet taken
 
 
-def ipc_prefix() -> str:
-    """Where this process's kernel puts its IPC sockets: the private runtime folder, named for the process."""
-    from jupyter_core.paths import jupyter_runtime_dir  # noqa: PLC0415
-    from jupyter_core.utils import ensure_dir_exists  # noqa: PLC0415
+#: Longest socket path a Unix domain socket takes (sun_path is 108 bytes with its NUL), less
+#: jupyter_client's "-N" port suffix.
+_MAX_IPC_PREFIX = 100
+_ipc: list[str] = []  # this process's socket prefix, once made
 
-    folder = jupyter_runtime_dir()
-    ensure_dir_exists(folder, mode=0o700)
-    return os.path.join(folder, f"pokewatch-{os.getpid()}-ipc")
+
+def ipc_prefix() -> str | None:
+    """Where this process's kernel puts its IPC sockets: a private (0700) temporary folder of its own.
+
+    Not jupyter_client's default (``kernel-ipc-N`` in the working folder, which two runs
+    started in one folder would share), and not the Jupyter runtime folder under
+    ``$HOME``, whose path can be longer than a socket path may be. The folder is
+    removed when the process exits. None when even that path is too long (a very
+    long ``TMPDIR``): the kernel then keeps jupyter_client's default.
+    """
+    if not _ipc:
+        import shutil  # noqa: PLC0415
+        import tempfile  # noqa: PLC0415
+
+        folder = tempfile.mkdtemp(prefix="pokewatch-ipc-")
+        atexit.register(shutil.rmtree, folder, True)
+        _ipc.append(os.path.join(folder, "kernel"))
+    return _ipc[0] if len(_ipc[0]) <= _MAX_IPC_PREFIX else None
 
 
 def _option(argv: list[str], *names: str) -> str | None:
@@ -75,9 +90,11 @@ def start(kernel_name: str, cwd: str | None = None) -> None:
 
     from jupyter_client.manager import AsyncKernelManager  # noqa: PLC0415
 
-    manager = None
+    manager, prefix = None, ipc_prefix()
+    if prefix is None:
+        return
     try:
-        manager = AsyncKernelManager(kernel_name=kernel_name, transport="ipc", ip=ipc_prefix())
+        manager = AsyncKernelManager(kernel_name=kernel_name, transport="ipc", ip=prefix)
         asyncio.run(manager.start_kernel(cwd=cwd or os.getcwd()))
     except Exception as exc:  # noqa: BLE001 - papermill then starts the kernel itself, and reports its problem
         logger.debug("no early kernel (%s: %s); papermill starts its own", type(exc).__name__, exc)

@@ -5,9 +5,9 @@ Why: papermill's default engine lets jupyter_client start each kernel on TCP por
 ("Kernel is running over TCP without encryption") in every cron log; for the run's
 duration any local user could connect to those ports. A headless run never needs a
 kernel reachable over the network, so this engine asks for jupyter_client's IPC
-transport: unix domain sockets in the user's private (0700) Jupyter runtime folder,
-named for the papermill process (jupyter_client's default, ``kernel-ipc-N`` in the
-working folder, would make two runs started in one folder share sockets).
+transport: unix domain sockets in a private (0700) temporary folder of the papermill
+process (jupyter_client's default, ``kernel-ipc-N`` in the working folder, would make
+two runs started in one folder share sockets; see :func:`pokewatch.run.early_kernel.ipc_prefix`).
 Nothing listens on a port, and there is nothing to encrypt or to warn about. (The
 alternative, CurveZMQ keys over TCP, needs libzmq built with libsodium and still
 opens ports.)
@@ -40,12 +40,14 @@ SHUTDOWN = "immediate"
 
 
 def kernel_config(config: Config | dict | None = None) -> Config:
-    """``config`` with the kernel manager switched to the IPC transport, sockets in the runtime folder."""
+    """``config`` with the kernel manager switched to the IPC transport, sockets in a private folder."""
     from pokewatch.run import early_kernel  # noqa: PLC0415 - imports nothing heavy
 
     merged = Config(config or {})
     merged.KernelManager.transport = "ipc"
-    merged.KernelManager.ip = early_kernel.ipc_prefix()
+    prefix = early_kernel.ipc_prefix()
+    if prefix is not None:
+        merged.KernelManager.ip = prefix
     return merged
 
 
