@@ -21,6 +21,7 @@ Nothing here imports :mod:`pokewatch.data`, :mod:`pokewatch.run` or :mod:`pokewa
 from __future__ import annotations
 
 import importlib
+import sys
 
 _KERNELS = f"{__name__}.kernels"
 
@@ -56,8 +57,5 @@ class _LazyKernels:
 def __getattr__(name: str):
     """``from pokewatch.core import kernels`` before the kernels are imported gives the stand-in."""
     if name == "kernels":
-        import sys  # noqa: PLC0415
-
         return sys.modules.get(_KERNELS) or _LazyKernels()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-

@@ -343,6 +343,10 @@ def bundle_names(data: bytes) -> list[str]:
         return archive.namelist()
 
 
+#: Bytes of the SHA-256 that heads each decoded-cache entry.
+_DIGEST_BYTES = 32
+
+
 def _read_bundle(cache: Path) -> bytes | None:
     """A cache entry's bundle, or None (and the entry removed) when it is not what was written.
 
@@ -354,6 +358,7 @@ def _read_bundle(cache: Path) -> bytes | None:
         stored = cache.read_bytes()
     except OSError as exc:
         logger.warning("decoded archive cache %s is unreadable (%s); decoding the archive again", cache.name, exc)
+        cache.unlink(missing_ok=True)
         return None
     data = stored[_DIGEST_BYTES:]
     if len(stored) < _DIGEST_BYTES or hashlib.sha256(data).digest() != stored[:_DIGEST_BYTES]:
@@ -362,9 +367,6 @@ def _read_bundle(cache: Path) -> bytes | None:
         cache.unlink(missing_ok=True)
         return None
     return data
-
-
-_DIGEST_BYTES = 32
 
 
 def _write_bundle(cache: Path, data: bytes, stale_prefix: str) -> None:

@@ -183,15 +183,15 @@ class PriceStore:
                 report.unchanged.append(day)
                 all_plain = False
                 continue
-            stored = None if stored_table is None else (compaction.encode(stored_table), stored_table.schema)
-            if stored is None:
+            if stored_table is None:
                 merged, day_schema, piece = by_day, schema, slice(lo, hi)
             else:
+                stored, stored_schema = compaction.encode(stored_table), stored_table.schema
                 fetched = by_day.take(np.arange(lo, hi))
-                merged, replaced = compaction.upsert_rows(stored[0], fetched)
-                day_schema = pa.schema([*stored[1], *[f for f in schema if f.name not in stored[1].names]])
+                merged, replaced = compaction.upsert_rows(stored, fetched)
+                day_schema = pa.schema([*stored_schema, *[f for f in schema if f.name not in stored_schema.names]])
                 if replace_day:
-                    removed = stored[0].n - replaced
+                    removed = stored.n - replaced
                     if removed:
                         report.removed[day] = removed
                         logger.warning("replace_day: removing %d stored row(s) of %s %s that this collect did "

@@ -21,6 +21,7 @@ the launcher; its parent poller ends it if the launcher is killed.
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import os
 
@@ -35,7 +36,6 @@ _started: dict[str, object] = {}  # kernel name -> a started AsyncKernelManager 
 #: Longest socket path a Unix domain socket takes (sun_path is 108 bytes with its NUL), less
 #: jupyter_client's "-N" port suffix.
 _MAX_IPC_PREFIX = 100
-_ipc: list[str] = []  # this process's socket prefix, once made
 
 
 def ipc_prefix() -> str | None:
@@ -47,14 +47,19 @@ def ipc_prefix() -> str | None:
     removed when the process exits. None when even that path is too long (a very
     long ``TMPDIR``): the kernel then keeps jupyter_client's default.
     """
-    if not _ipc:
-        import shutil  # noqa: PLC0415
-        import tempfile  # noqa: PLC0415
+    prefix = _private_socket_prefix()
+    return prefix if len(prefix) <= _MAX_IPC_PREFIX else None
 
-        folder = tempfile.mkdtemp(prefix="pokewatch-ipc-")
-        atexit.register(shutil.rmtree, folder, True)
-        _ipc.append(os.path.join(folder, "kernel"))
-    return _ipc[0] if len(_ipc[0]) <= _MAX_IPC_PREFIX else None
+
+@functools.cache
+def _private_socket_prefix() -> str:
+    """One 0700 temporary folder per process (removed at exit), and the socket name prefix in it."""
+    import shutil  # noqa: PLC0415
+    import tempfile  # noqa: PLC0415
+
+    folder = tempfile.mkdtemp(prefix="pokewatch-ipc-")
+    atexit.register(shutil.rmtree, folder, True)
+    return os.path.join(folder, "kernel")
 
 
 def _option(argv: list[str], *names: str) -> str | None:
