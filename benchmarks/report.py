@@ -584,6 +584,30 @@ against the general one), with one documented exception: the forecast-error
 histogram's MAPE is now the KPIs' MAPE (the kernel's sum over the same rows) instead
 of a second numpy mean of them, a difference in the 15th digit.
 
+## Fresh memory on this machine
+
+On the benchmark's virtual machine a process's first write to memory the host does
+not back costs 1-3 ms per MB, against about 0.3 ms per MB for memory the host still
+backs, and freed memory goes back to the host within seconds. One run of
+`python -m benchmarks.first_touch` on 2026-12-03 (1 GB written in a fresh process,
+so many seconds after another process wrote and freed 1 GB):
+
+| Seconds after freeing | First write of 1 GB |
+|---:|---:|
+| 0 | 0.30 s |
+| 1 | 1.22 s |
+| 2 | 1.16 s |
+| 4 | 1.55 s |
+| 8 | 2.18 s |
+| 16 | 3.07 s |
+
+So the benchmark's memory touch before measuring (`--prefault-gb`) evens out only
+the first case's start, and every kernel pays for its fresh arrays by the megabyte on
+either checkout. It matters most for the 45,000-series evaluate kernel, whose peak is
+about 1.8 GB: at 1-2 ms per MB, first writes alone can take 2-4 s of its cells. Less
+fresh memory there (fewer and smaller arrays of every row) is the way to its 3 s
+target on this machine, more than faster code.
+
 ## Scale-out: workers, engines and a Dask scheduler
 
 The per-series work shards by card id (`pokewatch/core/parallel.py`): each shard holds
@@ -615,6 +639,7 @@ make bench ARGS="--ref /work/ref"                                 # everything, 
 .venv/bin/python -m benchmarks --ref /work/ref --cases demo,rerun,backfill
 .venv/bin/python -m benchmarks --ref /work/ref --cases daily,kernels --daily-scales 45000
 .venv/bin/python -m benchmarks.report docs/performance.json       # the page again from saved results
+.venv/bin/python -m benchmarks.first_touch --gb 0.25 --waits 0,4     # what fresh memory costs here
 .venv/bin/python scripts/test_performance.py                      # latency and cache hit rates
 ```
 

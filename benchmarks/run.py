@@ -260,11 +260,12 @@ def parse_args(argv: list[str] | None):
 def _prefault(gigabytes: float | None) -> float:
     """Touch ``gigabytes`` of fresh memory once, in a child process; returns the seconds it took.
 
-    Why: on this kind of virtual machine the first write to a page the guest has never
-    used costs about 3 ms per MB (the host backs guest memory lazily), twenty times
-    what a page touched before costs. Whichever checkout ran first would pay that for
-    every large array, so every case would favour the checkout measured later. Touched
-    once here, the pages stay backed for both columns.
+    Why: on this kind of virtual machine the first write to a page the host does not
+    back costs about 2 ms per MB, more than ten times what a backed page costs, and the
+    host backs guest memory lazily. Touching memory once here backs it, but freed guest
+    memory goes back to the host within seconds (``python -m benchmarks.first_touch``
+    measures how fast), so this only evens out the first case's start: later processes
+    pay for their fresh arrays by the megabyte on either checkout.
     """
     if gigabytes is None:
         try:
@@ -299,8 +300,9 @@ def main(argv: list[str] | None = None) -> int:
     if prefault_seconds:
         how_much = "all but 3 GB of the available" if args.prefault_gb is None else f"{args.prefault_gb:g} GB of"
         results["notes"] = [f"Before measuring, the benchmark touched {how_much} memory once "
-                            f"({prefault_seconds:.0f} s): first-touch page faults of this VM would otherwise land "
-                            "on whichever checkout runs first."]
+                            f"({prefault_seconds:.0f} s), so the first case does not start on memory the host has "
+                            "never backed. Memory freed later goes back to the host within seconds, so each "
+                            "process still pays for its fresh arrays (see \"Fresh memory on this machine\")."]
     args.out.mkdir(parents=True, exist_ok=True)
 
     def save() -> None:

@@ -436,6 +436,7 @@ REGISTRY: dict[str, Handling] = {
     ".venv/bin/python -m benchmarks --ref /work/ref --cases daily,kernels --daily-scales 45000": not_run(
         "needs /work/ref, about half an hour and 10 GB for the 45,000-series collect (see make bench above)"),
     ".venv/bin/python -m benchmarks.report docs/performance.json": run(expect=r"wrote .*performance\.md"),
+    ".venv/bin/python -m benchmarks.first_touch --gb 0.25 --waits 0,4": run(expect=r"\| 4 \| .* for 0\.25 GB"),
     ".venv/bin/python scripts/test_performance.py": run(PIPELINE, slow=True),
 }
 
