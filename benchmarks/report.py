@@ -589,7 +589,7 @@ of a second numpy mean of them, a difference in the 15th digit.
 On the benchmark's virtual machine a process's first write to memory the host does
 not back costs 1-3 ms per MB, against about 0.3 ms per MB for memory the host still
 backs, and freed memory goes back to the host within seconds. One run of
-`python -m benchmarks.first_touch` on 2026-12-03 (1 GB written in a fresh process,
+`benchmarks/first_touch.py` on 2026-12-03 (1 GB written in a fresh process,
 so many seconds after another process wrote and freed 1 GB):
 
 | Seconds after freeing | First write of 1 GB |
