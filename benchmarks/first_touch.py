@@ -24,9 +24,10 @@ import subprocess
 import sys
 import time
 
+from benchmarks.run import touch_and_free
+
 TOUCH = ("import time, numpy as np\nstarted = time.perf_counter()\nheld = np.ones({n})\n"
          "print(time.perf_counter() - started)\n")
-FREE = "import numpy as np\nheld = [np.ones({n}) for _ in range({parts})]\n"
 
 
 def _float_list(text: str) -> list[float]:
@@ -59,10 +60,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def measure(gb: float, waits: list[float]) -> list[dict]:
     """One row per wait: seconds for the first write to ``gb`` GB, and that per MB."""
     n = int(gb * 2**30) // 8
-    parts = max(1, round(gb * 4))
     rows = []
     for wait in waits:
-        subprocess.run([sys.executable, "-c", FREE.format(n=n // parts, parts=parts)], check=True)
+        touch_and_free(gb)
         time.sleep(wait)
         out = subprocess.run([sys.executable, "-c", TOUCH.format(n=n)], check=True, capture_output=True, text=True)
         seconds = float(out.stdout.strip())

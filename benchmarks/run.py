@@ -261,7 +261,7 @@ def _prefault(gigabytes: float | None) -> float:
     """Touch ``gigabytes`` of fresh memory once, in a child process; returns the seconds it took.
 
     Why: on this kind of virtual machine the first write to a page the host does not
-    back costs about 2 ms per MB, more than ten times what a backed page costs, and the
+    back costs 1-3 ms per MB, 4 to 10 times what a backed page costs, and the
     host backs guest memory lazily. Touching memory once here backs it, but freed guest
     memory goes back to the host within seconds (``python -m benchmarks.first_touch``
     measures how fast), so this only evens out the first case's start: later processes
@@ -277,10 +277,16 @@ def _prefault(gigabytes: float | None) -> float:
     if gigabytes <= 0:
         return 0.0
     started = time.perf_counter()
-    code = ("import numpy as np\nheld = []\n"
-            f"for _ in range({int(gigabytes * 4)}):\n    held.append(np.ones(2**25))\n")   # 256 MB at a time
-    subprocess.run([sys.executable, "-c", code], check=False, timeout=1800)
+    touch_and_free(gigabytes, check=False)
     return time.perf_counter() - started
+
+
+def touch_and_free(gigabytes: float, *, check: bool = True) -> None:
+    """Write ``gigabytes`` of fresh memory in a child process (256 MB at a time), which then exits and frees it."""
+    n, chunk = int(gigabytes * 2**30) // 8, 2**25
+    code = (f"import numpy as np\nheld = [np.ones({chunk}) for _ in range({n // chunk})]\n"
+            f"held.append(np.ones({n % chunk}))\n")
+    subprocess.run([sys.executable, "-c", code], check=check, timeout=1800)
 
 
 def main(argv: list[str] | None = None) -> int:
