@@ -13,13 +13,19 @@ each cell started and ended (papermill's metadata). Together they give, per run:
 
 ==================  ============================================================
 helper processes    ``pokewatch pipeline plan``, ``start``, ``should-train`` (and ``fail``)
-kernel start        papermill process start to its first cell (papermill's import, the kernel's launch)
+kernel start        papermill process start (or, for a notebook started ahead, its release) to its first cell
 cells               first cell start to last cell end, per notebook (what the notebooks compute)
 kernel shutdown     last cell end to the papermill process's exit (kernel shutdown, notebook write)
 report render       inside ``render_report`` (in ``finish``, or in a cell that calls it)
 publish             the rest of ``pokewatch pipeline finish``: publish, index, summary lines
 bash and other      what the script does between processes (the shim's own start is in here)
 ==================  ============================================================
+
+A notebook the pipeline starts ahead of its turn (:mod:`pokewatch.run.head_start`)
+starts its kernel and imports beside the steps before it and then waits; its executed
+notebook records when it was released. Only the part after the release counts towards
+the categories above, which therefore still add up to the wall time; the part before
+is reported on its own, as ``started ahead`` (beside other steps, not in the total).
 
 Each checkout runs with its own python and ``PYTHONPATH`` (its root), and with runs,
 data and cache folders of its own under the benchmark's work folder. A checkout that
@@ -63,7 +69,12 @@ else
   "$real" "${args[@]}"; status=$?
 fi
 ended=$(date +%s.%N)
-printf '%s\t%s\t%s\t%s\t%s\n' "$started" "$ended" "$status" "$(tail -n 1 "$rss_file" 2>/dev/null)" "$*" >> __LOG__
+# a notebook started ahead of its turn got the rest of its command line later, in a file
+later=""
+if [[ -n "${POKEWATCH_ARGS_FILE:-}" && -e "$POKEWATCH_ARGS_FILE" ]]; then
+  later=" $(tr '\0' ' ' <"$POKEWATCH_ARGS_FILE")"
+fi
+printf '%s\t%s\t%s\t%s\t%s\n' "$started" "$ended" "$status" "$(tail -n 1 "$rss_file" 2>/dev/null)" "$*$later" >> __LOG__
 rm -f "$rss_file"
 exit $status
 """
@@ -226,8 +237,8 @@ def _processes(log: Path) -> list[dict]:
         entry = {"started": float(started), "ended": float(ended), "seconds": round(float(ended) - float(started), 3),
                  "exit_status": int(status), "peak_bytes": int(rss) * 1024 if rss.strip().isdigit() else None,
                  "command": " ".join(words[:4])}
-        if any(w == "papermill" or w.endswith(".papermill_cli") for w in words):
-            notebooks = [w for w in words if w.endswith(".ipynb")]
+        notebooks = [w for w in words if w.endswith(".ipynb")]
+        if notebooks and any(w == "papermill" or w.endswith(".papermill_cli") for w in words):
             entry.update(kind="notebook", notebook=Path(notebooks[-1]).stem, output=notebooks[-1])
         elif helper := _helper_command(words):
             entry.update(kind="finish" if helper == "finish" else "helper", helper=helper)
@@ -266,15 +277,19 @@ def _notebook_times(path: Path, process: dict) -> dict:
         cells.append({"index": index, "start": start, "end": end, "seconds": round(end - start, 4),
                       "first_line": first[:100], "renders_report": "render_report" in source,
                       "tags": (cell.get("metadata") or {}).get("tags", [])})
+    released = ((nb.get("metadata") or {}).get("pokewatch") or {}).get("released")
+    start = process["started"] if released is None else min(max(process["started"], released), process["ended"])
+    counted, ahead = round(process["ended"] - start, 3), round(start - process["started"], 3)
     if not cells:
-        return {"cells": [], "cells_seconds": 0.0, "kernel_start_seconds": process["seconds"],
-                "kernel_shutdown_seconds": 0.0, "peak_bytes": process.get("peak_bytes")}
+        return {"cells": [], "cells_seconds": 0.0, "kernel_start_seconds": counted,
+                "kernel_shutdown_seconds": 0.0, "peak_bytes": process.get("peak_bytes"),
+                "process_seconds": counted, "ahead_seconds": ahead}
     first, last = cells[0]["start"], max(c["end"] for c in cells)
     return {"cells": cells, "cells_seconds": round(last - first, 3),
-            "kernel_start_seconds": round(first - process["started"], 3),
+            "kernel_start_seconds": round(first - start, 3),
             "kernel_shutdown_seconds": round(process["ended"] - last, 3),
             "report_render_seconds": round(sum(c["seconds"] for c in cells if c["renders_report"]), 3),
-            "peak_bytes": process.get("peak_bytes"), "process_seconds": process["seconds"]}
+            "peak_bytes": process.get("peak_bytes"), "process_seconds": counted, "ahead_seconds": ahead}
 
 
 def _run_dir(stderr: str) -> str | None:
@@ -294,13 +309,14 @@ def breakdown(run: Run) -> dict:
     kernel_start = sum(n["kernel_start_seconds"] for n in notebooks)
     kernel_shutdown = sum(n["kernel_shutdown_seconds"] for n in notebooks)
     cells = sum(n["cells_seconds"] for n in notebooks) - render_in_cells
-    notebook_processes = sum(p["seconds"] for p in run.processes if p["kind"] == "notebook")
+    notebook_processes = sum(n.get("process_seconds", 0.0) for n in notebooks)
     parts = {"helper processes": helpers, "kernel start": kernel_start, "cells": cells,
              "kernel shutdown": kernel_shutdown, "report render": render_in_finish + render_in_cells,
              "publish": finish - render_in_finish,
              "bash and other": run.seconds - helpers - finish - notebook_processes}
     parts = {k: round(v, 3) for k, v in parts.items()}
     parts["total"] = round(run.seconds, 3)
+    parts["started ahead"] = round(sum(n.get("ahead_seconds", 0.0) for n in notebooks), 3)
     parts["per notebook"] = {name: {k: n.get(k) for k in ("kernel_start_seconds", "cells_seconds",
                                                             "kernel_shutdown_seconds", "peak_bytes")}
                              for name, n in run.notebooks.items()}

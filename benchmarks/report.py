@@ -123,6 +123,11 @@ def breakdown_table(results: dict, path: tuple, title: str = "Seconds") -> str:
             cells.append(_ratio(part(runs[own], category), part(runs[ref], category)))
         label = f"**{category}**" if category == "total" else category
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    ahead = [part(runs[n], "started ahead") for n in names]
+    if any(a and a.get("max") for a in ahead):
+        cells = [_spread(a) if a else "none" for a in ahead] + ([""] if ref else [])
+        lines.append("| started ahead: kernel start and imports beside earlier steps (not in the total) | "
+                     + " | ".join(cells) + " |")
     for notebook in ("collect", "train", "evaluate"):
         if not any(notebook_part(runs[n], notebook, "cells_seconds") for n in names):
             continue
@@ -484,7 +489,10 @@ times every python process the script starts, and reads the executed notebooks'
 papermill timings (`benchmarks/pipeline_cases.py`):
 
 * **helper processes**: the `plan`, `start` and `should-train` commands of `pokewatch pipeline`;
-* **kernel start**: a papermill process's start to its notebook's first cell;
+* **kernel start**: a papermill process's start to its notebook's first cell; for a notebook
+  the pipeline starts ahead of its turn (train and evaluate, `pokewatch/run/head_start.py`),
+  from its release: its kernel start and imports before that ran beside the steps before
+  it, and are shown on their own line ("started ahead"), outside the total;
 * **cells**: first cell start to last cell end, per notebook;
 * **kernel shutdown**: last cell end to the papermill process's exit;
 * **report render**: inside `report.render_report`, wherever it runs;

@@ -48,14 +48,15 @@ def exit_now(status: int | str | None) -> None:
     happens: the atexit handlers run (logging's flush, temporary folders), and stdout
     and stderr are flushed. Every file PokeWatch writes is closed (and renamed into
     place) before its function returns. With another thread still running, the normal
-    exit is kept, since it waits for that thread.
+    exit is kept, since it waits for that thread (a daemon thread is not waited for by
+    either exit).
     """
     if status is None or isinstance(status, int):
         code = status or 0
     else:  # SystemExit("message"): say it, as the interpreter would
         print(status, file=sys.stderr)
         code = 1
-    if threading.active_count() > 1:
+    if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.current_thread()):
         sys.exit(code)
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):

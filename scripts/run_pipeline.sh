@@ -8,7 +8,8 @@ usage() {
 Usage: scripts/run_pipeline.sh [options]
 
 Runs notebooks/collect, train and evaluate headlessly with papermill into a new attempt
-folder under runs/attempts/, then publishes it as runs/<date> and runs/latest.
+folder under runs/attempts/, then publishes it as runs/<date> and runs/latest. Each
+notebook's kernel starts and imports ahead of its turn; its cells run in turn.
 
 Options:
   --date YYYY-MM-DD       trading day to run for (default: today; at most
@@ -65,12 +66,18 @@ PROGRESS_LINE='^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z [a-z]+: '
 RUN_DATE="today" SOURCE="demo" ARCHIVES="" BACKFILL="" FORCE_TRAIN=0 WAIT_LOCK=0
 PARAMS=() WALL=()
 ATTEMPT="" PLAN_FILE="" CURRENT_STEP="" CURRENT_NOTEBOOK="" NOTEBOOK_STARTED=""
+TRAIN=0 TRAINING_REASON="" RELEASE_DIR=""
+declare -A AHEAD=()  # notebook -> its papermill job, started ahead of its turn (start_ahead)
 
 stamp() { printf '%s pipeline: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*"; }
 log() { stamp "$@" >&2; }
 die() { log "error: $1"; exit "${2:-2}"; }
 stamped() { local line; while IFS= read -r line || [[ -n "$line" ]]; do log "$line"; done; }
-cleanup() { [[ -z "$PLAN_FILE" ]] || rm -f "$PLAN_FILE"; }
+cleanup() {
+  stop_ahead
+  [[ -z "$PLAN_FILE" ]] || rm -f "$PLAN_FILE"
+  [[ -z "$RELEASE_DIR" ]] || rm -rf "$RELEASE_DIR"
+}
 trap cleanup EXIT
 
 # Microseconds since the epoch, and seconds (one decimal) since such a time.
@@ -117,9 +124,72 @@ progress_lines() {
   done
 }
 
+# Starts notebook $1's papermill process now, before its turn and even before the run folder
+# exists: it starts its kernel and loads the notebook's imports while the steps before it
+# run, then waits for its command line (give_arguments) and its turn (release_notebook).
+# See pokewatch/run/head_start.py. Its output goes to a log of its own until the run folder
+# exists (keep_log).
+start_ahead() {
+  local name="$1"
+  (
+    trap - ERR INT TERM HUP
+    POKEWATCH_STEP="$name" POKEWATCH_NOTEBOOK="$ROOT/notebooks/$name.ipynb" \
+      POKEWATCH_ARGS_FILE="$RELEASE_DIR/$name.args" POKEWATCH_RELEASE="$RELEASE_DIR/$name" \
+      POKEWATCH_RELEASE_OWNER=$$ "${PAPERMILL[@]}" --cwd "$ROOT/notebooks" 2>&1 \
+      | progress_lines "$RELEASE_DIR/$name.log"
+  ) &
+  AHEAD[$name]=$!
+}
+
+# Writes its command line (parameters file, notebook, executed notebook) for every notebook
+# started ahead that has none yet, once the attempt folder exists.
+give_arguments() {
+  local name file
+  for name in "${!AHEAD[@]}"; do
+    file="$RELEASE_DIR/$name.args"
+    [[ -e "$file" ]] && continue
+    printf '%s\0' -f "$ATTEMPT/params/$name.yaml" "$ROOT/notebooks/$name.ipynb" "$ATTEMPT/$name.ipynb" \
+      >"$file.tmp" && mv -f "$file.tmp" "$file"
+  done
+}
+
+# Tells notebook $1's waiting process to "run" or "skip" (once; a later call changes nothing).
+release_notebook() {
+  local file="$RELEASE_DIR/$1"
+  [[ -e "$file" ]] || { printf '%s\n' "$2" >"$file.tmp" && mv -f "$file.tmp" "$file"; }
+}
+
+released() { [[ "$(cat "$RELEASE_DIR/$1" 2>/dev/null)" == run ]]; }
+
+# Appends what notebook $1's process said so far to its log in the attempt folder.
+keep_log() {
+  [[ -n "$ATTEMPT" && -d "$ATTEMPT/logs" ]] || return 0
+  touch "$ATTEMPT/logs/$1.log"
+  [[ ! -e "$RELEASE_DIR/$1.log" ]] || { cat "$RELEASE_DIR/$1.log" >>"$ATTEMPT/logs/$1.log"; rm -f "$RELEASE_DIR/$1.log"; }
+}
+
+# Ends every notebook process started ahead: one still waiting is told to skip (it stops its
+# kernel and exits; a signal could catch it halfway through starting that kernel), one
+# running is interrupted. A notebook that never ran leaves no notebook and no log.
+stop_ahead() {
+  local name pid
+  for name in "${!AHEAD[@]}"; do
+    release_notebook "$name" skip 2>/dev/null || true
+    if released "$name" && pid="$(cat "$RELEASE_DIR/$name.pid" 2>/dev/null)" && [[ -n "$pid" ]]; then
+      kill -INT "$pid" 2>/dev/null || true
+    fi
+  done
+  for name in "${!AHEAD[@]}"; do
+    wait "${AHEAD[$name]}" 2>/dev/null || true
+    if released "$name"; then keep_log "$name"; fi
+  done
+  AHEAD=()
+}
+
 # Marks the attempt failed (naming the notebook, cell and log); the helper also regenerates the index.
 record_failure() {
   trap - ERR INT TERM HUP
+  stop_ahead
   [[ -n "$ATTEMPT" ]] || return 0
   local step_log="$ATTEMPT/logs/${CURRENT_STEP:-start}.log"
   [[ -z "$NOTEBOOK_STARTED" ]] || WALL+=(--wall "$CURRENT_STEP=$(seconds_since "$NOTEBOOK_STARTED")")
@@ -133,25 +203,39 @@ on_failure() { record_failure "exit status $?"; exit 1; }
 on_signal() { log "interrupted by SIG$1"; record_failure "interrupted by SIG$1"; exit 1; }
 
 run_notebook() {
-  local name="$1"
+  local name="$1" status=0
   CURRENT_NOTEBOOK="$ATTEMPT/$name.ipynb"
   NOTEBOOK_STARTED=$(now_us)
-  : >"$ATTEMPT/logs/$name.log"
-  POKEWATCH_STEP="$name" "${PAPERMILL[@]}" -f "$ATTEMPT/params/$name.yaml" "$ROOT/notebooks/$name.ipynb" \
-    "$CURRENT_NOTEBOOK" --cwd "$ROOT/notebooks" 2>&1 | progress_lines "$ATTEMPT/logs/$name.log"
+  if [[ -n "${AHEAD[$name]:-}" ]]; then
+    release_notebook "$name" run
+    wait "${AHEAD[$name]}" || status=$?
+    unset "AHEAD[$name]"
+    keep_log "$name"
+    [[ $status -eq 0 ]] || return "$status"
+  else
+    : >"$ATTEMPT/logs/$name.log"
+    POKEWATCH_STEP="$name" "${PAPERMILL[@]}" -f "$ATTEMPT/params/$name.yaml" "$ROOT/notebooks/$name.ipynb" \
+      "$CURRENT_NOTEBOOK" --cwd "$ROOT/notebooks" 2>&1 | progress_lines "$ATTEMPT/logs/$name.log"
+  fi
   WALL+=(--wall "$name=$(seconds_since "$NOTEBOOK_STARTED")")
   CURRENT_NOTEBOOK="" NOTEBOOK_STARTED=""
 }
 
-maybe_train() {
-  local decision
-  if decision=$("${PY[@]}" -m pokewatch pipeline should-train --date "$RUN_DATE" --source "$SOURCE" \
+# Whether this run trains (it depends on the models of earlier runs, not on today's collect).
+decide_training() {
+  if TRAINING_REASON=$("${PY[@]}" -m pokewatch pipeline should-train --date "$RUN_DATE" --source "$SOURCE" \
       --attempt "$ATTEMPT" \
       $([[ $FORCE_TRAIN -eq 1 ]] && echo --force)); then
-    log "training: $decision"
+    TRAIN=1
+  fi
+}
+
+maybe_train() {
+  if [[ $TRAIN -eq 1 ]]; then
+    log "training: $TRAINING_REASON"
     run_notebook train
   else
-    log "not training: $decision"
+    log "not training: $TRAINING_REASON"
   fi
 }
 
@@ -165,6 +249,11 @@ api_hooks() {
 main() {
   parse_args "$@"
   mkdir -p "$RUNS_DIR"
+  # Collect's notebook starts now, beside the helpers, and train's (when it runs) and
+  # evaluate's once the run folder exists: each kernel starts and imports beside the steps
+  # before it (pokewatch/run/head_start.py).
+  RELEASE_DIR="$(mktemp -d "${TMPDIR:-/tmp}/pokewatch-release.XXXXXX")"
+  start_ahead collect
   PLAN_FILE="$(mktemp "${TMPDIR:-/tmp}/pokewatch-plan.XXXXXX")"
   RUN_DATE=$("${PY[@]}" -m pokewatch pipeline plan --date "$RUN_DATE" --source "$SOURCE" \
       --archives "$ARCHIVES" --backfill "$BACKFILL" --out "$PLAN_FILE" "${PARAMS[@]}") \
@@ -183,6 +272,10 @@ main() {
   trap 'on_signal HUP' HUP
   log "run $RUN_DATE (source $SOURCE) in $ATTEMPT"
 
+  decide_training
+  if [[ $TRAIN -eq 1 ]]; then start_ahead train; fi
+  start_ahead evaluate
+  give_arguments
   step collect run_notebook collect
   step train maybe_train
   step evaluate run_notebook evaluate

@@ -91,6 +91,22 @@ def test_exit_now_says_a_message_status_and_waits_for_a_running_thread(tmp_path)
     assert (tmp_path / "atexit.txt").read_text() == "thread finished"
 
 
+def test_exit_now_does_not_wait_for_a_daemon_thread(tmp_path):
+    result = _exit(
+        "import atexit, os, threading, time\n"
+        "from pokewatch.startup import exit_now\n"
+        "atexit.register(lambda: open(os.environ['OUT'], 'w').write('hook ran'))\n"
+        "class Torn:\n"
+        "    def __del__(self, _open=open, _path=os.environ['OUT'] + '.torn'):\n"
+        "        _open(_path, 'w').write('modules torn down')\n"
+        "kept = Torn()\n"
+        "threading.Thread(target=time.sleep, args=(60,), daemon=True).start()\n"
+        "exit_now(4)\n", tmp_path)
+    assert result.returncode == 4, result.stderr
+    assert (tmp_path / "atexit.txt").read_text() == "hook ran"
+    assert not (tmp_path / "atexit.txt.torn").exists(), "the quick exit, not the interpreter's teardown"
+
+
 def test_the_command_line_exits_with_its_commands_status():
     ok = subprocess.run([sys.executable, "-P", "-m", "pokewatch", "--version"], cwd=ROOT, capture_output=True,
                         text=True, timeout=120)

@@ -117,6 +117,17 @@ def waiting(kernel_name: str) -> bool:
     return kernel_name in _started
 
 
+def peek(kernel_name: str):
+    """The early kernel of ``kernel_name`` (its AsyncKernelManager), left for :func:`take`; None when there is none."""
+    return _started.get(kernel_name)
+
+
+def stop_untaken() -> None:
+    """Stop every early kernel nothing has taken (a launcher that will not run its notebook)."""
+    for kernel_name in list(_started):
+        _stop_if_untaken(kernel_name)
+
+
 def take(kernel_name: str):
     """The early kernel of ``kernel_name`` (its AsyncKernelManager), once; None when there is none."""
     return _started.pop(kernel_name, None)

@@ -58,8 +58,10 @@ class IpcEngine(NBClientEngine):
     def execute_managed_notebook(cls, nb_man, kernel_name, **kwargs):
         kwargs["config"] = kernel_config(kwargs.get("config"))
         kwargs.setdefault("shutdown_kernel", SHUTDOWN)
-        from pokewatch.run import early_kernel  # noqa: PLC0415 - imports nothing heavy
+        from pokewatch.run import early_kernel, head_start  # noqa: PLC0415 - import nothing heavy
 
+        if head_start.requested():  # started ahead of its turn: wait for it, connected
+            kwargs.setdefault("on_notebook_start", head_start.wait_turn)
         if "km" not in kwargs and early_kernel.waiting(kernel_name):
             kwargs["config"].NotebookClient.kernel_manager_class = _EarlyKernelManager
         return super().execute_managed_notebook(nb_man, kernel_name, **kwargs)

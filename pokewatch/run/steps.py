@@ -40,7 +40,7 @@ import pandas as pd
 
 from pokewatch import config
 from pokewatch.core import parallel, checks
-from pokewatch.run.caching import CACHE_VERSION, CachedResult, cached_call, memorized, memory
+from pokewatch.run.caching import CACHE_VERSION, CachedResult, bound_cache, cached_call, memorized, memory
 from pokewatch.errors import RunError
 from pokewatch.core.frame import PriceFrame
 from pokewatch.core.model import FairValueModel
@@ -282,10 +282,11 @@ def _replay_each(source: str, as_ofs: list[pd.Timestamp], spec: TrainingSpec, hi
     results = []
     for i, (d, key) in enumerate(zip(as_ofs, keys)):
         result = cached_call(_select, *key.args(), f"{d:%Y-%m-%d}", *spec.args(), CACHE_VERSION,
-                             precomputed=batch.get(i), workers=workers, engine=engine)
+                             precomputed=batch.get(i), workers=workers, engine=engine, bound=False)
         result.hit = i not in batch
         result.value.key = key.fingerprint
         results.append(result)
+    bound_cache()
     return results
 
 

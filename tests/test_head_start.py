@@ -1,0 +1,112 @@
+"""A notebook launcher started ahead of its turn: what it warms, when it runs, and when it never does."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import nbformat
+import pytest
+
+from pokewatch.run import head_start
+from tests.conftest import REPO
+
+PIPELINE_ARGS = ["--engine", "pokewatch", "--kernel", "python3", "--log-level", "WARNING", "--no-progress-bar",
+                 "in.ipynb", "out.ipynb"]
+
+
+def _notebook(path, *sources):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in sources])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+    nbformat.write(nb, path)
+
+
+def test_the_warm_up_is_the_notebooks_own_imports_in_order_then_the_compiled_kernels(tmp_path):
+    _notebook(tmp_path / "in.ipynb",
+              "import json\nfrom pathlib import Path\nx = 1",
+              "%matplotlib inline\nimport this_is_not_python",       # a magic: not Python, skipped
+              "def f():\n    import csv\n    return csv",
+              "import json")
+
+    assert head_start.notebook_imports(tmp_path / "in.ipynb").splitlines() == [
+        "import json", "from pathlib import Path", "import csv", *(f"import {m}" for m in head_start.LAZY_IMPORTS)]
+
+
+def test_the_warm_up_loads_modules_without_binding_names_and_ignores_a_failing_import():
+    namespace: dict = {}
+    exec(head_start.warm_up_code("import no_such_module_here\nimport colorsys"), namespace)
+
+    assert "colorsys" in sys.modules, "the import after the failing one still ran"
+    assert set(namespace) == {"__builtins__"}, "the notebook's names are its own to define"
+
+
+def _launch(tmp_path, owner: int):
+    _notebook(tmp_path / "in.ipynb", "import time\nprint(time.time())")
+    env = {**os.environ, "PYTHONPATH": str(REPO), head_start.RELEASE: str(tmp_path / "release"),
+           head_start.OWNER: str(owner)}
+    return subprocess.Popen([sys.executable, "-P", "-m", "pokewatch.run.papermill_cli", *PIPELINE_ARGS],
+                            cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(path, seconds=60.0):
+    deadline = time.monotonic() + seconds
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.02)
+
+
+def _release(tmp_path, verdict: str) -> float:
+    at = time.time()
+    (tmp_path / "release.tmp").write_text(f"{verdict}\n")
+    os.replace(tmp_path / "release.tmp", tmp_path / "release")
+    return at
+
+
+def test_a_notebook_started_ahead_runs_only_once_released_and_records_when(tmp_path):
+    launcher = _launch(tmp_path, os.getpid())
+    _wait_for(tmp_path / "release.pid")
+    assert int((tmp_path / "release.pid").read_text()) == launcher.pid
+    time.sleep(1.0)  # long enough to have run a one-line cell, had it not waited
+    assert launcher.poll() is None, launcher.stderr.read()
+
+    released = _release(tmp_path, head_start.RUN)
+    assert launcher.wait(timeout=120) == 0, launcher.stderr.read()
+
+    nb = json.loads((tmp_path / "out.ipynb").read_text())
+    printed = float("".join(nb["cells"][0]["outputs"][0]["text"]))
+    assert printed >= released, "the cell ran after the release, not before"
+    # the file's time, as the pipeline wrote it (file times are a few ms coarse)
+    assert released - 0.05 <= nb["metadata"]["pokewatch"]["released"] <= printed
+    assert nb["cells"][0]["execution_count"] == 1, "the silent warm-up counted nothing"
+
+
+def test_a_skipped_notebook_leaves_no_notebook_and_exits_zero(tmp_path):
+    launcher = _launch(tmp_path, os.getpid())
+    _wait_for(tmp_path / "release.pid")
+    _release(tmp_path, head_start.SKIP)
+
+    assert launcher.wait(timeout=120) == 0, launcher.stderr.read()
+    assert not (tmp_path / "out.ipynb").exists()
+
+
+def test_a_launcher_whose_pipeline_is_gone_stops_without_running(tmp_path):
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    launcher = _launch(tmp_path, gone.pid)
+
+    assert launcher.wait(timeout=120) == 1
+    assert "ended before releasing this notebook" in launcher.stderr.read()
+    assert not (tmp_path / "out.ipynb").exists()
+
+
+@pytest.mark.parametrize("verdict", ["", "go"])
+def test_a_release_file_with_anything_but_run_or_skip_fails_the_notebook(tmp_path, verdict):
+    launcher = _launch(tmp_path, os.getpid())
+    _wait_for(tmp_path / "release.pid")
+    _release(tmp_path, verdict)
+
+    assert launcher.wait(timeout=120) == 1
+    assert "released with" in launcher.stderr.read()
+    assert not (tmp_path / "out.ipynb").exists()
