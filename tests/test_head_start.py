@@ -23,15 +23,24 @@ def _notebook(path, *sources):
     nbformat.write(nb, path)
 
 
-def test_the_warm_up_is_the_notebooks_own_imports_in_order_then_the_compiled_kernels(tmp_path):
-    _notebook(tmp_path / "in.ipynb",
+@pytest.mark.parametrize(("name", "lazy"), [("collect", []), ("evaluate", ["import pokewatch.core.kernels"])])
+def test_the_warm_up_is_the_notebooks_own_imports_in_order_then_what_its_steps_import(tmp_path, name, lazy):
+    _notebook(tmp_path / f"{name}.ipynb",
               "import json\nfrom pathlib import Path\nx = 1",
               "%matplotlib inline\nimport this_is_not_python",       # a magic: not Python, skipped
               "def f():\n    import csv\n    return csv",
               "import json")
 
-    assert head_start.notebook_imports(tmp_path / "in.ipynb").splitlines() == [
-        "import json", "from pathlib import Path", "import csv", *(f"import {m}" for m in head_start.LAZY_IMPORTS)]
+    assert head_start.notebook_imports(tmp_path / f"{name}.ipynb").splitlines() == [
+        "import json", "from pathlib import Path", "import csv", *lazy]
+
+
+def test_the_lazy_imports_name_real_modules_of_pipeline_notebooks():
+    import importlib.util
+
+    notebooks = {path.stem for path in (REPO / "notebooks").glob("*.ipynb")}
+    assert set(head_start.LAZY_IMPORTS) <= notebooks
+    assert all(importlib.util.find_spec(m) for ms in head_start.LAZY_IMPORTS.values() for m in ms)
 
 
 def test_the_warm_up_loads_modules_without_binding_names_and_ignores_a_failing_import():

@@ -56,9 +56,10 @@ ARGS = "POKEWATCH_ARGS_FILE"
 NOTEBOOK = "POKEWATCH_NOTEBOOK"
 RUN, SKIP = "run", "skip"
 
-#: Modules the steps import inside functions, which a notebook's own imports do not load:
-#: numba and the compiled kernels (about 0.6 s; their machine code comes from numba's cache).
-LAZY_IMPORTS = ("pokewatch.core.kernels",)
+#: Per notebook, modules its steps import inside functions, which its own imports do not
+#: load: numba and the compiled kernels (about 0.6 s; their machine code comes from
+#: numba's cache). Collect never loads them, and would only wait for them.
+LAZY_IMPORTS = {"train": ("pokewatch.core.kernels",), "evaluate": ("pokewatch.core.kernels",)}
 #: How often the waiting launcher looks for its release file and its owner.
 POLL_SECONDS = 0.005
 #: How often a released launcher checks that its owner is still there.
@@ -89,7 +90,7 @@ def notebook_imports(path: str | Path) -> str:
         except SyntaxError:
             continue
         lines += [ast.unparse(node) for node in ast.walk(tree) if isinstance(node, ast.Import | ast.ImportFrom)]
-    lines += [f"import {name}" for name in LAZY_IMPORTS]
+    lines += [f"import {name}" for name in LAZY_IMPORTS.get(Path(path).stem, ())]
     return "\n".join(dict.fromkeys(lines))
 
 
