@@ -30,7 +30,15 @@ def test_only_a_command_line_whose_kernel_is_known_up_front_gets_an_early_kernel
     assert early_kernel.kernel_for(argv) == kernel
 
 
-def test_the_early_kernel_runs_in_papermills_cwd_with_its_sockets_elsewhere(tmp_path):
+@pytest.mark.parametrize("tmpdir_depth", [0, 90])
+def test_the_early_kernel_runs_in_papermills_cwd_with_its_sockets_elsewhere(tmp_path, tmpdir_depth):
+    """Even under a $TMPDIR too deep for a socket path: sockets in the working folder are shared.
+
+    (The pipeline starts three kernels at once in one folder; a client that connects to
+    another kernel's socket fails with "Invalid Signature".)
+    """
+    tmpdir = tmp_path / ("t" * tmpdir_depth) if tmpdir_depth else tmp_path
+    tmpdir.mkdir(exist_ok=True)
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
         "import os\nprint(os.getcwd())\nprint([name for name in os.listdir() if 'ipc' in name])")])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
@@ -41,7 +49,7 @@ def test_the_early_kernel_runs_in_papermills_cwd_with_its_sockets_elsewhere(tmp_
               "from pokewatch.run.papermill_cli import main\n"
               f"main({[*PIPELINE_ARGS[:-2], 'in.ipynb', 'out.ipynb', '--cwd', 'elsewhere']!r})\n")
     result = subprocess.run([sys.executable, "-P", "-c", driver], capture_output=True, text=True, timeout=120,
-                            cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)})
+                            cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO), "TMPDIR": str(tmpdir)})
 
     assert result.returncode == 0, result.stderr
     assert "started kernel python3 (pid " in result.stderr
@@ -132,3 +140,18 @@ def test_a_home_folder_too_deep_for_a_socket_path_does_not_matter(tmp_path):
         assert result.returncode == 0, result.stderr
         assert nbformat.read(tmp_path / "out.ipynb", as_version=4).cells[0].outputs[0]["text"] == "ran\n"
     assert len(early_kernel.ipc_prefix()) <= 100
+
+
+def test_a_tmpdir_too_deep_for_a_socket_path_gets_a_private_folder_in_tmp(tmp_path, monkeypatch):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / ("t" * 120)))
+    early_kernel._private_socket_prefix.cache_clear()
+    try:
+        prefix = early_kernel.ipc_prefix()
+    finally:
+        early_kernel._private_socket_prefix.cache_clear()
+
+    assert prefix is not None and len(prefix) <= 100
+    folder = os.path.dirname(prefix)
+    assert folder.startswith("/tmp/pokewatch-ipc-") and os.stat(folder).st_mode & 0o077 == 0, "private, short"

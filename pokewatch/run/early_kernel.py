@@ -41,25 +41,36 @@ _MAX_IPC_PREFIX = 100
 def ipc_prefix() -> str | None:
     """Where this process's kernel puts its IPC sockets: a private (0700) temporary folder of its own.
 
-    Not jupyter_client's default (``kernel-ipc-N`` in the working folder, which two runs
-    started in one folder would share), and not the Jupyter runtime folder under
-    ``$HOME``, whose path can be longer than a socket path may be. The folder is
-    removed when the process exits. None when even that path is too long (a very
-    long ``TMPDIR``): the kernel then keeps jupyter_client's default.
+    Not jupyter_client's default (``kernel-ipc-N`` in the working folder, which two
+    kernels started in one folder would share: the pipeline starts three at once, and
+    a client that connects to another kernel's socket fails with "Invalid Signature"),
+    and not the Jupyter runtime folder under ``$HOME``, whose path can be longer than a
+    socket path may be. The folder is in ``$TMPDIR``, or in ``/tmp`` (then
+    ``/dev/shm``) when ``$TMPDIR`` is too deep for a socket path; it is removed when the
+    process exits. None only when none of them can hold one: the caller then keeps
+    jupyter_client's TCP default, never the shared folder.
     """
-    prefix = _private_socket_prefix()
-    return prefix if len(prefix) <= _MAX_IPC_PREFIX else None
+    return _private_socket_prefix()
 
 
 @functools.cache
-def _private_socket_prefix() -> str:
+def _private_socket_prefix() -> str | None:
     """One 0700 temporary folder per process (removed at exit), and the socket name prefix in it."""
     import shutil  # noqa: PLC0415
     import tempfile  # noqa: PLC0415
 
-    folder = tempfile.mkdtemp(prefix="pokewatch-ipc-")
-    atexit.register(shutil.rmtree, folder, True)
-    return os.path.join(folder, "kernel")
+    # mkdtemp's name is 8 random characters after the prefix; "/kernel" follows it.
+    longest = len("/pokewatch-ipc-") + 8 + len("/kernel")
+    for parent in dict.fromkeys((tempfile.gettempdir(), "/tmp", "/dev/shm")):
+        if len(parent) + longest > _MAX_IPC_PREFIX or not os.path.isdir(parent):
+            continue
+        try:
+            folder = tempfile.mkdtemp(prefix="pokewatch-ipc-", dir=parent)
+        except OSError:
+            continue
+        atexit.register(shutil.rmtree, folder, True)
+        return os.path.join(folder, "kernel")
+    return None
 
 
 def _option(argv: list[str], *names: str) -> str | None:

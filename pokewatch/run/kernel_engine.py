@@ -40,13 +40,18 @@ SHUTDOWN = "immediate"
 
 
 def kernel_config(config: Config | dict | None = None) -> Config:
-    """``config`` with the kernel manager switched to the IPC transport, sockets in a private folder."""
+    """``config`` with the kernel manager switched to the IPC transport, sockets in a private folder.
+
+    Without a private folder (no temporary folder short enough for a socket path) the
+    kernel keeps TCP, papermill's default: IPC in the working folder would share
+    sockets with the other kernels the pipeline starts there at the same time.
+    """
     from pokewatch.run import early_kernel  # noqa: PLC0415 - imports nothing heavy
 
     merged = Config(config or {})
-    merged.KernelManager.transport = "ipc"
     prefix = early_kernel.ipc_prefix()
     if prefix is not None:
+        merged.KernelManager.transport = "ipc"
         merged.KernelManager.ip = prefix
     return merged
 
