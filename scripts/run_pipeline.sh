@@ -128,14 +128,18 @@ progress_lines() {
 # exists: it starts its kernel and loads the notebook's imports while the steps before it
 # run, then waits for its command line (give_arguments) and its turn (release_notebook).
 # See pokewatch/run/head_start.py. Its output goes to a log of its own until the run folder
-# exists (keep_log).
+# exists (keep_log). With $2 = idle it waits at idle CPU priority, taking only CPU time the
+# running step leaves free: evaluate's, which has collect and train to warm up beside
+# (train's, released right after collect, would not be ready in time; make bench measured
+# both).
 start_ahead() {
-  local name="$1"
+  local name="$1" idle=0
+  [[ "${2:-}" == idle ]] && idle=1
   (
     trap - ERR INT TERM HUP
     POKEWATCH_STEP="$name" POKEWATCH_NOTEBOOK="$ROOT/notebooks/$name.ipynb" \
       POKEWATCH_ARGS_FILE="$RELEASE_DIR/$name.args" POKEWATCH_RELEASE="$RELEASE_DIR/$name" \
-      POKEWATCH_RELEASE_OWNER=$$ "${PAPERMILL[@]}" --cwd "$ROOT/notebooks" 2>&1 \
+      POKEWATCH_RELEASE_OWNER=$$ POKEWATCH_RELEASE_IDLE=$idle "${PAPERMILL[@]}" --cwd "$ROOT/notebooks" 2>&1 \
       | progress_lines "$RELEASE_DIR/$name.log"
   ) &
   AHEAD[$name]=$!
@@ -274,7 +278,7 @@ main() {
 
   decide_training
   if [[ $TRAIN -eq 1 ]]; then start_ahead train; fi
-  start_ahead evaluate
+  start_ahead evaluate idle
   give_arguments
   step collect run_notebook collect
   step train maybe_train

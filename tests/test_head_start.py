@@ -51,10 +51,10 @@ def test_the_warm_up_loads_modules_without_binding_names_and_ignores_a_failing_i
     assert set(namespace) == {"__builtins__"}, "the notebook's names are its own to define"
 
 
-def _launch(tmp_path, owner: int):
-    _notebook(tmp_path / "in.ipynb", "import time\nprint(time.time())")
+def _launch(tmp_path, owner: int, cell: str = "import time\nprint(time.time())", **extra_env):
+    _notebook(tmp_path / "in.ipynb", cell)
     env = {**os.environ, "PYTHONPATH": str(REPO), head_start.RELEASE: str(tmp_path / "release"),
-           head_start.OWNER: str(owner)}
+           head_start.OWNER: str(owner), **extra_env}
     return subprocess.Popen([sys.executable, "-P", "-m", "pokewatch.run.papermill_cli", *PIPELINE_ARGS],
                             cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
 
@@ -89,6 +89,39 @@ def test_a_notebook_started_ahead_runs_only_once_released_and_records_when(tmp_p
     # the file's time, as the pipeline wrote it (file times are a few ms coarse)
     assert released - 0.05 <= nb["metadata"]["pokewatch"]["released"] <= printed
     assert nb["cells"][0]["execution_count"] == 1, "the silent warm-up counted nothing"
+
+
+def _policies(pid: int) -> set[int]:
+    """The scheduling policy of every thread of ``pid`` and of its children."""
+    found = set()
+    for process in (pid, *head_start._children(pid)):
+        found |= {os.sched_getscheduler(tid) for tid in head_start._threads(process)}
+    return found
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="Linux scheduling policies")
+def test_an_idle_launcher_and_its_kernel_wait_at_idle_priority_and_run_at_normal(tmp_path):
+    cell = ("import os, threading\n"
+            "print(sorted({os.sched_getscheduler(t) for p in (os.getpid(), os.getppid())\n"
+            "              for t in map(int, os.listdir(f'/proc/{p}/task'))}))")
+    launcher = _launch(tmp_path, os.getpid(), cell, **{head_start.IDLE: "1"})
+    _wait_for(tmp_path / "release.pid")
+    deadline = time.monotonic() + 60
+    while not head_start._children(launcher.pid):  # its kernel
+        assert time.monotonic() < deadline and launcher.poll() is None, "no kernel started"
+        time.sleep(0.02)
+    assert _policies(launcher.pid) == {os.SCHED_IDLE}, "waiting: the launcher and its kernel yield the CPU"
+
+    _release(tmp_path, head_start.RUN)
+    assert launcher.wait(timeout=120) == 0, launcher.stderr.read()
+    printed = "".join(json.loads((tmp_path / "out.ipynb").read_text())["cells"][0]["outputs"][0]["text"])
+    assert printed.strip() == str([os.SCHED_OTHER]), "released: every thread of both at normal priority"
+
+
+def test_without_the_idle_setting_nothing_changes_priority(monkeypatch):
+    monkeypatch.delenv(head_start.IDLE, raising=False)
+    assert head_start.yield_cpu() is False
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER
 
 
 def test_a_skipped_notebook_leaves_no_notebook_and_exits_zero(tmp_path):

@@ -29,6 +29,12 @@ The protocol, between the pipeline and :mod:`pokewatch.run.papermill_cli`:
 * The launcher writes its own process id to ``<release file>.pid``, so the pipeline can
   interrupt a notebook that is running (SIGINT, which a background job would otherwise
   ignore).
+* ``POKEWATCH_RELEASE_IDLE=1``: until released, the launcher and its kernel run at idle
+  CPU priority (Linux ``SCHED_IDLE``), so their warm-up only takes CPU the steps before
+  leave free and never slows the step that holds up the run (on the demo run, train's
+  and evaluate's warm-ups ran beside collect and took about a third of its two cores).
+  Released, every thread of both goes back to the normal policy (:func:`reclaim_cpu`);
+  a warm-up not finished by then goes on at normal speed.
 
 Every file is written to a temporary name and renamed. Outside the pipeline
 (JupyterLab, nbval, a plain papermill call) none of this is set and nothing changes.
@@ -52,6 +58,7 @@ logger = logging.getLogger(__name__)
 
 RELEASE = "POKEWATCH_RELEASE"
 OWNER = "POKEWATCH_RELEASE_OWNER"
+IDLE = "POKEWATCH_RELEASE_IDLE"
 ARGS = "POKEWATCH_ARGS_FILE"
 NOTEBOOK = "POKEWATCH_NOTEBOOK"
 RUN, SKIP = "run", "skip"
@@ -203,6 +210,62 @@ def prepare(argv: list[str], kernel_name: str | None) -> None:
         warm_up(_manager, warm_up_code(notebook_imports(source)))
 
 
+_idle = False  # whether begin() moved this launcher (and so the kernel it starts) to SCHED_IDLE
+
+
+def yield_cpu() -> bool:
+    """Move this process to idle CPU priority; the kernel it starts next inherits it. True if it did.
+
+    Only the calling thread changes: call it before any thread or child exists.
+    """
+    global _idle
+    if os.environ.get(IDLE) != "1" or not hasattr(os, "SCHED_IDLE"):
+        return False
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except OSError as exc:  # not allowed here: the warm-up just competes for the CPU as before
+        logger.debug("stays at normal priority (%s)", exc)
+        return False
+    _idle = True
+    return True
+
+
+def _threads(pid: int) -> list[int]:
+    try:
+        return [int(tid) for tid in os.listdir(f"/proc/{pid}/task")]
+    except OSError:
+        return []
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for tid in _threads(pid):
+        try:
+            found += [int(c) for c in Path(f"/proc/{pid}/task/{tid}/children").read_text().split()]
+        except OSError:
+            pass
+    return found
+
+
+def reclaim_cpu(pid: int | None = None) -> int:
+    """Every thread of process ``pid`` (default: this one) and of its children back to the normal policy.
+
+    Linux lets an unprivileged process leave SCHED_IDLE for SCHED_OTHER at its own nice
+    value, for itself and for processes of its user. Returns how many threads changed.
+    """
+    pid = os.getpid() if pid is None else pid
+    changed = 0
+    for process in (pid, *_children(pid)):
+        for tid in _threads(process):
+            try:
+                if os.sched_getscheduler(tid) == os.SCHED_IDLE:
+                    os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))
+                    changed += 1
+            except OSError:  # the thread ended meanwhile
+                pass
+    return changed
+
+
 def begin() -> None:
     """First thing in the launcher: the signals the pipeline sends, and ``<release file>.pid``, where it finds them.
 
@@ -214,6 +277,7 @@ def begin() -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _terminated)
     Path(f"{os.environ[RELEASE]}.pid").write_text(f"{os.getpid()}\n", encoding="utf-8")
+    yield_cpu()
 
 
 def command_line(argv: list[str], poll: float = POLL_SECONDS) -> list[str]:
@@ -266,6 +330,8 @@ async def wait_turn(notebook=None, **_) -> None:
     verdict = path.read_text(encoding="utf-8").strip()
     if verdict != RUN:
         raise NotReleased(f"released with {verdict!r}", 0 if verdict == SKIP else 1)
+    if _idle:
+        reclaim_cpu()
     # When the pipeline released it (the file's time), which can be before this moment: what
     # the kernel still had to do after that was on the run's critical path.
     released_at = min(path.stat().st_mtime, time.time())
