@@ -99,7 +99,8 @@ def _policies(pid: int) -> set[int]:
     return found
 
 
-@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="Linux scheduling policies")
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE") or not head_start.can_leave_idle(),
+                    reason="Linux scheduling policies, and the right to leave SCHED_IDLE")
 def test_an_idle_launcher_and_its_kernel_wait_at_idle_priority_and_run_at_normal(tmp_path):
     cell = ("import os, threading\n"
             "print(sorted({os.sched_getscheduler(t) for p in (os.getpid(), os.getppid())\n"
@@ -116,6 +117,26 @@ def test_an_idle_launcher_and_its_kernel_wait_at_idle_priority_and_run_at_normal
     assert launcher.wait(timeout=120) == 0, launcher.stderr.read()
     printed = "".join(json.loads((tmp_path / "out.ipynb").read_text())["cells"][0]["outputs"][0]["text"])
     assert printed.strip() == str([os.SCHED_OTHER]), "released: every thread of both at normal priority"
+
+
+@pytest.mark.parametrize(("limit", "capabilities", "allowed"), [
+    ((20, 20), "0000000000000000", True),     # RLIMIT_NICE lets it back to nice 0
+    ((0, 0), "0000000000800000", True),       # CAP_SYS_NICE
+    ((0, 0), "000001fffe7fffff", False),      # every capability but CAP_SYS_NICE, a plain limit
+])
+def test_a_launcher_yields_only_where_it_may_come_back(monkeypatch, limit, capabilities, allowed):
+    import resource
+    from pathlib import Path
+
+    monkeypatch.setattr(resource, "getrlimit", lambda which: limit)
+    real_read = Path.read_text
+    monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: f"Name:\tx\nCapEff:\t{capabilities}\n"
+                        if str(self) == "/proc/self/status" else real_read(self, *a, **k))
+    assert head_start.can_leave_idle() is allowed
+    monkeypatch.setenv(head_start.IDLE, "1")
+    if not allowed:
+        assert head_start.yield_cpu() is False
+        assert os.sched_getscheduler(0) == os.SCHED_OTHER
 
 
 def test_without_the_idle_setting_nothing_changes_priority(monkeypatch):

@@ -34,7 +34,8 @@ The protocol, between the pipeline and :mod:`pokewatch.run.papermill_cli`:
   leave free and never slows the step that holds up the run (on the demo run, train's
   and evaluate's warm-ups ran beside collect and took about a third of its two cores).
   Released, every thread of both goes back to the normal policy (:func:`reclaim_cpu`);
-  a warm-up not finished by then goes on at normal speed.
+  a warm-up not finished by then goes on at normal speed. Where Linux would not let it
+  back (a plain user without ``RLIMIT_NICE``), it never yields (:func:`can_leave_idle`).
 
 Every file is written to a temporary name and renamed. Outside the pipeline
 (JupyterLab, nbval, a plain papermill call) none of this is set and nothing changes.
@@ -213,13 +214,38 @@ def prepare(argv: list[str], kernel_name: str | None) -> None:
 _idle = False  # whether begin() moved this launcher (and so the kernel it starts) to SCHED_IDLE
 
 
+#: CAP_SYS_NICE's bit in /proc/<pid>/status's CapEff mask.
+_CAP_SYS_NICE = 1 << 23
+
+
+def can_leave_idle() -> bool:
+    """Whether this process may go back from SCHED_IDLE to the normal policy once released.
+
+    Linux allows it only with CAP_SYS_NICE or an ``RLIMIT_NICE`` of at least 20 (nice 0);
+    a plain user's default limit is 0, so there the launcher never yields: a notebook
+    left at idle priority for its whole run would crawl on a busy machine.
+    """
+    import resource  # noqa: PLC0415
+
+    try:
+        soft = resource.getrlimit(resource.RLIMIT_NICE)[0]
+        if soft == resource.RLIM_INFINITY or soft >= 20:
+            return True
+        status = Path("/proc/self/status").read_text(encoding="utf-8")
+        mask = next(line.split()[1] for line in status.splitlines() if line.startswith("CapEff:"))
+        return bool(int(mask, 16) & _CAP_SYS_NICE)
+    except (OSError, AttributeError, StopIteration, ValueError):
+        return False
+
+
 def yield_cpu() -> bool:
     """Move this process to idle CPU priority; the kernel it starts next inherits it. True if it did.
 
-    Only the calling thread changes: call it before any thread or child exists.
+    Only the calling thread changes: call it before any thread or child exists. Nothing
+    changes where the process could not come back (:func:`can_leave_idle`).
     """
     global _idle
-    if os.environ.get(IDLE) != "1" or not hasattr(os, "SCHED_IDLE"):
+    if os.environ.get(IDLE) != "1" or not hasattr(os, "SCHED_IDLE") or not can_leave_idle():
         return False
     try:
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
