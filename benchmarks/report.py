@@ -490,7 +490,7 @@ papermill timings (`benchmarks/pipeline_cases.py`):
 
 * **helper processes**: the `plan`, `start` and `should-train` commands of `pokewatch pipeline`;
 * **kernel start**: a papermill process's start to its notebook's first cell; for a notebook
-  the pipeline starts ahead of its turn (train and evaluate, `pokewatch/run/head_start.py`),
+  the pipeline starts ahead of its turn (all three: `pokewatch/run/head_start.py`),
   from its release: its kernel start and imports before that ran beside the steps before
   it, and are shown on their own line ("started ahead"), outside the total;
 * **cells**: first cell start to last cell end, per notebook;
