@@ -32,7 +32,7 @@ def test_only_a_command_line_whose_kernel_is_known_up_front_gets_an_early_kernel
 
 @pytest.mark.parametrize("tmpdir_depth", [0, 90])
 def test_the_early_kernel_runs_in_papermills_cwd_with_its_sockets_elsewhere(tmp_path, tmpdir_depth):
-    """Even under a $TMPDIR too deep for a socket path: sockets in the working folder are shared.
+    """No sockets in the working folder, even under a $TMPDIR too deep for a socket path: there they are shared.
 
     (The pipeline starts three kernels at once in one folder; a client that connects to
     another kernel's socket fails with "Invalid Signature".)
@@ -146,11 +146,11 @@ def test_a_tmpdir_too_deep_for_a_socket_path_gets_a_private_folder_in_tmp(tmp_pa
     import tempfile
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / ("t" * 120)))
-    early_kernel._private_socket_prefix.cache_clear()
+    early_kernel.ipc_prefix.cache_clear()
     try:
         prefix = early_kernel.ipc_prefix()
     finally:
-        early_kernel._private_socket_prefix.cache_clear()
+        early_kernel.ipc_prefix.cache_clear()
 
     assert prefix is not None and len(prefix) <= 100
     folder = os.path.dirname(prefix)

@@ -102,7 +102,7 @@ def _policies(pid: int) -> set[int]:
 @pytest.mark.skipif(not hasattr(os, "SCHED_IDLE") or not head_start.can_leave_idle(),
                     reason="Linux scheduling policies, and the right to leave SCHED_IDLE")
 def test_an_idle_launcher_and_its_kernel_wait_at_idle_priority_and_run_at_normal(tmp_path):
-    cell = ("import os, threading\n"
+    cell = ("import os\n"
             "print(sorted({os.sched_getscheduler(t) for p in (os.getpid(), os.getppid())\n"
             "              for t in map(int, os.listdir(f'/proc/{p}/task'))}))")
     launcher = _launch(tmp_path, os.getpid(), cell, **{head_start.IDLE: "1"})

@@ -38,6 +38,7 @@ _started: dict[str, object] = {}  # kernel name -> a started AsyncKernelManager 
 _MAX_IPC_PREFIX = 100
 
 
+@functools.cache
 def ipc_prefix() -> str | None:
     """Where this process's kernel puts its IPC sockets: a private (0700) temporary folder of its own.
 
@@ -46,27 +47,21 @@ def ipc_prefix() -> str | None:
     a client that connects to another kernel's socket fails with "Invalid Signature"),
     and not the Jupyter runtime folder under ``$HOME``, whose path can be longer than a
     socket path may be. The folder is in ``$TMPDIR``, or in ``/tmp`` (then
-    ``/dev/shm``) when ``$TMPDIR`` is too deep for a socket path; it is removed when the
-    process exits. None only when none of them can hold one: the caller then keeps
-    jupyter_client's TCP default, never the shared folder.
+    ``/dev/shm``) when ``$TMPDIR`` is too deep for a socket path; one per process, it is
+    removed when the process exits. None only when none of them can hold one: the
+    caller then keeps jupyter_client's TCP default, never the shared folder.
     """
-    return _private_socket_prefix()
-
-
-@functools.cache
-def _private_socket_prefix() -> str | None:
-    """One 0700 temporary folder per process (removed at exit), and the socket name prefix in it."""
     import shutil  # noqa: PLC0415
     import tempfile  # noqa: PLC0415
 
     # mkdtemp's name is 8 random characters after the prefix; "/kernel" follows it.
     longest = len("/pokewatch-ipc-") + 8 + len("/kernel")
     for parent in dict.fromkeys((tempfile.gettempdir(), "/tmp", "/dev/shm")):
-        if len(parent) + longest > _MAX_IPC_PREFIX or not os.path.isdir(parent):
+        if len(parent) + longest > _MAX_IPC_PREFIX:
             continue
         try:
             folder = tempfile.mkdtemp(prefix="pokewatch-ipc-", dir=parent)
-        except OSError:
+        except OSError:  # missing or not writable
             continue
         atexit.register(shutil.rmtree, folder, True)
         return os.path.join(folder, "kernel")

@@ -273,23 +273,18 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def reclaim_cpu(pid: int | None = None) -> int:
-    """Every thread of process ``pid`` (default: this one) and of its children back to the normal policy.
+def reclaim_cpu() -> None:
+    """Every idle thread of this process and of its children (its kernel) back to the normal policy.
 
-    Linux lets an unprivileged process leave SCHED_IDLE for SCHED_OTHER at its own nice
-    value, for itself and for processes of its user. Returns how many threads changed.
+    Linux allows it only where :func:`can_leave_idle` holds, which :func:`yield_cpu` checked.
     """
-    pid = os.getpid() if pid is None else pid
-    changed = 0
-    for process in (pid, *_children(pid)):
+    for process in (os.getpid(), *_children(os.getpid())):
         for tid in _threads(process):
             try:
                 if os.sched_getscheduler(tid) == os.SCHED_IDLE:
                     os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))
-                    changed += 1
             except OSError:  # the thread ended meanwhile
                 pass
-    return changed
 
 
 def begin() -> None:
