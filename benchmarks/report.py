@@ -594,27 +594,29 @@ of a second numpy mean of them, a difference in the 15th digit.
 
 ## Fresh memory on this machine
 
-On the benchmark's virtual machine a process's first write to memory the host does
-not back costs 1-3 ms per MB, against about 0.3 ms per MB for memory the host still
-backs, and freed memory goes back to the host within seconds. One run of
-`benchmarks/first_touch.py` on 2026-12-03 (1 GB written in a fresh process,
-so many seconds after another process wrote and freed 1 GB):
+On the benchmark's virtual machine (a 2-core Firecracker guest) a process's first
+write to memory costs 0.3 ms per MB when the guest used that memory recently and
+about 2-2.5 ms per MB when the host has taken it back, which it does within seconds of
+its being freed. `benchmarks/first_touch.py` times it; runs on 2026-12-04, 4 s after
+freeing:
 
-| Seconds after freeing | First write of 1 GB |
-|---:|---:|
-| 0 | 0.30 s |
-| 1 | 1.22 s |
-| 2 | 1.16 s |
-| 4 | 1.55 s |
-| 8 | 2.18 s |
-| 16 | 3.07 s |
+| Written | Small pages | Huge pages (numpy's default) |
+|---|---:|---:|
+| 0.5 GB | 0.33 ms per MB in three runs of four (2.46 ms in the fourth) | 1.3-1.9 ms per MB |
+| 1 GB | 2.08 ms per MB | 2.11 ms per MB |
 
-So the benchmark's memory touch before measuring (`--prefault-gb`) evens out only
-the first case's start, and every kernel pays for its fresh arrays by the megabyte on
-either checkout. It matters most for the 45,000-series evaluate kernel, whose peak is
-about 1.8 GB: at 1-2 ms per MB, first writes alone can take 2-4 s of its cells. Less
-fresh memory there (fewer and smaller arrays of every row) is the way to its 3 s
-target on this machine, more than faster code.
+Small pages come from recently used memory first; a huge page needs a whole 2 MB
+block, which the guest has most often given back. So every PokeWatch process leaves
+numpy's arrays on small pages (`pokewatch/memory_pages.py`, `NUMPY_MADVISE_HUGEPAGE=0` unless
+the user set it): the 45,000-series evaluate cells took 5.19 s against 5.69 s on huge
+pages (medians of six alternated runs each; every small-page run the faster of its
+pair). Beyond the first half gigabyte both page sizes pay about 2 ms per MB, so the
+evaluate kernel, which takes about 1 GB of fresh memory at 45,000 series (the merged
+days and prices, 384 MB; fair values and signal codes, 288 MB; the model's grids and
+temporaries), spends roughly 2 s of its cells on first writes. Less fresh memory
+there is the way to its 3 s target on this machine, more than faster code. The
+benchmark's memory touch before measuring (`--prefault-gb`) evens out only the first
+case's start.
 
 ## Scale-out: workers, engines and a Dask scheduler
 

@@ -4,6 +4,10 @@ The package holds all the logic; the notebooks in ``notebooks/`` call it.
 """
 from importlib.metadata import PackageNotFoundError, version
 
+from pokewatch.memory_pages import prefer_small_pages
+
+prefer_small_pages()
+
 try:
     __version__ = version("pokewatch")
 except PackageNotFoundError:  # running from a source tree that is not installed

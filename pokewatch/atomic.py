@@ -163,10 +163,44 @@ def write_csv(path: str | os.PathLike, frame: pd.DataFrame) -> Path:
     See :func:`spreadsheet_safe` for what is prefixed.
     """
     with atomic_path(path) as tmp:
-        # Ten significant digits: exact for cents, free of float noise like 0.18333333331005. CRLF line ends
-        # (RFC 4180) make the writer quote a cell holding a carriage return, which would otherwise split its row.
-        spreadsheet_safe(frame).to_csv(tmp, index=False, float_format="%.10g", lineterminator="\r\n")
+        # CRLF line ends (RFC 4180) make the writer quote a cell holding a carriage return, which would
+        # otherwise split its row.
+        formatted_floats(spreadsheet_safe(frame)).to_csv(tmp, index=False, float_format=FLOAT_FORMAT,
+                                                         lineterminator="\r\n")
     return Path(path)
+
+
+#: How a float cell is written: ten significant digits, exact for cents and free of float noise
+#: like 0.18333333331005.
+FLOAT_FORMAT = "%.10g"
+
+
+def formatted_floats(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with each float column as its CSV text: :data:`FLOAT_FORMAT`, and empty where null.
+
+    Why: the same text ``to_csv(float_format=FLOAT_FORMAT)`` writes, but pandas calls a
+    Python formatter, a null check and a lambda per cell (0.4 s for the 45,000 signals
+    and 21,000 scored flags of a whole-catalogue run); one ``%`` per cell here costs a
+    quarter of that. Other columns (nullable ``Float64`` ones too) are left to pandas,
+    which formats them with the same format.
+
+    Returns:
+        A shallow copy when there is a float column, else ``frame`` itself.
+    """
+    import numpy as np  # noqa: PLC0415 - only CSV writers need it
+
+    out = frame
+    for position in range(frame.shape[1]):
+        column = frame.iloc[:, position]
+        if not (isinstance(column.dtype, np.dtype) and column.dtype.kind == "f"):
+            continue
+        values = column.to_numpy()
+        text = np.array([FLOAT_FORMAT % v for v in values.tolist()], dtype=object)
+        text[np.isnan(values)] = ""
+        if out is frame:
+            out = frame.copy(deep=False)
+        out.isetitem(position, text)
+    return out
 
 
 def write_npz(path: str | os.PathLike, arrays: Mapping[str, np.ndarray], *,

@@ -74,3 +74,17 @@ def test_an_npz_of_python_objects_is_refused_and_the_old_file_is_kept(tmp_path):
     with pytest.raises(ValueError, match="pickle"):
         atomic.write_npz(path, {"grid": np.zeros(3), "objects": np.array([{"a": 1}], dtype=object)})
     assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["m.npz"]
+
+
+def test_float_cells_are_written_exactly_as_pandas_float_format_writes_them(tmp_path):
+    frame = pd.DataFrame({"price": [1 / 3, np.nan, -0.0, np.inf, 1e-300, 123456789012.5],
+                          "low": np.array([0.1, 2.5, np.nan, -1.25, 7.0, 1 / 7], dtype=np.float32),
+                          "nullable": pd.array([1 / 3, None, 2.0, None, -4.5, 0.0], dtype="Float64"),
+                          "name": ["=x", "a,b", 'say "hi"', "-1", "", "plain"]})
+
+    atomic.write_csv(tmp_path / "x.csv", frame)
+
+    expected = atomic.spreadsheet_safe(frame).to_csv(None, index=False, float_format="%.10g", lineterminator="\r\n")
+    assert (tmp_path / "x.csv").read_bytes() == expected.encode()
+    assert (tmp_path / "x.csv").read_text().splitlines()[1] == "0.3333333333,0.1000000015,0.3333333333,'=x"
+    assert frame["price"].dtype == np.float64          # the caller's frame is left as it was

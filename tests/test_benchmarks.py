@@ -226,11 +226,12 @@ def test_memory_is_touched_once_before_measuring_and_zero_skips_it():
 def test_the_first_touch_benchmark_times_a_fresh_write_per_wait_and_refuses_bad_sizes():
     from benchmarks import first_touch
 
-    rows = first_touch.measure(0.01, [0.0, 0.1])
-    assert [r["wait_seconds"] for r in rows] == [0.0, 0.1]
+    rows = first_touch.measure(0.01, [0.0, 0.1], ("small", "huge"))
+    assert [(r["pages"], r["wait_seconds"]) for r in rows] == [("small", 0.0), ("small", 0.1), ("huge", 0.0),
+                                                                ("huge", 0.1)]
     assert all(r["gigabytes"] == 0.01 and r["seconds"] > 0 for r in rows)
     assert rows[0]["ms_per_mb"] == pytest.approx(rows[0]["seconds"] * 1000 / (0.01 * 1024))
-    assert "| 0.1 |" in first_touch.table(rows)
-    for bad in (["--gb", "0"], ["--gb", "17"], ["--waits", "-1"], ["--waits", "x"]):
+    assert "| huge | 0.1 |" in first_touch.table(rows)
+    for bad in (["--gb", "0"], ["--gb", "17"], ["--waits", "-1"], ["--waits", "x"], ["--pages", "giant"]):
         with pytest.raises(SystemExit):
             first_touch.parse_args(bad)

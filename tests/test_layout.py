@@ -2,8 +2,9 @@
 
 core is pure and imports no other stage; data builds on core; run on data and core;
 analysis on run, data and core; the API and the CLI sit on top. config, errors,
-atomic, logs, redaction and startup are shared by every stage. Lazy imports inside functions count too: a layer
-that reaches upwards at call time is still tied to it.
+atomic, logs, redaction, startup and memory_pages are shared by every stage. Lazy
+imports inside functions count too: a layer that reaches upwards at call time is still
+tied to it.
 """
 import ast
 from pathlib import Path
@@ -12,7 +13,8 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "pokewatch"
 SHARED = {"pokewatch", *(f"pokewatch.{name}" for name in
-                         ("config", "errors", "atomic", "logs", "redaction", "startup"))}
+                         ("config", "errors", "atomic", "logs", "memory_pages", "redaction",
+                          "startup"))}
 ORDER = ["core", "data", "run", "analysis", "api", "cli"]
 #: What each stage may import besides itself and the shared modules.
 ALLOWED = {stage: set(ORDER[:i]) for i, stage in enumerate(ORDER)}
@@ -54,5 +56,5 @@ def test_a_module_imports_only_its_own_stage_the_stages_below_and_the_shared_mod
 
 def test_every_module_belongs_to_a_stage_or_is_shared():
     loose = sorted(p.name for p in PACKAGE.glob("*.py"))
-    assert loose == ["__init__.py", "__main__.py", "atomic.py", "config.py", "errors.py", "logs.py", "redaction.py",
-                     "startup.py"]
+    assert loose == ["__init__.py", "__main__.py", "atomic.py", "config.py", "errors.py", "logs.py",
+                     "memory_pages.py", "redaction.py", "startup.py"]

@@ -177,3 +177,19 @@ def test_evaluate_loads_the_model_train_saved_and_never_an_old_pickle(isolated_d
     (old / model_file.OLD_MODEL_FILE).write_bytes(b"a pickle of pokewatch.model.FairValueModel")
     assert RunContext.open("evaluate", "2026-12-02", str(isolated_dirs["runs"] / "next")).load_model() == \
         (None, "no model trained on or before 2026-12-02")
+
+
+def test_a_model_saved_beside_other_writes_is_in_its_file_and_manifest_when_the_block_ends(isolated_dirs):
+    evaluate = RunContext.open("evaluate", "2026-12-01", str(isolated_dirs["runs"] / "attempt"))
+    model = FairValueModel(Rule("rolling_mean", 3), trained_on="2026-12-01").fit(series("base1-4", [1.0, 2.0, 4.0]))
+
+    with evaluate.saving_model(model, origin="trained in attempt"):
+        evaluate.write_json(evaluate.folder.metrics, {"cards": 1})
+
+    assert runs.read_manifest(evaluate.dir)["model"]["origin"] == "trained in attempt"
+    loaded, _ = evaluate.load_model()
+    pd.testing.assert_frame_equal(loaded.predict_all(), model.predict_all())
+
+    with pytest.raises(RuntimeError, match="the tables failed"), evaluate.saving_model(model, origin="never recorded"):
+        raise RuntimeError("the tables failed")
+    assert runs.read_manifest(evaluate.dir)["model"]["origin"] == "trained in attempt"

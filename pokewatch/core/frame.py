@@ -55,7 +55,8 @@ class PriceFrame:
     """A price table sorted by (series, date) with integer series codes, as arrays.
 
     Attributes:
-        codes: int32 series code of each row (0..n_series-1, non-decreasing).
+        codes: int32 series code of each row (0..n_series-1, non-decreasing); may be given as a
+            function that builds it, called on first use.
         days: int32 day number of each row (days since 1970-01-01).
         prices: float64 market price of each row.
         bounds: int64 offsets, ``n_series + 1``: series ``s`` owns rows ``bounds[s]:bounds[s+1]``.
@@ -63,11 +64,11 @@ class PriceFrame:
             store's compacted history), with a ``series`` int32 column added.
     """
 
-    def __init__(self, codes: np.ndarray, days: np.ndarray, prices: np.ndarray, bounds: np.ndarray,
-                 frame: pd.DataFrame | Callable[[], pd.DataFrame] | None = None, *,
+    def __init__(self, codes: np.ndarray | Callable[[], np.ndarray], days: np.ndarray, prices: np.ndarray,
+                 bounds: np.ndarray, frame: pd.DataFrame | Callable[[], pd.DataFrame] | None = None, *,
                  low: Callable[[], np.ndarray] | None = None,
                  rows: Callable[[np.ndarray], pd.DataFrame] | None = None) -> None:
-        self.codes = codes
+        self._codes = codes
         self.days = days
         self.prices = prices
         self.bounds = bounds
@@ -100,6 +101,13 @@ class PriceFrame:
             raise SchemaError(f"market_price has {int(np.isnan(prices).sum())} null value(s); run the rows "
                               "through pokewatch.core.schema.validate_observations first")
         return cls(codes, days, prices, series_bounds(codes), frame)
+
+    @property
+    def codes(self) -> np.ndarray:
+        """Each row's series code; a store builds it on first use, since the passes read ``bounds`` instead."""
+        if callable(self._codes):
+            self._codes = self._codes()
+        return self._codes
 
     # -- the long table -------------------------------------------------------------------
     @property

@@ -631,9 +631,10 @@ class View(_Table):
         if self._positions is not None:
             return self._positions
         starts = np.concatenate(([0], np.cumsum(self._out_counts)))[:-1]
-        base_days = self._base_days()
-        base_last = self._last_days(base_days)
-        chronological, latest = True, base_last.max() if len(base_last) else np.iinfo(np.int32).min
+        # The newest day the base supplies bounds every base row's day without reading a row (reading each
+        # series' last day touches a page per series all over the history).
+        mine = np.flatnonzero(self._owner == 0)
+        chronological, latest = True, int(mine[-1]) + self._first_day if len(mine) else np.iinfo(np.int32).min
         tail_days = []
         for index, live, _ in self._tails:
             days = self.parts[index].days if live is None else self.parts[index].days[live]
@@ -655,6 +656,7 @@ class View(_Table):
             days = np.concatenate(tail_days).astype(np.int64)
             order = np.argsort((g << 32) | (days - days.min()), kind="stable")
             g, days = g[order], days[order]
+            base_days = self._base_days()
             base_starts = np.concatenate(([0], np.cumsum(self._base_counts)))
             lo, hi = base_starts[g].copy(), base_starts[g + 1].copy()
             while True:  # per-row binary search for the first base day after the row's day
@@ -671,11 +673,6 @@ class View(_Table):
             positions = np.split(slots, cut)
         self._positions = positions
         return positions
-
-    def _last_days(self, base_days: np.ndarray) -> np.ndarray:
-        ends = np.cumsum(self._base_counts)
-        present = self._base_counts > 0
-        return base_days[ends[present] - 1] if present.any() else np.zeros(0, np.int32)
 
     def _base_days(self) -> np.ndarray:
         days = self.parts[0].days

@@ -366,7 +366,7 @@ class PriceStore:
         view = self._view(source, start, end)
         if view is None:
             return PriceFrame.from_history(empty_prices())
-        series, days, prices, bounds = view.series, view.days, view.prices, view.bounds
+        days, prices, bounds = view.days, view.prices, view.bounds
 
         def column(spec: dict, positions: np.ndarray | None = None, sources=None):
             """One column of the long table as ``build`` puts it there, or its rows ``positions`` (see ``at``)."""
@@ -385,7 +385,7 @@ class PriceStore:
 
         def build() -> pd.DataFrame:
             frame = {spec["name"]: column(spec) for spec in view.specs}
-            frame["series"] = series
+            frame["series"] = view.series
             return pd.DataFrame(frame, copy=False)
 
         def low() -> np.ndarray:
@@ -399,12 +399,12 @@ class PriceStore:
             """The long table's rows ``positions``, each column read at those rows only."""
             sources = view.sources(positions)
             frame = {spec["name"]: column(spec, positions, sources) for spec in view.specs}
-            frame["series"] = series[positions]
+            frame["series"] = (np.searchsorted(bounds, positions, side="right") - 1).astype(np.int32)
             if view.merged:
                 view.release_parts()   # rows spread over the history touch every page of each column
             return pd.DataFrame(frame, index=positions)
 
-        return PriceFrame(series, days, prices, bounds, build, low=low, rows=at)
+        return PriceFrame(lambda: view.series, days, prices, bounds, build, low=low, rows=at)
 
 
 def _holds_exactly(stored: pa.Table, fetched: pa.Table) -> bool:
