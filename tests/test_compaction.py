@@ -6,6 +6,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from pokewatch.core.frame import day_numbers
 from pokewatch.data import compaction
 from pokewatch.data.store import PriceStore
 from tests.conftest import prices
@@ -217,3 +218,13 @@ def test_reading_rows_at_positions_never_builds_the_whole_table(mixed_store):
     assert rows["low_price"].isna().tolist() == [True, False, True, False, True]
     assert frame.rows(frame.starts)["category"].tolist() == [np.nan, "grail", np.nan, np.nan, np.nan]
     assert callable(frame._frame)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_merged_columns_are_the_same_on_any_number_of_threads(mixed_store, monkeypatch, threads):
+    monkeypatch.setattr(compaction.columnar, "THREADS", threads)
+    compaction._OPEN_PARTS.clear()      # a fresh opening, so no merged column is reused
+    frame = mixed_store.load_frame("demo")
+    expected = from_partitions(mixed_store)
+    assert frame.prices.tolist() == expected["market_price"].tolist()
+    assert frame.days.tolist() == day_numbers(expected["date"]).tolist()

@@ -691,7 +691,19 @@ class View(_Table):
                 for pos in positions:
                     is_base[pos] = False
                 self._is_base = is_base
-            out[is_base] = base
+            # Cut into slices copied on threads: numpy drops the GIL while it copies, and most
+            # of a copy's time is page faults (reading the mapped base, touching fresh memory),
+            # which run in parallel. On our 2 cores a 256 MB column merged in 0.09 s against
+            # 0.14 s on one thread, and the 45,000-series evaluate step took 2.93 s against 3.11 s
+            # (medians of 4 alternated runs).
+            cuts = np.linspace(0, self.n, columnar.THREADS + 1).astype(np.int64)
+            taken = np.concatenate(([0], np.cumsum([np.count_nonzero(is_base[a:b])
+                                                    for a, b in zip(cuts[:-1], cuts[1:])])))
+
+            def copy(k: int) -> None:
+                a, b = cuts[k], cuts[k + 1]
+                out[a:b][is_base[a:b]] = base[taken[k]:taken[k + 1]]
+            _run_all(copy, columnar.THREADS)
         for pos, values in zip(positions, tails):
             out[pos] = values
         return out
@@ -1021,6 +1033,16 @@ def open_history(path: Path) -> History:
         raise OSError(f"{path} has compacted format {state.get('format')}, expected {FORMAT}")
     parts = [_open_part(Path(path).parent / name) for name in state["parts"]]
     return History(Path(path), parts, state["partitions"])
+
+
+def _run_all(task, n: int) -> None:
+    """``task(k)`` for k in range(n), on n threads when n > 1 (errors raised here)."""
+    if n <= 1:
+        task(0)
+        return
+    with ThreadPoolExecutor(max_workers=n) as pool:
+        for future in [pool.submit(task, k) for k in range(n)]:
+            future.result()
 
 
 _OPEN_PARTS: dict[Path, Part] = {}  # parts never change once written, so one opening serves the process
