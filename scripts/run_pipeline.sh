@@ -131,13 +131,15 @@ progress_lines() {
 # exists (keep_log). With $2 = idle it waits at idle CPU priority, taking only CPU time the
 # running step leaves free: evaluate's, which has collect and train to warm up beside
 # (train's, released right after collect, would not be ready in time; make bench measured
-# both).
+# both). Train's and evaluate's launchers also ask for the stored history to be read into the
+# page cache meanwhile (pokewatch/data/read_ahead.py).
 start_ahead() {
-  local name="$1" idle=0
+  local name="$1" idle=0 read_ahead=""
   [[ "${2:-}" == idle ]] && idle=1
+  [[ "$name" == collect ]] || read_ahead="$SOURCE"  # train and evaluate read the whole history
   (
     trap - ERR INT TERM HUP
-    POKEWATCH_STEP="$name" POKEWATCH_NOTEBOOK="$ROOT/notebooks/$name.ipynb" \
+    POKEWATCH_STEP="$name" POKEWATCH_NOTEBOOK="$ROOT/notebooks/$name.ipynb" POKEWATCH_READ_AHEAD="$read_ahead" \
       POKEWATCH_ARGS_FILE="$RELEASE_DIR/$name.args" POKEWATCH_RELEASE="$RELEASE_DIR/$name" \
       POKEWATCH_RELEASE_OWNER=$$ POKEWATCH_RELEASE_IDLE=$idle "${PAPERMILL[@]}" --cwd "$ROOT/notebooks" 2>&1 \
       | progress_lines "$RELEASE_DIR/$name.log"

@@ -83,11 +83,11 @@ from pokewatch.core import columnar
 from pokewatch.errors import SchemaError
 from pokewatch.core.frame import rank_keys
 from pokewatch.core.schema import DESCRIPTIVE_COLUMNS, REQUIRED_COLUMNS, SERIES_KEY
+from pokewatch.data.read_ahead import FOLDER  # under the store root; a source name never starts with "."
 
 logger = logging.getLogger(__name__)
 
 FORMAT = 2
-FOLDER = ".compact"      # under the store root; a source name can never start with "."
 #: Merge every part into a new base once the segments hold this share of the base's rows.
 BASE_SHARE = 0.25
 #: ... or once there are more segments than this.

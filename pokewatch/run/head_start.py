@@ -29,6 +29,9 @@ The protocol, between the pipeline and :mod:`pokewatch.run.papermill_cli`:
 * The launcher writes its own process id to ``<release file>.pid``, so the pipeline can
   interrupt a notebook that is running (SIGINT, which a background job would otherwise
   ignore).
+* ``POKEWATCH_READ_AHEAD``, when set, names the source whose stored history the notebook
+  reads in full (train's and evaluate's): the launcher asks for it to be read into the
+  page cache as it starts (:mod:`pokewatch.data.read_ahead`).
 * ``POKEWATCH_RELEASE_IDLE=1``: until released, the launcher and its kernel run at idle
   CPU priority (Linux ``SCHED_IDLE``), so their warm-up only takes CPU the steps before
   leave free and never slows the step that holds up the run (on the demo run, train's
@@ -62,6 +65,9 @@ OWNER = "POKEWATCH_RELEASE_OWNER"
 IDLE = "POKEWATCH_RELEASE_IDLE"
 ARGS = "POKEWATCH_ARGS_FILE"
 NOTEBOOK = "POKEWATCH_NOTEBOOK"
+#: The source whose stored history a step started ahead will read: the launcher asks Linux
+#: to read it into the page cache while the steps before run (:mod:`pokewatch.data.read_ahead`).
+READ_AHEAD = "POKEWATCH_READ_AHEAD"
 RUN, SKIP = "run", "skip"
 
 #: Per notebook, modules its steps import inside functions, which its own imports do not
@@ -204,6 +210,11 @@ def prepare(argv: list[str], kernel_name: str | None) -> None:
     """
     from pokewatch.run import early_kernel  # noqa: PLC0415 - imports nothing heavy
 
+    source_to_read = os.environ.get(READ_AHEAD)
+    if source_to_read:
+        from pokewatch import config  # noqa: PLC0415 - imports nothing heavy
+        from pokewatch.data.read_ahead import read_ahead  # noqa: PLC0415 - imports nothing heavy
+        read_ahead(config.store_dir(), source_to_read)
     global _manager
     source = notebook_path(argv) or os.environ.get(NOTEBOOK)
     _manager = early_kernel.peek(kernel_name) if kernel_name else None
