@@ -1,6 +1,9 @@
 """Plots say what they show: titles, labelled axes with units, percent axes, zero-based shares, a stable card set."""
 from __future__ import annotations
 
+import os
+import time
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -69,6 +72,48 @@ def test_a_saved_figure_is_shown_from_the_bytes_it_wrote_with_a_short_text_form(
     assert repr(shown).startswith("<PNG image, ") and len(repr(shown)) < 40
     unsaved = plots.signal_distribution(today_of([("a-1", 5.0, 0.0, "HOLD")]))
     assert plots.show(unsaved) is unsaved           # drawn by the kernel's formatter as before
+
+
+def _two_figures() -> dict:
+    return {"signals": plots.signal_distribution(today_of([("a-1", 5.0, 0.0, "HOLD"), ("b-2", 9.0, -0.2, "BUY")])),
+            "nothing": None}
+
+
+def test_figures_drawn_in_another_process_are_the_files_save_writes(tmp_path):
+    figures = _two_figures()
+    drawing = plots.Drawing(figures, {name: tmp_path / f"{name}.png" for name in figures})
+    assert drawing._process is not None and drawing._process.pid != os.getpid()
+    written = drawing.wait()
+    assert written["nothing"] is None and not (tmp_path / "nothing.png").exists()
+    here = plots.save(_two_figures()["signals"], tmp_path / "here.png")
+    assert written["signals"].read_bytes() == here.read_bytes()
+    assert plots.show(figures["signals"])._repr_png_() == here.read_bytes()   # shown from the bytes written
+    assert not drawing._process.is_alive()
+
+
+class _FailsInAChild:
+    """A figure that draws only in the process that made it, like one whose child crashed."""
+
+    def __init__(self, fig):
+        self.fig, self.pid = fig, os.getpid()
+
+    def savefig(self, *args, **kwargs):
+        if os.getpid() != self.pid:
+            raise RuntimeError("drawing failed in the child")
+        return self.fig.savefig(*args, **kwargs)
+
+
+def test_a_figure_the_drawing_process_could_not_draw_is_drawn_here(tmp_path, monkeypatch, caplog):
+    fig = _FailsInAChild(_two_figures()["signals"])
+    written = plots.Drawing({"signals": fig}, {"signals": tmp_path / "signals.png"}).wait()
+    assert written["signals"].read_bytes() == plots.display.to_png(fig.fig)
+
+    monkeypatch.setattr(plots, "DRAWING_TIMEOUT", 0.0)   # a child that says nothing in time is not waited for
+    monkeypatch.setattr(plots, "_draw_in_child", lambda send, figures, dpi: time.sleep(30))
+    started = time.perf_counter()
+    written = plots.Drawing({"signals": fig}, {"signals": tmp_path / "late.png"}).wait()
+    assert written["signals"].read_bytes() == plots.display.to_png(fig.fig)
+    assert time.perf_counter() - started < 10 and "sent nothing" in caplog.text
 
 
 def test_the_error_histogram_has_a_percent_axis_that_says_where_it_is_capped():

@@ -199,7 +199,7 @@ def _scored_in_one_pass(pf: PriceFrame, selections: list[Selection], start, last
         pf.prices, pf.low, pf.days, pf.bounds, methods, windows, coms, stacked, day0, cuts[0], cuts[1], min_price,
         horizon_days, start_day, end_day, target_return, backtesting.ERROR_BINS)
     kpis = backtesting.kpis_from_partials(counts, sums, horizon_days, target_return, end_ts)
-    values = [scored_return[scored_code == i] for i in range(len(SIGNALS))]
+    values = list(kernels.returns_by_code(scored_return, scored_code))
     del scored_return, scored_code
     direction, by_signal, boxes = backtesting.signal_summaries(counts, sums, kpis, values)
     del values
