@@ -87,14 +87,15 @@ def test_a_pickle_saved_under_the_new_name_is_not_unpickled_either(tmp_path):
     assert not tripwire.exists()
 
 
-def test_a_model_of_another_format_version_is_refused_with_how_to_train_again(model, saved, monkeypatch):
+@pytest.mark.parametrize("fitted", [True, False])   # reading only the settings checks the same
+def test_a_model_of_another_format_version_is_refused_with_how_to_train_again(model, saved, monkeypatch, fitted):
     monkeypatch.setattr(model_file, "FORMAT_VERSION", 2)
     model_file.write(saved, model)
     monkeypatch.setattr(model_file, "FORMAT_VERSION", 1)
     assert model_file.format_version(saved) == 2 and not model_file.is_current(saved)
     with pytest.raises(RunError, match=f"model.npz of run {RUN} is in format version 2, and this PokeWatch "
                                        "reads version 1; train again: scripts/run_pipeline.sh --date 2026-11-28"):
-        model_file.read(saved)
+        model_file.read(saved, fitted)
 
 
 @pytest.mark.parametrize("damage, message", [
@@ -102,10 +103,11 @@ def test_a_model_of_another_format_version_is_refused_with_how_to_train_again(mo
     (lambda p: p.write_bytes(b""), "cannot be read"),
     (lambda p: np.savez(p, prices=np.arange(3.0)), "is not a PokeWatch model file"),
 ])
-def test_a_damaged_or_foreign_file_is_refused_naming_the_run(saved, damage, message):
+@pytest.mark.parametrize("fitted", [True, False])
+def test_a_damaged_or_foreign_file_is_refused_naming_the_run(saved, damage, message, fitted):
     damage(saved)
     with pytest.raises(RunError, match=f"model.npz of run {RUN} {message}.*re-run the pipeline"):
-        model_file.read(saved)
+        model_file.read(saved, fitted)
     assert not model_file.is_current(saved)
 
 

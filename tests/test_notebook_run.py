@@ -15,7 +15,7 @@ from pokewatch.core.rules import Rule
 from pokewatch.run import model_file, runs
 from pokewatch.run import helpers
 from pokewatch import logs
-from pokewatch.errors import ParameterError
+from pokewatch.errors import ParameterError, UnknownDateError
 from pokewatch.run.context import RunContext
 from tests.conftest import REPO, series
 
@@ -171,6 +171,11 @@ def test_evaluate_loads_the_model_train_saved_and_never_an_old_pickle(isolated_d
     loaded, origin = RunContext.open("evaluate", "2026-12-01", str(train.dir)).load_model()
     assert origin == "trained in this run (attempt)"
     pd.testing.assert_frame_equal(loaded.predict_all(), model.predict_all())
+    settings, _ = RunContext.open("evaluate", "2026-12-01", str(train.dir)).load_model(fitted=False)
+    assert (settings.rule, settings.keep_days, settings.stale_days, settings.trained_on, settings.selection) == \
+        (model.rule, model.keep_days, model.stale_days, model.trained_on, model.selection)
+    with pytest.raises(UnknownDateError, match="not been fitted"):   # evaluate fits its own day grids
+        settings.predict_all()
 
     old = make_run(isolated_dirs["runs"], "2026-11-28")        # a published run, as before model.npz
     model_file.path_in(old).unlink()

@@ -138,7 +138,7 @@ def test_the_trend_drawn_before_publishing_is_the_one_the_index_shows_after(isol
     make_run(root, "2026-11-27")
     report.write_index()
     attempt = make_run(root, run_date, publish=False, n_series=40)
-    assert report.predraw_trend(attempt)
+    assert report.predraw_trend_aside(attempt).result(60, False)   # drawn by a forked child, as evaluate does
     drawn = []
     kpi_trends = plots.kpi_trends
     monkeypatch.setattr(plots, "kpi_trends", lambda *a, **k: drawn.append(a[1]) or kpi_trends(*a, **k))

@@ -18,7 +18,6 @@ the data comes in as arguments.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +29,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
 from pokewatch import atomic
-from pokewatch.run import display
+from pokewatch.run import display, forked
 
 logger = logging.getLogger(__name__)
 
@@ -76,48 +75,23 @@ DRAWING_TIMEOUT = 120.0
 class Drawing:
     """Figures being drawn as PNG in a forked process while this one goes on; :meth:`wait` saves them.
 
-    Why a process: drawing holds the GIL (about 0.9 s for the evaluate notebook's four
-    figures at 45,000 series), and the tables and model the notebook writes meanwhile
-    hold it too, so a thread would only take turns with them. A forked child starts
-    with the figures already built, in a copy of this process's memory, and sends back
-    only the PNG bytes. Change no figure between starting and :meth:`wait`: the child
-    draws them as they were. Where fork is not available, or the child fails or stays
-    silent for :data:`DRAWING_TIMEOUT` seconds, :meth:`wait` draws the missing figures
-    here, so the files are the same whichever way they were drawn.
+    Why: drawing holds the GIL (about 0.9 s for the evaluate notebook's four figures at
+    45,000 series), and so do the tables the notebook writes meanwhile; a forked child
+    (:class:`pokewatch.run.forked.Forked`) draws them on the other core. Change no
+    figure between starting and :meth:`wait`: the child draws them as they were. Where
+    fork is not available, or the child fails or stays silent for
+    :data:`DRAWING_TIMEOUT` seconds, :meth:`wait` draws the missing figures here, so
+    the files are the same whichever way they were drawn.
     """
 
     def __init__(self, figures: dict[str, Figure | None], paths: dict[str, str | Path], dpi: int = display.DPI):
         self.figures, self.paths, self.dpi = dict(figures), {k: Path(v) for k, v in paths.items()}, dpi
-        self._receive = self._process = None
         todo = {name: fig for name, fig in self.figures.items() if fig is not None}
-        if todo and "fork" in multiprocessing.get_all_start_methods():
-            context = multiprocessing.get_context("fork")
-            self._receive, send = context.Pipe(duplex=False)
-            self._process = context.Process(target=_draw_in_child, args=(send, todo, dpi), daemon=True,
-                                            name="pokewatch-drawing")
-            self._process.start()
-            send.close()
-
-    def _received(self) -> dict[str, bytes]:
-        if self._receive is None:
-            return {}
-        try:
-            if self._receive.poll(DRAWING_TIMEOUT):
-                return self._receive.recv()
-            logger.warning("the drawing process sent nothing in %.0f s; drawing the figures here", DRAWING_TIMEOUT)
-        except (EOFError, OSError):
-            logger.warning("the drawing process ended without its figures; drawing them here")
-        finally:
-            self._receive.close()
-            self._receive = None
-            self._process.join(1.0)
-            if self._process.is_alive():
-                self._process.kill()
-        return {}
+        self._child = forked.Forked(_draw_all, todo, dpi, name="the drawing process") if todo else None
 
     def wait(self) -> dict[str, Path | None]:
         """Write every figure (None writes nothing) as :func:`save` would; returns name -> path written."""
-        pngs = self._received()
+        pngs = self._child.result(DRAWING_TIMEOUT, {}) if self._child is not None else {}
         written = {}
         for name, fig in self.figures.items():
             if fig is None:
@@ -129,13 +103,8 @@ class Drawing:
         return written
 
 
-def _draw_in_child(send, figures: dict[str, Figure], dpi: int) -> None:
-    try:
-        send.send({name: display.to_png(fig, dpi) for name, fig in figures.items()})
-    except Exception:  # noqa: BLE001 - the parent draws whatever did not arrive
-        send.send({})
-    finally:
-        send.close()
+def _draw_all(figures: dict[str, Figure], dpi: int) -> dict[str, bytes]:
+    return {name: display.to_png(fig, dpi) for name, fig in figures.items()}
 
 
 def show(fig: Figure | None, empty: str = "None today."):

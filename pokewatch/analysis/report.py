@@ -44,6 +44,7 @@ import pandas as pd
 
 from pokewatch import atomic, config
 from pokewatch.analysis import candidates, explore, summary, tables
+from pokewatch.run import forked
 from pokewatch.run.folder import ATTEMPTS, INDEX, RunFolder
 from pokewatch.errors import RunError
 
@@ -701,6 +702,14 @@ def predraw_trend(attempt: Path | str, runs_root: Path | str | None = None) -> b
     except Exception as exc:  # noqa: BLE001 - only a head start for finish
         logger.warning("could not draw the index's trend plot ahead of finish: %s: %s", type(exc).__name__, exc)
         return False
+
+
+def predraw_trend_aside(attempt: Path | str, runs_root: Path | str | None = None) -> forked.Forked:
+    """:func:`predraw_trend` in a forked child, so the notebook's last cells run meanwhile.
+
+    ``.result(timeout, False)`` waits for it; without a result ``finish`` draws as before.
+    """
+    return forked.Forked(predraw_trend, attempt, runs_root, name="the trend plot's drawing")
 
 
 def write_index(runs_root: Path | str | None = None) -> Path:

@@ -125,6 +125,19 @@ class FairValueModel:
         return arrays, meta
 
     @classmethod
+    def unfitted(cls, meta: dict) -> FairValueModel:
+        """The rule, selection and settings :meth:`to_arrays` recorded in ``meta``, without the day grids.
+
+        Raises:
+            ParameterError: a metadata entry is missing.
+        """
+        try:
+            return cls(Rule.from_dict(meta["rule"]), keep_days=meta["keep_days"], stale_days=meta["stale_days"],
+                       trained_on=meta["trained_on"], selection=meta["selection"])
+        except KeyError as exc:
+            raise ParameterError(f"the model metadata lacks {exc.args[0]!r}; train the model again") from None
+
+    @classmethod
     def from_arrays(cls, arrays: Mapping[str, np.ndarray], meta: dict) -> FairValueModel:
         """The model :meth:`to_arrays` described, ready to predict.
 

@@ -165,21 +165,22 @@ class RunContext:
             "reason": model.selection.get("reason"),
         })
 
-    def load_model(self) -> tuple[FairValueModel | None, str]:
+    def load_model(self, fitted: bool = True) -> tuple[FairValueModel | None, str]:
         """This run's model if train ran in it, else the newest model trained on or before the run date.
 
-        Returns ``(None, reason)`` when there is none yet.
+        Returns ``(None, reason)`` when there is none yet. ``fitted=False`` reads only its
+        rule and settings (:func:`pokewatch.run.model_file.read`).
 
         Raises:
             RunError: the model cannot be read (the message names the run and what to do).
         """
         own = model_file.path_in(self.dir)
         if own.exists():
-            return model_file.read(own), f"trained in this run ({self.dir.name})"
+            return model_file.read(own, fitted), f"trained in this run ({self.dir.name})"
         found = runs.find_model(self.run_date, source=getattr(self.parameters, "source", None))
         if found is None:
             return None, f"no model trained on or before {self.run_date}"
-        model = model_file.read(found)
+        model = model_file.read(found, fitted)
         return model, f"trained on {model.trained_on} (run {found.parent.name})"
 
     # -- outputs -----------------------------------------------------------------
