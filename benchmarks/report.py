@@ -610,13 +610,29 @@ block, which the guest has most often given back. So every PokeWatch process lea
 numpy's arrays on small pages (`pokewatch/memory_pages.py`, `NUMPY_MADVISE_HUGEPAGE=0` unless
 the user set it): the 45,000-series evaluate cells took 5.19 s against 5.69 s on huge
 pages (medians of six alternated runs each; every small-page run the faster of its
-pair). Beyond the first half gigabyte both page sizes pay about 2 ms per MB, so the
-evaluate kernel, which takes about 1 GB of fresh memory at 45,000 series (the merged
-days and prices, 384 MB; fair values and signal codes, 288 MB; the model's grids and
-temporaries), spends roughly 2 s of its cells on first writes. Less fresh memory
-there is the way to its 3 s target on this machine, more than faster code. The
-benchmark's memory touch before measuring (`--prefault-gb`) evens out only the first
-case's start.
+pair). Beyond the first half gigabyte both page sizes pay about 2 ms per MB.
+
+## Where evaluate's cells go at 45,000 series
+
+Fresh memory is not the whole story: the evaluate kernel is bounded by its CPU work.
+Profiled on 2026-12-04 (the daily run at 45,000 series x 730 days, the store's files
+in the page cache: the base part's prices were 199 of 219 MB resident four minutes
+after a run), the step takes about 2.5 s of wall time. The two compiled passes
+(today's rule over every row, 0.55-0.65 s; the walk-forward track record, 0.5-0.6 s)
+and the merge of base and day segments (0.3-0.6 s) use both cores; the model's fit
+(0.3 s), the per-signal summaries (0.2 s), the table of scored flags (0.1-0.15 s)
+and the history's fingerprint (0.14 s) use one. After the step come about 2.9
+CPU-seconds: the CSV tables 0.4 s, the model file's deflate 0.45 s, the four figures
+0.9 s, the runs index's trend plot 0.35 s, and the tables, portfolio and display
+cells about 0.8 s. The figures and the trend plot are drawn in forked children
+(`pokewatch/run/forked.py`) and the deflate runs on a thread, so they overlap the CSV
+writes and the display cells: the cells after the step take about 1.9 s against a
+floor of about 1.45 s on two cores. With the step's own 3.8 or so core-seconds, the
+kernel does about 6.7 CPU-seconds of work, which two cores cannot finish in under
+about 3.4 s. The 3 s target therefore needs less work, not more overlap: a track
+record carried forward from yesterday's instead of rescored over the whole year, or
+one compiled pass for the track record and today's signals. The benchmark's memory
+touch before measuring (`--prefault-gb`) evens out only the first case's start.
 
 ## Scale-out: workers, engines and a Dask scheduler
 
