@@ -53,17 +53,18 @@ class Png:
         return f"<PNG image, {len(self.data) / 1024:,.0f} kB>"
 
 
-def save(fig: Figure | None, path: str | Path, dpi: int = display.DPI) -> Path | None:
+def save(fig: Figure | None, path: str | Path, dpi: int = display.DPI, png: bytes | None = None) -> Path | None:
     """Write ``fig`` to ``path`` as PNG, atomically; None (nothing to plot) writes no file and returns None.
 
     The PNG is remembered for :func:`show`: drawing a figure (constrained layout,
     every tick label) is most of a plot's cost, and the pipeline's notebooks save each
-    figure and then show it.
+    figure and then show it. ``png`` is the figure already drawn (by :class:`Drawing`);
+    without it the figure is drawn here.
     """
     if fig is None:
         logger.info("nothing to plot for %s; no file written", Path(path).name)
         return None
-    png = display.to_png(fig, dpi)
+    png = png or display.to_png(fig, dpi)
     _SAVED[fig] = png
     return atomic.write_bytes(path, png)
 
@@ -92,15 +93,7 @@ class Drawing:
     def wait(self) -> dict[str, Path | None]:
         """Write every figure (None writes nothing) as :func:`save` would; returns name -> path written."""
         pngs = self._child.result(DRAWING_TIMEOUT, {}) if self._child is not None else {}
-        written = {}
-        for name, fig in self.figures.items():
-            if fig is None:
-                written[name] = save(None, self.paths[name])
-                continue
-            png = pngs.get(name) or display.to_png(fig, self.dpi)
-            _SAVED[fig] = png
-            written[name] = atomic.write_bytes(self.paths[name], png)
-        return written
+        return {name: save(fig, self.paths[name], self.dpi, png=pngs.get(name)) for name, fig in self.figures.items()}
 
 
 def _draw_all(figures: dict[str, Figure], dpi: int) -> dict[str, bytes]:

@@ -145,14 +145,13 @@ class FairValueModel:
             ParameterError: an array or a metadata entry is missing, or the arrays do not
                 fit together (the message says which).
         """
+        model = cls.unfitted(meta)
         try:
             days = np.asarray(arrays["days"])
             grids = [np.asarray(arrays[name]) for name in ("market", "fair", "codes")]
             codes, starts = np.asarray(arrays["series_codes"]), np.asarray(arrays["series_value_starts"])
             values = pd.array(np.asarray(arrays["series_values"]), dtype="string")
             names = list(meta["series_columns"])
-            model = cls(Rule.from_dict(meta["rule"]), keep_days=meta["keep_days"], stale_days=meta["stale_days"],
-                        trained_on=meta["trained_on"], selection=meta["selection"])
             fitted_through = meta["fitted_through"]
         except KeyError as exc:
             raise ParameterError(f"the model arrays lack {exc.args[0]!r}; train the model again") from None

@@ -118,17 +118,16 @@ def read(path: str | Path, fitted: bool = True) -> FairValueModel:
         raise RunError(f"{MODEL_FILE} of run {run} cannot be read (it is not an .npz archive: damaged, or "
                        "another kind of file); re-run the pipeline for that date")
     try:
-        with zipfile.ZipFile(path) as archive:
-            document = json.loads(archive.read(META_MEMBER)) if META_MEMBER in archive.namelist() else None
-        if not isinstance(document, dict) or document.get("format") != FORMAT:
-            raise RunError(f"{MODEL_FILE} of run {run} is not a PokeWatch model file; "
-                           "re-run the pipeline for that date")
-        if document.get("format_version") != FORMAT_VERSION:
-            raise RunError(f"{MODEL_FILE} of run {run} is in format version {document.get('format_version')!r}, "
-                           f"and this PokeWatch reads version {FORMAT_VERSION}; train again: {_retrain(run)}")
-        if not fitted:
-            return FairValueModel.unfitted(document["model"])
-        with np.load(path, allow_pickle=False) as archive:
+        with np.load(path, allow_pickle=False) as archive:   # lazy: a member is inflated when it is read
+            document = json.loads(archive[META_MEMBER]) if META_MEMBER in archive.files else None
+            if not isinstance(document, dict) or document.get("format") != FORMAT:
+                raise RunError(f"{MODEL_FILE} of run {run} is not a PokeWatch model file; "
+                               "re-run the pipeline for that date")
+            if document.get("format_version") != FORMAT_VERSION:
+                raise RunError(f"{MODEL_FILE} of run {run} is in format version {document.get('format_version')!r}, "
+                               f"and this PokeWatch reads version {FORMAT_VERSION}; train again: {_retrain(run)}")
+            if not fitted:
+                return FairValueModel.unfitted(document["model"])
             arrays = {name: archive[name] for name in archive.files if name != META_MEMBER}
         return FairValueModel.from_arrays(arrays, document["model"])
     except RunError:
